@@ -1,0 +1,93 @@
+"""The transport-neutral edge of the core: messages in, chat operations out.
+
+The Discord adapter turns discord.py objects into :class:`InboundMessage` and implements
+:class:`ChatPort`; tests implement it in memory. Nothing here imports discord.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+class ChatError(Exception):
+    """A chat operation failed (refused, not found, rate limited past retries, ...)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Attachment:
+    url: str
+    filename: str
+    size: int
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    id: str
+    channel_id: str
+    """Where it was posted: a main channel, or a thread."""
+    author_id: str
+    author_name: str
+    content: str
+    parent_channel_id: str | None = None
+    """Set when ``channel_id`` is a thread: the channel the thread belongs to."""
+    guild_id: str | None = None
+    author_is_bot: bool = False
+    role_ids: tuple[str, ...] = ()
+    role_names: tuple[str, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    created_at: float = 0.0
+
+    @property
+    def in_thread(self) -> bool:
+        return self.parent_channel_id is not None
+
+    @property
+    def project_channel_id(self) -> str:
+        return self.parent_channel_id or self.channel_id
+
+
+@dataclass(frozen=True)
+class Embed:
+    description: str
+    author: str | None = None
+    color: int | None = None
+    title: str | None = None
+    footer: str | None = None
+
+
+@dataclass(frozen=True)
+class HistoryMessage:
+    author: str
+    content: str
+    is_bot: bool = False
+    embeds: tuple[Embed, ...] = field(default=())
+
+
+class ChatPort(Protocol):
+    async def create_thread(self, channel_id: str, message_id: str, name: str, auto_archive_minutes: int = 1440) -> str:
+        """Open a thread on a message; returns the thread's channel id. Raises ChatError."""
+
+    async def send(self, channel_id: str, content: str | None = None, embed: Embed | None = None) -> str:
+        """Post a message; returns its id. Raises ChatError."""
+
+    async def edit(self, channel_id: str, message_id: str, content: str) -> None: ...
+
+    async def delete(self, channel_id: str, message_id: str) -> None: ...
+
+    async def react(self, channel_id: str, message_id: str, emoji: str) -> None: ...
+
+    def typing(self, channel_id: str) -> AbstractAsyncContextManager[None]:
+        """Keep the typing indicator alive for as long as the context is open."""
+
+    async def history(self, channel_id: str, limit: int, before: str | None = None) -> list[HistoryMessage]:
+        """Up to ``limit`` messages before ``before``, oldest first."""
+
+    async def download(self, attachment: Attachment, dest: Path) -> None: ...

@@ -1,22 +1,140 @@
-"""Command line: ``mpg-tui [start] [--no-ui]``, ``init``, ``status``, ``logs``, ``doctor``, ``demo``."""
+"""Command line: ``mpg-tui [start]``, ``demo``, ``init``, ``status``, ``logs``, ``doctor``, ``stop``.
+
+Importing this module stays cheap and headless: each command's module (and the gateway,
+with Textual and discord.py behind it) is imported only when that command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from typing import TYPE_CHECKING
 
 from mpg_tui import __version__
 
+if TYPE_CHECKING:
+    from mpg_tui.cli.common import Io
+
+COMMANDS = ("start", "demo", "init", "status", "logs", "doctor", "stop", "help")
+_TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mpg-tui", description="Run Claude Code on many projects from Discord.")
+    parser = argparse.ArgumentParser(
+        prog="mpg-tui",
+        description="Route Discord channels to Claude Code sessions, with a terminal cockpit.",
+        epilog="With no command, `start` runs. Environment: MPG_HOME (config home, default ~/.mpg), "
+        "DISCORD_BOT_TOKEN, MPG_TUI_LOG_DIR and MPG_TUI_STATE_DIR.",
+    )
     parser.add_argument("--version", action="version", version=f"mpg-tui {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--profile", metavar="NAME", help="use $MPG_HOME/profiles/NAME/config.json")
+    where.add_argument("--config", metavar="PATH", help="use this config.json (wins over --profile)")
+
+    start = sub.add_parser("start", parents=[where], help="start the gateway (the default command)")
+    start.add_argument("--no-ui", action="store_true", help="run headless: log lines instead of the cockpit")
+    start.add_argument(
+        "--dashboard",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="serve the web dashboard (default: on unless httpPort is false)",
+    )
+
+    demo = sub.add_parser("demo", help="run everything against a local sandbox: no token, no Claude account")
+    demo.add_argument("--no-ui", action="store_true", help="run headless")
+    demo.add_argument("--real-claude", action="store_true", help="run the real claude CLI instead of the stand-in")
+
+    init = sub.add_parser("init", help="interactive set-up wizard (writes config.json and .env)")
+    init.add_argument("--profile", metavar="NAME", help="write to $MPG_HOME/profiles/NAME/ instead of here")
+    init.add_argument(
+        "--migrate",
+        action="store_true",
+        help="copy .env, config.json and sessions from here into $MPG_HOME (profile 'default')",
+    )
+
+    sub.add_parser("status", parents=[where], help="show sessions from disk and whether the gateway runs")
+
+    logs = sub.add_parser("logs", parents=[where], help="show the structured gateway log")
+    logs.add_argument("--level", choices=("debug", "info", "warn", "error"), help="minimum level to show")
+    logs.add_argument("--project", metavar="P", help="only entries of this project (name or channel ID)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new entries")
+    logs.add_argument("-n", "--lines", type=_non_negative, default=50, metavar="N", help="last N entries (50)")
+
+    sub.add_parser("doctor", parents=[where], help="check the tools, token, config and directories")
+
+    stop = sub.add_parser("stop", parents=[where], help="stop the running gateway of this profile")
+    stop.add_argument("--timeout", type=float, default=15.0, metavar="S", help="seconds to wait (15)")
+
+    sub.add_parser("help", help="show this help")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    return 0
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    """``mpg-tui`` and ``mpg-tui --no-ui --profile dev`` mean ``start``, as in MPG."""
+    if not argv or (argv[0].startswith("-") and argv[0] not in _TOP_LEVEL_FLAGS):
+        return ["start", *argv]
+    return argv
+
+
+def _launch(entry: str, args: argparse.Namespace, io: Io) -> int:
+    try:
+        launch = importlib.import_module("mpg_tui.launch")
+    except ImportError as exc:
+        if exc.name != "mpg_tui.launch":
+            raise  # the launcher exists but something it needs is missing: show that
+        print(f"mpg-tui: `{entry}` is not available in this build", file=io.stderr)
+        return 1
+    result: int = getattr(launch, entry)(args)
+    return result
+
+
+def _dispatch(args: argparse.Namespace, io: Io) -> int:
+    command: str = args.command
+    if command in ("start", "demo"):
+        return _launch(command, args, io)
+    module_name = {"init": "init", "status": "status", "logs": "logs_cmd", "doctor": "doctor", "stop": "stop"}
+    module = importlib.import_module(f"mpg_tui.cli.{module_name[command]}")
+    result: int = module.run(args, io)
+    return result
+
+
+def main(argv: list[str] | None = None, *, io: Io | None = None) -> int:
+    """Run one command; returns the exit status (0 ok, 1 failure, 2 config or usage error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(_with_default_command(list(sys.argv[1:] if argv is None else argv)))
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else 2
+    if args.command == "help":
+        parser.print_help(io.stdout if io else sys.stdout)
+        return 0
+
+    from mpg_tui.cli.common import EXIT_CONFIG, Io
+    from mpg_tui.config import ConfigError
+    from mpg_tui.locations import LocationError
+
+    io = io or Io.from_process()
+    try:
+        return _dispatch(args, io)
+    except (ConfigError, LocationError) as exc:
+        print(f"mpg-tui: {exc}", file=io.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print(file=io.stderr)
+        return 130
 
 
 if __name__ == "__main__":

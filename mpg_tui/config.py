@@ -3,22 +3,28 @@
 Field names are MPG's camelCase so an existing ``config.json`` loads unchanged; Python
 code uses the snake_case attribute names. :func:`load_config` turns every problem into a
 :class:`ConfigError` that names the file, the JSON path of the bad field and what was
-expected; unknown keys are kept as warnings, never errors.
+expected; unknown keys and doubtful settings are logged warnings, never errors.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -34,6 +40,18 @@ DEFAULT_ALLOWED_TOOLS = ["Read", "Edit", "Write", "Glob", "Grep", "Bash(git:*)",
 DEFAULT_MIME_TYPES = ["image/*", "text/*", "application/pdf", "application/json"]
 TOOL_FLAGS = ("--allowed-tools", "--allowedTools", "--disallowed-tools", "--disallowedTools")
 
+_SNOWFLAKE = re.compile(r"\d{17,20}")
+_AGENT_NAME = re.compile(r"[\w.-]+")
+# Hints for keys MPG users are likely to have; shown with the unknown-key warning.
+_KEY_HINTS = {
+    "idleTimeoutMinutes": "MPG reads idleTimeoutMs; this key never had an effect",
+}
+
+
+def is_snowflake(value: str) -> bool:
+    """True for a Discord ID as Discord writes them: 17 to 20 digits."""
+    return _SNOWFLAKE.fullmatch(value) is not None
+
 
 class ConfigError(Exception):
     """A config file that cannot be used; the message is meant for the operator."""
@@ -42,17 +60,24 @@ class ConfigError(Exception):
         self.path = path
         self.problems = problems
         where = str(path) if path else "config"
-        super().__init__(f"{where}: " + "; ".join(problems))
+        if len(problems) == 1:
+            message = f"{where}: {problems[0]}"
+        else:
+            message = f"{where}: {len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems)
+        super().__init__(message)
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow", frozen=True)
+    # strict: JSON has no int/str/bool coercions to guess at, and `"idleTimeoutMs": true`
+    # is a mistake worth naming rather than reading as 1.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow", frozen=True, strict=True)
 
     def unknown_keys(self, prefix: str) -> list[str]:
+        """JSON paths of every key that no model field claims, depth first."""
         found = [f"{prefix}.{k}" if prefix else k for k in (self.model_extra or {})]
-        for name in type(self).model_fields:
+        for name, info in type(self).model_fields.items():
             value = getattr(self, name)
-            alias = type(self).model_fields[name].alias or name
+            alias = info.alias or name
             child = f"{prefix}.{alias}" if prefix else alias
             if isinstance(value, _Model):
                 found += value.unknown_keys(child)
@@ -63,19 +88,38 @@ class _Model(BaseModel):
         return found
 
 
+def _preset_list() -> str:
+    return ", ".join(sorted(PRESETS))
+
+
+def _known_preset(name: str) -> str:
+    if name.lower() not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {_preset_list()}")
+    return name
+
+
+def _agent_name(name: str) -> str:
+    # Names are typed as `@name` and `!name` and end up in session keys `<thread>:<name>`.
+    if _AGENT_NAME.fullmatch(name) is None:
+        raise ValueError(f"agent name {name!r} may only use letters, digits, '_', '-' and '.'")
+    return name
+
+
+PresetName = Annotated[str, AfterValidator(_known_preset)]
+AgentName = Annotated[str, AfterValidator(_agent_name)]
+
+
 class AgentSpec(_Model):
     """One agent as written in config: a preset, a preset plus extra prompt, or custom."""
 
-    preset: str | None = None
+    preset: PresetName | None = None
     role: str | None = None
     prompt: str | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> AgentSpec:
-        if self.preset is not None and self.preset.lower() not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; expected one of {', '.join(sorted(PRESETS))}")
-        if self.preset is None and not self.role:
-            raise ValueError("an agent needs either a 'preset' or a 'role'")
+    def _complete(self) -> AgentSpec:
+        if self.preset is None and not (self.role and self.prompt):
+            raise ValueError("expected a 'preset', or both 'role' and 'prompt' for a custom agent")
         return self
 
 
@@ -93,12 +137,18 @@ class Agent(BaseModel):
 
 
 class Defaults(_Model):
+    """``defaults``: gateway-wide settings; MPG's defaults where MPG has the setting."""
+
     idle_timeout_ms: int = Field(1_800_000, ge=0)
+    """Idle time after which a session leaves memory (it stays on disk)."""
     max_concurrent_sessions: int = Field(4, ge=1)
+    """Claude processes running at once, across all projects."""
     claude_args: list[str] = Field(default_factory=lambda: list(DEFAULT_CLAUDE_ARGS))
+    """Arguments for every claude run; a project's ``claudeArgs`` are appended."""
     allowed_tools: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_TOOLS))
     disallowed_tools: list[str] = Field(default_factory=list)
-    max_turns_per_agent: int = Field(5, ge=1)
+    max_turns_per_agent: int = Field(5, ge=0)
+    """Automatic handoffs in one chain; 0 turns handoffs off."""
     agent_timeout_ms: int = Field(180_000, ge=1000)
     run_timeout_ms: int = Field(1_800_000, ge=1000)
     """Timeout of a run that is not an agent turn (MPG has none; a hung claude must end)."""
@@ -111,6 +161,7 @@ class Defaults(_Model):
     dashboard_token: str | None = None
     log_level: Literal["debug", "info", "warn", "error"] = "info"
     stuck_notify_ms: int = Field(300_000, ge=0)
+    """How often a long run posts "Still working…"; 0 turns it off."""
     max_attachment_size_mb: float = Field(10, ge=0)
     allowed_mime_types: list[str] = Field(default_factory=lambda: list(DEFAULT_MIME_TYPES))
     max_attachments_per_message: int = Field(5, ge=0)
@@ -125,65 +176,83 @@ class Defaults(_Model):
     def _port(cls, value: Any) -> Any:
         if value is True:
             raise ValueError("expected a port number or false")
-        if isinstance(value, int) and not (0 <= value <= 65535):
+        if isinstance(value, int) and not isinstance(value, bool) and not (0 <= value <= 65535):
             raise ValueError("expected a port number between 0 and 65535")
         return value
 
 
+def _expand_directory(value: str, base_dir: Path | None) -> str:
+    expanded = os.path.expanduser(value.strip())
+    if base_dir is not None and not os.path.isabs(expanded):
+        expanded = os.path.join(base_dir, expanded)
+    return os.path.normpath(expanded) if os.path.isabs(expanded) else expanded
+
+
 class Project(_Model):
+    """``projects.<channelId>``: one channel mapped to one project directory."""
+
     name: str | None = None
     directory: str
+    """Expanded (``~``); a relative path is resolved against the config file's folder."""
     idle_timeout_ms: int | None = Field(None, ge=0)
     claude_args: list[str] | None = None
     allowed_tools: list[str] | None = None
     disallowed_tools: list[str] | None = None
-    agents: list[str] | dict[str, AgentSpec | None] | None = None
+    agents: list[PresetName] | dict[AgentName, AgentSpec | None] | None = None
     allowed_roles: list[str] | None = None
-    rate_limit_per_user: int | None = Field(None, ge=1)
+    rate_limit_per_user: int | None = Field(None, ge=0)
+    """Messages per user per minute; 0 or absent means no limit."""
     persistence: Literal["tmux", "direct"] | None = None
     worktrees: bool | None = None
 
     @field_validator("directory")
     @classmethod
-    def _absolute(cls, value: str) -> str:
+    def _directory(cls, value: str, info: ValidationInfo) -> str:
         if not value.strip():
             raise ValueError("expected a directory path")
+        context = info.context if isinstance(info.context, Mapping) else {}
+        base = context.get("base_dir")
+        return _expand_directory(value, base if isinstance(base, Path) else None)
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _agents_shape(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, list | dict):
+            raise ValueError("expected a list of preset names or an object of named agents")
         return value
 
     @field_validator("agents")
     @classmethod
-    def _preset_names(
+    def _agent_names(
         cls, value: list[str] | dict[str, AgentSpec | None] | None
     ) -> list[str] | dict[str, AgentSpec | None] | None:
-        if isinstance(value, list):
-            for name in value:
-                if name.lower() not in PRESETS:
-                    raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(sorted(PRESETS))}")
-        if isinstance(value, dict):
-            for name, spec in value.items():
-                if spec is None and name.lower() not in PRESETS:
-                    raise ValueError(f"agent {name!r} is empty and is not a preset name")
+        if value is None:
+            return value
+        seen: dict[str, str] = {}
+        for name, spec in value.items() if isinstance(value, dict) else ((n, None) for n in value):
+            if spec is None and name.lower() not in PRESETS:
+                raise ValueError(f"agent {name!r} is empty and is not a preset name ({_preset_list()})")
+            if name.lower() in seen:
+                raise ValueError(f"agent names are case-insensitive: {seen[name.lower()]!r} and {name!r} clash")
+            seen[name.lower()] = name
         return value
 
 
 class GatewayConfig(_Model):
+    """The whole ``config.json``."""
+
     defaults: Defaults = Field(default_factory=lambda: Defaults())
     projects: dict[str, Project] = Field(default_factory=dict)
+    _views: dict[str, ProjectView] = PrivateAttr(default_factory=dict)
 
-    @field_validator("projects")
-    @classmethod
-    def _channel_ids(cls, value: dict[str, Project]) -> dict[str, Project]:
-        for channel_id in value:
-            if not channel_id.isdigit():
-                log.warning("project key %r is not a numeric Discord channel ID", channel_id)
-        return value
+    def model_post_init(self, context: Any, /) -> None:
+        self._views = {cid: ProjectView(cid, p, self.defaults) for cid, p in self.projects.items()}
 
     def project(self, channel_id: str) -> ProjectView | None:
-        project = self.projects.get(channel_id)
-        return ProjectView(channel_id, project, self.defaults) if project else None
+        return self._views.get(channel_id)
 
     def views(self) -> list[ProjectView]:
-        return [ProjectView(cid, p, self.defaults) for cid, p in self.projects.items()]
+        return list(self._views.values())
 
     @property
     def needs_members_intent(self) -> bool:
@@ -191,7 +260,7 @@ class GatewayConfig(_Model):
 
     @property
     def uses_tmux(self) -> bool:
-        return any(v.persistence == "tmux" for v in self.views())
+        return any(v.persistence == "tmux" for v in self._views.values())
 
 
 class ProjectView:
@@ -208,23 +277,37 @@ class ProjectView:
             project.idle_timeout_ms if project.idle_timeout_ms is not None else defaults.idle_timeout_ms
         )
         self.allowed_roles = list(project.allowed_roles or [])
-        self.rate_limit_per_user = project.rate_limit_per_user
+        self.rate_limit_per_user = project.rate_limit_per_user or None
         self.persistence: Literal["tmux", "direct"] = project.persistence or defaults.persistence or "direct"
         self.worktrees = defaults.worktrees if project.worktrees is None else project.worktrees
         self.agents: dict[str, Agent] = resolve_agents(project.agents)
 
+    def __repr__(self) -> str:
+        return f"ProjectView(key={self.key!r}, name={self.name!r}, directory={self.directory!r})"
+
     def agent(self, name: str) -> Agent | None:
         return self.agents.get(name.lower())
 
-    def claude_args(self, *, warn: bool = True) -> list[str]:
-        """``defaults.claudeArgs`` + project ``claudeArgs`` + tool flags, by MPG's rules."""
+    @property
+    def tool_lists(self) -> tuple[list[str], list[str]]:
+        """(allowed, disallowed) after MPG's override rule: a project's list replaces the default."""
+        raw, defaults = self.raw, self.defaults
+        allowed = raw.allowed_tools if raw.allowed_tools is not None else defaults.allowed_tools
+        disallowed = raw.disallowed_tools if raw.disallowed_tools is not None else defaults.disallowed_tools
+        return list(allowed), list(disallowed)
+
+    def claude_args(self, *, warn: bool = False) -> list[str]:
+        """``defaults.claudeArgs`` + project ``claudeArgs`` + tool flags, by MPG's rules.
+
+        Tool flags are left out when the configured arguments already carry one (MPG
+        avoids the conflict the same way). ``allowedTools`` wins over
+        ``disallowedTools``; :func:`parse_config` already warns about that once, so
+        ``warn`` is only for callers that build a view by hand.
+        """
         args = list(self.defaults.claude_args) + list(self.raw.claude_args or [])
-        if any(a in TOOL_FLAGS or a.split("=", 1)[0] in TOOL_FLAGS for a in args):
+        if any(a.split("=", 1)[0] in TOOL_FLAGS for a in args):
             return args
-        allowed = self.raw.allowed_tools if self.raw.allowed_tools is not None else self.defaults.allowed_tools
-        disallowed = (
-            self.raw.disallowed_tools if self.raw.disallowed_tools is not None else self.defaults.disallowed_tools
-        )
+        allowed, disallowed = self.tool_lists
         if allowed:
             if disallowed and warn:
                 log.warning("project %s sets both allowedTools and disallowedTools; allowedTools wins", self.name)
@@ -235,6 +318,7 @@ class ProjectView:
 
 
 def resolve_agents(spec: list[str] | dict[str, AgentSpec | None] | None) -> dict[str, Agent]:
+    """Agents by lower-case name, from any of the three ways config can name them."""
     agents: dict[str, Agent] = {}
     if spec is None:
         return agents
@@ -258,40 +342,136 @@ def resolve_agents(spec: list[str] | dict[str, AgentSpec | None] | None) -> dict
     return agents
 
 
-def _json_path(loc: tuple[int | str, ...]) -> str:
+def _json_path(loc: tuple[int | str, ...], data: Any, *, missing: bool = False) -> str:
+    """Render pydantic's error location as the JSON path a person would write.
+
+    pydantic puts a tag into the location for each union member and validator function
+    it went through (``list[...]``, ``function-after[...]``, a model name, ...). Rather than
+    know those tags, walk the input alongside: a step that indexes into the data is part of
+    the path, anything else is a tag, except a key that is reported missing.
+    """
     parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
+    node = data
+    for index, item in enumerate(loc):
+        if isinstance(node, dict) and isinstance(item, str) and item in node:
+            node = node[item]
+        elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+            node = node[item]
             parts.append(f"[{item}]")
-        elif item in {"list[str]", "dict[str,nullable[AgentSpec]]", "function-after[_check(), AgentSpec]"}:
             continue
-        else:
-            parts.append(f".{item}" if parts else str(item))
+        elif not (missing and index == len(loc) - 1):
+            continue
+        parts.append(f".{item}" if parts else str(item))
     return "".join(parts) or "(top level)"
 
 
-def parse_config(data: Any, path: Path | None = None) -> GatewayConfig:
+# pydantic's wording, in JSON's terms.
+_JSON_WORDS = (
+    (re.compile(r"a valid dictionary or instance of \w+|a valid dictionary"), "an object"),
+    (re.compile(r"a valid list"), "an array"),
+    (re.compile(r"\bFalse\b"), "false"),
+    (re.compile(r"\bTrue\b"), "true"),
+)
+
+
+def _expected(message: str) -> str:
+    if message == "Field required":
+        return "required but missing"
+    for prefix, replacement in (("Input should be ", "expected "), ("Value error, ", ""), ("Assertion failed, ", "")):
+        if message.startswith(prefix):
+            message = replacement + message[len(prefix) :]
+            break
+    if message.startswith("expected "):
+        for pattern, word in _JSON_WORDS:
+            message = pattern.sub(word, message)
+    return message
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _problems(exc: ValidationError, data: Any) -> list[str]:
+    by_path: dict[str, tuple[list[str], Any, bool]] = {}
+    for err in exc.errors():
+        missing = err["type"] == "missing"
+        path = _json_path(err["loc"], data, missing=missing)
+        messages, _, _ = by_path.setdefault(path, ([], err.get("input"), missing))
+        text = _expected(err["msg"])
+        if text not in messages:
+            messages.append(text)
+    # A union reports one error per member; the member that got furthest into the input
+    # (the deepest path) is the one the author meant, so a shallower error on the same
+    # branch of the tree is dropped.
+    paths = list(by_path)
+    problems = []
+    for path in paths:
+        if any(other != path and (other.startswith(path + ".") or other.startswith(path + "[")) for other in paths):
+            continue
+        messages, got, missing = by_path[path]
+        first, *rest = messages
+        joined = " or ".join([first, *(m.removeprefix("expected ") for m in rest)])
+        problems.append(f"{path}: {joined}" + ("" if missing else f" (got {_shown(got)})"))
+    return problems
+
+
+def config_warnings(config: GatewayConfig) -> list[str]:
+    """Things that load but are probably not what the author meant, as readable sentences."""
+    warnings = []
+    for key in config.unknown_keys(""):
+        hint = _KEY_HINTS.get(key.rsplit(".", 1)[-1])
+        warnings.append(f"unknown key {key} (ignored{'; ' + hint if hint else ''})")
+    defaults = config.defaults
+    if defaults.allowed_tools and defaults.disallowed_tools:
+        warnings.append("defaults sets both allowedTools and disallowedTools; allowedTools wins")
+    for view in config.views():
+        raw = view.raw
+        where = f"projects.{view.key}"
+        if not is_snowflake(view.key):
+            warnings.append(f"{where}: {view.key!r} is not a Discord channel ID (17-20 digits)")
+        if raw.allowed_tools and raw.disallowed_tools:
+            warnings.append(f"{where} sets both allowedTools and disallowedTools; allowedTools wins")
+        elif raw.disallowed_tools and raw.allowed_tools is None and defaults.allowed_tools:
+            warnings.append(
+                f"{where}.disallowedTools is ignored because the project inherits defaults.allowedTools; "
+                'set "allowedTools": [] for disallow-only mode'
+            )
+    return warnings
+
+
+def parse_config(data: Any, path: Path | None = None, *, base_dir: Path | None = None) -> GatewayConfig:
+    """Validate already-parsed JSON; relative directories resolve against ``base_dir``.
+
+    ``base_dir`` defaults to the config file's folder, or the current directory when
+    there is no file.
+    """
     if not isinstance(data, dict):
         raise ConfigError(path, ["(top level): expected a JSON object with 'defaults' and 'projects'"])
+    if base_dir is None:
+        base_dir = path.parent if path is not None else Path.cwd()
     try:
-        config = GatewayConfig.model_validate(data)
+        config = GatewayConfig.model_validate(data, context={"base_dir": base_dir.absolute()})
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            got = err.get("input")
-            shown = json.dumps(got)[:60] if not isinstance(got, dict) else "an object"
-            problems.append(f"{_json_path(err['loc'])}: {err['msg']} (got {shown})")
-        raise ConfigError(path, problems) from None
-    for key in config.unknown_keys(""):
-        log.warning("%s: unknown key %s (ignored)", path or "config", key)
+        raise ConfigError(path, _problems(exc, data)) from None
+    for warning in config_warnings(config):
+        log.warning("%s: %s", path or "config", warning)
     return config
 
 
 def load_config(path: Path) -> GatewayConfig:
+    """Read and validate ``config.json``; every failure is a :class:`ConfigError`."""
+    path = path.expanduser().absolute()
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(path, ["file not found"]) from None
+    except IsADirectoryError:
+        raise ConfigError(path, ["is a directory, expected a config.json file"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, ["not UTF-8 text"]) from None
     except OSError as exc:
         raise ConfigError(path, [f"cannot read: {exc.strerror}"]) from None
     try:
@@ -302,7 +482,11 @@ def load_config(path: Path) -> GatewayConfig:
 
 
 class EnvSettings(BaseSettings):
-    """Secrets and overrides from the environment (and the resolved ``.env`` files)."""
+    """Secrets and overrides from the environment (and the resolved ``.env`` files).
+
+    ``EnvSettings()`` reads the process environment; :func:`mpg_tui.locations.load_env`
+    builds one from the ``.env`` files too, without exporting anything.
+    """
 
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=True)
 
@@ -314,5 +498,13 @@ class EnvSettings(BaseSettings):
     dashboard_token: str | None = Field(None, validation_alias=AliasChoices("MPG_DASHBOARD_TOKEN"))
     """Overrides ``defaults.dashboardToken``."""
 
+    def __repr_args__(self) -> Any:
+        # Keep secrets out of reprs that end up in logs and tracebacks.
+        for name, value in super().__repr_args__():
+            yield name, ("***" if value and name in {"discord_bot_token", "dashboard_token"} else value)
+
+
+ENV_NAMES = ("DISCORD_BOT_TOKEN", "MPG_HOME", "MPG_DISCORD_API_BASE", "MPG_DASHBOARD_TOKEN")
+"""Every variable :class:`EnvSettings` reads."""
 
 SECRET_ENV_NAMES = ("DISCORD_BOT_TOKEN", "MPG_DASHBOARD_TOKEN")

@@ -46,6 +46,7 @@ class SessionInfo:
 
 
 HopState = Literal["running", "done", "failed", "queued"]
+ChainState = Literal["running", "done", "turn_limit", "error"]
 
 
 @dataclass
@@ -66,7 +67,7 @@ class HandoffChain:
     hops: list[ChainHop]
     turns: int
     max_turns: int
-    state: Literal["running", "done", "turn_limit", "error"]
+    state: ChainState
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,447 @@
+"""The message lifecycle: route → access → command → rate limit → dispatch → run → handoff → reply.
+
+:class:`Gateway` composes the core's rules (router, access, commands, dispatch, turns,
+rate limits, history, attachments, chunking, embeds) with the session manager, and is
+the :class:`~mpg_tui.core.api.CoreAPI` the faces use. It talks to chat only through a
+:class:`~mpg_tui.core.ports.ChatPort`; a chat failure is logged and never loses the
+run's result for the other threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal
+
+from mpg_tui import __version__
+from mpg_tui.config import Agent, GatewayConfig, ProjectView
+from mpg_tui.core import access
+from mpg_tui.core.api import ChainHop, ChainState, HandoffChain, SessionInfo, Totals
+from mpg_tui.core.attachments import AttachmentLimits, save_attachments
+from mpg_tui.core.bus import EventBus
+from mpg_tui.core.chunking import chunk_text
+from mpg_tui.core.clock import Clock
+from mpg_tui.core.commands import CommandContext, CommandResult, handle_command
+from mpg_tui.core.dispatch import AgentTarget, UnknownAgent, detect_handoff, resolve_target, session_key
+from mpg_tui.core.embeds import EYES, agent_embeds, handoff_text, queued_text
+from mpg_tui.core.events import (
+    ConnectionChanged,
+    ConnectionState,
+    Event,
+    HandoffStep,
+    HandoffStopped,
+    MessageReceived,
+    MessageRejected,
+    RunFinished,
+    RunStarted,
+    ThreadOpened,
+)
+from mpg_tui.core.history import with_history
+from mpg_tui.core.ports import ChatError, ChatPort, Embed, InboundMessage
+from mpg_tui.core.ratelimit import RateLimiter
+from mpg_tui.core.router import Route, Router
+from mpg_tui.core.sessions import SessionManager, TurnOutcome
+from mpg_tui.core.status import RunStatus
+from mpg_tui.core.turns import StickyAgents, TurnCounter, turn_limit_text
+
+log = logging.getLogger(__name__)
+
+HISTORY_LIMIT = 20
+THREAD_NAME_LIMIT = 100
+THREAD_ARCHIVE_MINUTES = 1440
+MAX_CHAINS = 500
+LOST_RUN_TEXT = (
+    "⚠️ The gateway restarted while Claude was working on this thread, and that run was lost. "
+    "Send your message again to retry."
+)
+
+Poster = Callable[[str, str, str], Awaitable[None]]
+StopReason = Literal["done", "turn_limit", "self_handoff", "error"]
+_CHAIN_STATE: dict[StopReason, ChainState] = {
+    "done": "done",
+    "self_handoff": "done",
+    "turn_limit": "turn_limit",
+    "error": "error",
+}
+
+
+class Gateway:
+    """One gateway: every mapped channel's messages, every session, every face's view of them."""
+
+    def __init__(
+        self,
+        *,
+        config: GatewayConfig,
+        sessions: SessionManager,
+        bus: EventBus,
+        clock: Clock,
+        chat: ChatPort | None = None,
+        poster: Poster | None = None,
+    ) -> None:
+        self.bus = bus
+        self.version = __version__
+        self.started_at = clock.now()
+        self._config = config
+        self._sessions = sessions
+        self._clock = clock
+        self._chat = chat
+        self._poster = poster
+        self._router = Router(config)
+        self._rate = RateLimiter(clock)
+        self._turns = TurnCounter()
+        self._sticky = StickyAgents()
+        self._intake_locks: dict[str, asyncio.Lock] = {}
+        self._chains: OrderedDict[str, HandoffChain] = OrderedDict()
+        self._connection: ConnectionState = "disconnected"
+        self._runs = 0
+        self._failures = 0
+        self._cost = 0.0
+        self._tokens_in = 0
+        self._tokens_out = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        bus.listen(self._observe)
+
+    # -- wiring -----------------------------------------------------------------------
+
+    def attach_chat(self, chat: ChatPort) -> None:
+        self._chat = chat
+
+    def reload(self, config: GatewayConfig) -> None:
+        """Use a new config for messages from now on (runs in flight keep theirs)."""
+        self._config = config
+        self._router.reload(config)
+
+    @property
+    def chat(self) -> ChatPort:
+        if self._chat is None:
+            raise RuntimeError("no chat adapter attached")
+        return self._chat
+
+    # -- CoreAPI ----------------------------------------------------------------------
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        return self._connection
+
+    def projects(self) -> Sequence[ProjectView]:
+        return self._config.views()
+
+    def sessions(self) -> list[SessionInfo]:
+        return self._sessions.sessions()
+
+    def session(self, key: str) -> SessionInfo | None:
+        return self._sessions.get(key)
+
+    get = session  # commands' SessionControl name for the same lookup
+
+    def chains(self) -> list[HandoffChain]:
+        return list(self._chains.values())
+
+    def totals(self) -> Totals:
+        return Totals(self._runs, self._failures, self._cost, self._tokens_in, self._tokens_out)
+
+    async def kill(self, key: str) -> bool:
+        info = self._sessions.get(key)
+        killed = await self._sessions.kill(key)
+        if info is not None:
+            self._sticky.forget(info.thread_id)
+            self._turns.reset(info.thread_id)
+        return killed
+
+    async def restart(self, key: str) -> bool:
+        return await self._sessions.restart(key)
+
+    async def post(self, channel_id: str, author: str, content: str) -> None:
+        if self._poster is None:
+            raise RuntimeError("posting as a user is only possible against the sandbox")
+        await self._poster(channel_id, author, content)
+
+    # -- start-up ---------------------------------------------------------------------
+
+    async def report_lost_runs(self) -> None:
+        """Tell each thread whose direct run died with the last gateway that it was lost."""
+        for stored in self._sessions.pending_runs_from_disk():
+            if stored.pending_run is not None and stored.pending_run.runner == "tmux":
+                continue  # the tmux runner recovers these
+            thread_id = stored.thread_id or stored.key.split(":", 1)[0]
+            with contextlib.suppress(ChatError):
+                await self.chat.send(thread_id, LOST_RUN_TEXT)
+            self._sessions.forget_pending_run(stored.key)
+
+    # -- the message lifecycle -------------------------------------------------------
+
+    async def handle_message(self, msg: InboundMessage) -> None:
+        """Everything MPG does for one chat message. Never raises for chat or claude failures."""
+        if msg.author_is_bot:
+            return
+        route = self._router.route(msg)
+        if route is None:
+            return
+        project = route.project
+        self.bus.publish(
+            MessageReceived(
+                project_key=project.key,
+                channel_id=msg.channel_id,
+                thread_id=route.thread_id,
+                message_id=msg.id,
+                author=msg.author_name,
+                content=msg.content[:500],
+            )
+        )
+        try:
+            await self._handle_routed(msg, route)
+        except ChatError as exc:
+            log.warning("chat failure while handling message %s in %s: %s", msg.id, msg.channel_id, exc)
+        except Exception:
+            log.exception("unexpected failure handling message %s in %s", msg.id, msg.channel_id)
+            with contextlib.suppress(ChatError):
+                await self.chat.send(msg.channel_id, "**Error**: the gateway failed on this message; see its log.")
+
+    async def _handle_routed(self, msg: InboundMessage, route: Route) -> None:
+        project = route.project
+        denial = access.check(project, msg)
+        if denial is not None:
+            self._reject(msg, project, "missing role")
+            await self._send(msg.channel_id, denial)
+            return
+        ctx = CommandContext.for_message(route, msg, self._config.views(), self._clock.now())
+        command = await handle_command(msg.content, ctx, self)
+        if isinstance(command, CommandResult):
+            for chunk in command.chunks:
+                await self._send(msg.channel_id, chunk)
+            return
+        if project.rate_limit_per_user:
+            decision = self._rate.check(project.key, msg.author_id, project.rate_limit_per_user)
+            if decision.reply is not None:
+                self._reject(msg, project, "rate limited")
+                await self._send(msg.channel_id, decision.reply)
+                return
+        if command is not None:
+            target: AgentTarget | UnknownAgent = command.target
+        else:
+            sticky = self._sticky.get(route.thread_id) if route.thread_id else None
+            target = resolve_target(msg.content, project.agents, sticky=sticky)
+        if isinstance(target, UnknownAgent):
+            await self._send(msg.channel_id, target.reply(project.agents))
+            return
+        if not target.prompt.strip() and not msg.attachments:
+            await self._send(msg.channel_id, "Send a message with some text for Claude to work on.")
+            return
+
+        # Messages of one thread enter their sessions' queues in the order they arrived.
+        lock_key = route.thread_id or msg.channel_id
+        async with self._intake_locks.setdefault(lock_key, asyncio.Lock()):
+            with contextlib.suppress(ChatError):
+                await self.chat.react(msg.channel_id, msg.id, EYES)
+            thread_id = route.thread_id or await self._open_thread(msg, project)
+            self._turns.reset(thread_id)
+            prompt = await self._build_prompt(msg, target, thread_id, project)
+            first = self._start_turn(project, thread_id, target.agent, prompt)
+        if not self._intake_locks[lock_key].locked():
+            self._intake_locks.pop(lock_key, None)
+        await self._run_chain(project, thread_id, target.agent, first)
+
+    def _reject(self, msg: InboundMessage, project: ProjectView, reason: str) -> None:
+        log.info("message from %s in %s rejected: %s", msg.author_name, project.name, reason)
+        self.bus.publish(
+            MessageRejected(project_key=project.key, channel_id=msg.channel_id, author=msg.author_name, reason=reason)
+        )
+
+    async def _open_thread(self, msg: InboundMessage, project: ProjectView) -> str:
+        name = " ".join(msg.content.split())[:THREAD_NAME_LIMIT] or "Claude response"
+        try:
+            thread_id = await self.chat.create_thread(msg.channel_id, msg.id, name, THREAD_ARCHIVE_MINUTES)
+        except ChatError as exc:
+            log.warning("could not open a thread in %s (%s); replying in the channel", project.name, exc)
+            return msg.channel_id
+        self.bus.publish(
+            ThreadOpened(project_key=project.key, channel_id=msg.channel_id, thread_id=thread_id, name=name)
+        )
+        return thread_id
+
+    async def _build_prompt(
+        self, msg: InboundMessage, target: AgentTarget, thread_id: str, project: ProjectView
+    ) -> str:
+        prompt = target.prompt
+        if target.agent is not None and msg.in_thread:
+            try:
+                history = await self.chat.history(thread_id, HISTORY_LIMIT, before=msg.id)
+            except ChatError as exc:
+                log.warning("thread history unavailable for %s: %s", thread_id, exc)
+                history = []
+            if history:
+                prompt = with_history(prompt, history, project.agents)
+        if msg.attachments:
+            key = session_key(thread_id, target.agent_name)
+            base = await self._sessions.workspace(key, project, thread_id, target.agent)
+            saved = await save_attachments(
+                self.chat, msg.attachments, AttachmentLimits.from_defaults(project.defaults), base, msg.id
+            )
+            if saved.notice:
+                await self._send(thread_id, saved.notice)
+            prompt += saved.prompt_suffix
+        return prompt
+
+    def _start_turn(
+        self, project: ProjectView, thread_id: str, agent: Agent | None, prompt: str
+    ) -> asyncio.Task[tuple[TurnOutcome, float]]:
+        """Enqueue one turn now (so queue order is arrival order) and return its task."""
+        key = session_key(thread_id, agent.name if agent else None)
+        timeout_s = (project.defaults.agent_timeout_ms if agent else project.defaults.run_timeout_ms) / 1000
+        label = f"@{agent.name}" if agent else "Claude"
+        status = RunStatus(
+            self.chat,
+            thread_id,
+            self._clock,
+            label=label,
+            live=project.defaults.progress == "status",
+            stuck_notify_s=project.defaults.stuck_notify_ms / 1000,
+        )
+
+        async def on_queued(position: int) -> None:
+            await self._send(thread_id, queued_text(position))
+
+        async def turn() -> tuple[TurnOutcome, float]:
+            status.start()
+            try:
+                async with self.chat.typing(thread_id):
+                    outcome = await self._sessions.submit(
+                        key,
+                        project,
+                        thread_id,
+                        prompt,
+                        agent=agent,
+                        timeout_s=timeout_s,
+                        on_queued=on_queued,
+                        on_progress=status.on_progress,
+                    )
+            finally:
+                await status.close()
+            return outcome, status.elapsed_s
+
+        return asyncio.create_task(turn(), name=f"turn {key}")
+
+    async def _run_chain(
+        self,
+        project: ProjectView,
+        thread_id: str,
+        agent: Agent | None,
+        first: asyncio.Task[tuple[TurnOutcome, float]],
+    ) -> None:
+        """Run the human's turn, then follow agent handoffs until done or the turn limit."""
+        chain = self._new_chain(project, thread_id, agent)
+        task = first
+        max_turns = project.defaults.max_turns_per_agent
+        while True:
+            hop = chain.hops[-1]
+            hop.state = "running"
+            outcome, _elapsed = await task
+            result = outcome.result
+            hop.state = "done" if result.ok else "failed"
+            hop.duration_ms = result.duration_ms
+            hop.cost_usd = result.cost_usd
+            for notice in outcome.notices:
+                await self._send(thread_id, notice)
+            if not result.ok:
+                await self._send(thread_id, f"**Error**: {result.error or 'Claude failed without saying why.'}")
+                self._stop_chain(chain, "error")
+                return
+            await self._reply(thread_id, agent, result.text)
+            if agent is None:
+                self._stop_chain(chain, "done")
+                return
+            self._sticky.set(thread_id, agent.name)
+            handoff = detect_handoff(result.text, project.agents, current=agent.name)
+            if handoff is None:
+                self._stop_chain(chain, "done")
+                return
+            if handoff.is_self:
+                self._stop_chain(chain, "self_handoff")
+                return
+            if not self._turns.try_take(thread_id, max_turns):
+                await self._send(thread_id, turn_limit_text(max_turns))
+                self._stop_chain(chain, "turn_limit")
+                return
+            chain.turns = self._turns.turns(thread_id)
+            self.bus.publish(
+                HandoffStep(
+                    project_key=project.key,
+                    thread_id=thread_id,
+                    from_agent=agent.name,
+                    to_agent=handoff.agent.name,
+                    turn=chain.turns,
+                    max_turns=max_turns,
+                )
+            )
+            await self._send(thread_id, handoff_text(handoff.agent.name))
+            agent = handoff.agent
+            chain.hops.append(ChainHop(agent=agent.name, state="queued", started_at=self._clock.now()))
+            prompt = await self._handoff_prompt(thread_id, handoff.prompt, project)
+            task = self._start_turn(project, thread_id, agent, prompt)
+
+    async def _handoff_prompt(self, thread_id: str, prompt: str, project: ProjectView) -> str:
+        try:
+            history = await self.chat.history(thread_id, HISTORY_LIMIT + 1)
+        except ChatError as exc:
+            log.warning("thread history unavailable for %s: %s", thread_id, exc)
+            return prompt
+        # The newest message is the handoff announcement we just posted; the reply before it
+        # is the prompt itself, so neither belongs in the history block.
+        return with_history(prompt, history[:-2], project.agents) if len(history) > 2 else prompt
+
+    async def _reply(self, thread_id: str, agent: Agent | None, text: str) -> None:
+        if agent is not None:
+            for embed in agent_embeds(agent, text):
+                await self._send_embed(thread_id, embed)
+        else:
+            for chunk in chunk_text(text):
+                await self._send(thread_id, chunk)
+
+    async def _send(self, channel_id: str, text: str) -> None:
+        try:
+            await self.chat.send(channel_id, text)
+        except ChatError as exc:
+            log.warning("could not post in %s: %s", channel_id, exc)
+
+    async def _send_embed(self, channel_id: str, embed: Embed) -> None:
+        try:
+            await self.chat.send(channel_id, embed=embed)
+        except ChatError as exc:
+            log.warning("could not post in %s: %s", channel_id, exc)
+
+    # -- chains and totals -------------------------------------------------------------
+
+    def _new_chain(self, project: ProjectView, thread_id: str, agent: Agent | None) -> HandoffChain:
+        chain = HandoffChain(
+            thread_id=thread_id,
+            project_key=project.key,
+            hops=[ChainHop(agent=agent.name if agent else "claude", state="queued", started_at=self._clock.now())],
+            turns=0,
+            max_turns=project.defaults.max_turns_per_agent,
+            state="running",
+        )
+        self._chains.pop(thread_id, None)
+        self._chains[thread_id] = chain
+        while len(self._chains) > MAX_CHAINS:
+            self._chains.popitem(last=False)
+        return chain
+
+    def _stop_chain(self, chain: HandoffChain, reason: StopReason) -> None:
+        chain.state = _CHAIN_STATE[reason]
+        self.bus.publish(
+            HandoffStopped(project_key=chain.project_key, thread_id=chain.thread_id, reason=reason, turns=chain.turns)
+        )
+
+    def _observe(self, event: Event) -> None:
+        if isinstance(event, ConnectionChanged):
+            self._connection = event.state
+        elif isinstance(event, RunStarted):
+            self._runs += 1
+        elif isinstance(event, RunFinished):
+            self._failures += 0 if event.ok else 1
+            self._cost += event.cost_usd
+            self._tokens_in += event.input_tokens
+            self._tokens_out += event.output_tokens

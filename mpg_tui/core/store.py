@@ -1,0 +1,593 @@
+"""``sessions.json``: the claude sessions that outlive the gateway process.
+
+The file stays readable by and for MPG. Each entry carries MPG's fields with MPG's
+meaning (``sessionId``, ``projectKey`` -- which in MPG is the *session key*, the thread
+or ``thread:agent`` -- ``cwd``, ``lastActivity`` in epoch milliseconds, and the optional
+``worktreePath``/``projectDir``), plus fields of ours (``channelId``, ``threadId``,
+``agent``, usage totals, ``runs`` and a ``pendingRun`` marker for a run in progress).
+Fields we do not know are kept as they are.
+
+What :class:`SessionStore` guarantees:
+
+* Writes are atomic (temporary file in the same directory, fsync, rename, fsync of the
+  directory), so a crash leaves either the old file or the new one.
+* Every save merges with what is on disk: another writer's entries survive, entries we
+  changed win, keys we deleted stay deleted. Then it prunes by ``sessionTtlMs`` and
+  ``maxPersistedSessions`` (oldest first).
+* Bursts of updates coalesce into one write; file I/O runs off the event loop.
+* A corrupt file is moved aside (``sessions.json.corrupt-<ms>``) and a failed write is
+  logged and retried; neither ever raises into the gateway, and memory keeps the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from mpg_tui.config import Defaults
+from mpg_tui.core.clock import Clock, TimerHandle
+
+log = logging.getLogger(__name__)
+
+SESSIONS_FILE_NAME = "sessions.json"
+DEFAULT_TTL_MS = 604_800_000
+DEFAULT_MAX_ENTRIES = 50
+
+# JSON names of the fields this module understands; anything else lands in ``extra``.
+_KNOWN_FIELDS = frozenset(
+    {
+        "sessionId",
+        "projectKey",
+        "cwd",
+        "lastActivity",
+        "worktreePath",
+        "projectDir",
+        "channelId",
+        "threadId",
+        "agent",
+        "costUsd",
+        "inputTokens",
+        "outputTokens",
+        "runs",
+        "pendingRun",
+    }
+)
+
+
+class CorruptSessionsFile(ValueError):
+    """The whole file cannot be read as sessions (bad JSON, wrong shape, bad encoding)."""
+
+
+@dataclass(frozen=True)
+class PendingRun:
+    """Marks a run in progress, so a gateway that died mid-run can say the run was lost."""
+
+    started_at_ms: int
+    runner: str
+    prompt_preview: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"startedAt": self.started_at_ms, "runner": self.runner, "prompt": self.prompt_preview}
+
+    @classmethod
+    def from_json(cls, data: Any) -> PendingRun:
+        if not isinstance(data, dict):
+            raise ValueError("'pendingRun' must be an object")
+        return cls(
+            started_at_ms=_int_field(data, "startedAt", required=True),
+            runner=_str_field(data, "runner") or "direct",
+            prompt_preview=_str_field(data, "prompt") or "",
+        )
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """One entry of ``sessions.json``. Immutable: replace it with :func:`dataclasses.replace`."""
+
+    key: str
+    """``<threadId>`` or ``<threadId>:<agent>`` (MPG writes it as ``projectKey``)."""
+    session_id: str | None
+    cwd: str
+    last_activity_ms: int
+    channel_id: str | None = None
+    """The project's channel (what :class:`~mpg_tui.core.api.SessionInfo` calls ``project_key``)."""
+    thread_id: str | None = None
+    agent: str | None = None
+    worktree_path: str | None = None
+    project_dir: str | None = None
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    runs: int = 0
+    pending_run: PendingRun | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Fields written by someone else (a newer MPG, another tool); written back unchanged."""
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = dict(self.extra)
+        data.update(
+            sessionId=self.session_id,
+            projectKey=self.key,
+            cwd=self.cwd,
+            lastActivity=self.last_activity_ms,
+        )
+        optional: dict[str, Any] = {
+            "worktreePath": self.worktree_path,
+            "projectDir": self.project_dir,
+            "channelId": self.channel_id,
+            "threadId": self.thread_id,
+            "agent": self.agent,
+        }
+        data.update({name: value for name, value in optional.items() if value is not None})
+        if self.runs or self.cost_usd or self.input_tokens or self.output_tokens:
+            data.update(
+                costUsd=self.cost_usd,
+                inputTokens=self.input_tokens,
+                outputTokens=self.output_tokens,
+                runs=self.runs,
+            )
+        if self.pending_run is not None:
+            data["pendingRun"] = self.pending_run.to_json()
+        return data
+
+    @cached_property
+    def json_text(self) -> str:
+        """The entry as one line of JSON; computed once, since entries are immutable."""
+        return json.dumps(self.to_json())
+
+    @classmethod
+    def from_json(cls, key: str, data: Any) -> StoredSession:
+        """Validate one entry; raises ValueError saying what is wrong with it."""
+        if not isinstance(data, dict):
+            raise ValueError("expected an object")
+        session_id = data.get("sessionId")
+        if session_id is not None and not isinstance(session_id, str):
+            raise ValueError("'sessionId' must be a string")
+        cwd = data.get("cwd")
+        if not isinstance(cwd, str) or not cwd:
+            raise ValueError("'cwd' must be a non-empty string")
+        pending = data.get("pendingRun")
+        return cls(
+            key=key,
+            session_id=session_id or None,
+            cwd=cwd,
+            last_activity_ms=_int_field(data, "lastActivity", required=True),
+            channel_id=_str_field(data, "channelId"),
+            thread_id=_str_field(data, "threadId"),
+            agent=_str_field(data, "agent"),
+            worktree_path=_str_field(data, "worktreePath"),
+            project_dir=_str_field(data, "projectDir"),
+            cost_usd=_float_field(data, "costUsd"),
+            input_tokens=_int_field(data, "inputTokens"),
+            output_tokens=_int_field(data, "outputTokens"),
+            runs=_int_field(data, "runs"),
+            pending_run=PendingRun.from_json(pending) if pending is not None else None,
+            extra={} if data.keys() <= _KNOWN_FIELDS else {k: v for k, v in data.items() if k not in _KNOWN_FIELDS},
+        )
+
+
+def _str_field(data: Mapping[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(f"'{name}' must be a string")
+
+
+def _int_field(data: Mapping[str, Any], name: str, *, required: bool = False) -> int:
+    value = data.get(name)
+    if value is None and not required:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"'{name}' must be a number")
+    return int(value)
+
+
+def _float_field(data: Mapping[str, Any], name: str) -> float:
+    value = data.get(name, 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"'{name}' must be a number")
+    return float(value)
+
+
+def parse_document(text: str) -> tuple[dict[str, StoredSession], list[str]]:
+    """Entries of a ``sessions.json`` text, and one problem line per entry that was skipped.
+
+    Reads our object form (``{"<key>": {...}}``) and the array form MPG's own code writes
+    (``[{"projectKey": "<key>", ...}]``, later entries winning as in MPG). Raises
+    :class:`CorruptSessionsFile` when the text is not usable at all.
+    """
+    if not text.strip():
+        raise CorruptSessionsFile("the file is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CorruptSessionsFile(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    pairs: list[tuple[object, object]]
+    if isinstance(data, dict):
+        pairs = list(data.items())
+    elif isinstance(data, list):
+        pairs = [(item.get("projectKey") if isinstance(item, dict) else None, item) for item in data]
+    else:
+        raise CorruptSessionsFile(f"expected a JSON object of sessions, got {type(data).__name__}")
+    entries: dict[str, StoredSession] = {}
+    problems: list[str] = []
+    for index, (key, raw) in enumerate(pairs):
+        if not isinstance(key, str) or not key:
+            problems.append(f"entry #{index + 1}: no session key")
+            continue
+        try:
+            entries[key] = StoredSession.from_json(key, raw)
+        except ValueError as exc:
+            problems.append(f"entry {key!r}: {exc}")
+    return entries, problems
+
+
+def render_document(entries: Iterable[StoredSession]) -> str:
+    """The file's text: one entry a line, so it stays readable and diffs well.
+
+    ``json.dumps(indent=...)`` would fall back to the pure-Python encoder, which is an
+    order of magnitude slower on ten thousand entries.
+    """
+    lines = [f"  {json.dumps(entry.key)}: {entry.json_text}" for entry in entries]
+    if not lines:
+        return "{}\n"
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def prune(
+    entries: Mapping[str, StoredSession], *, now_ms: int, ttl_ms: int, max_entries: int
+) -> dict[str, StoredSession]:
+    """Drop entries idle longer than ``ttl_ms`` (0 = no TTL), then all but the newest ``max_entries``."""
+    kept = {key: entry for key, entry in entries.items() if ttl_ms <= 0 or now_ms - entry.last_activity_ms <= ttl_ms}
+    if len(kept) > max_entries:
+        newest = sorted(kept.values(), key=lambda e: e.last_activity_ms, reverse=True)[:max_entries]
+        keep_keys = {entry.key for entry in newest}
+        kept = {key: entry for key, entry in kept.items() if key in keep_keys}
+    return kept
+
+
+def atomic_write(path: Path, text: str) -> os.stat_result:
+    """Replace ``path`` with ``text`` so a crash at any point leaves the old or the new file.
+
+    Returns the new file's stat, taken from the written descriptor.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+            written = os.fstat(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise
+    _fsync_dir(path.parent)
+    return written
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; some filesystems refuse fsync on a directory.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _signature(st: os.stat_result) -> tuple[int, int, int]:
+    # A rename always brings a new inode, so this changes whenever anyone rewrites the file.
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    gen: int
+    entries: dict[str, StoredSession]
+    dirty: dict[str, int]
+    deleted: frozenset[str]
+    now_ms: int
+
+
+@dataclass(frozen=True)
+class _Written:
+    seq: int
+    entries: dict[str, StoredSession]
+
+
+class SessionStore:
+    """The persisted sessions, kept in memory and saved to ``path`` in coalesced, merged writes.
+
+    All methods but :meth:`load` and :meth:`save_now` are meant for the event loop's thread.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Clock,
+        ttl_ms: int = DEFAULT_TTL_MS,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        save_delay_s: float = 0.2,
+        retry_delay_s: float = 30.0,
+    ) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.path = path
+        self._clock = clock
+        self._ttl_ms = ttl_ms
+        self._max_entries = max_entries
+        self._save_delay_s = save_delay_s
+        self._retry_delay_s = retry_delay_s
+        self._entries: dict[str, StoredSession] = {}
+        self._dirty: dict[str, int] = {}  # key -> generation of its latest change
+        self._deleted: set[str] = set()  # tombstones, until the key is put again
+        self._gen = 0
+        self._saved_gen = 0
+        self._timer: TimerHandle | None = None
+        self._flush_lock = asyncio.Lock()
+        self._disk_lock = threading.Lock()  # one read-merge-write at a time, from any thread
+        self._disk_signature: tuple[int, int, int] | None = None
+        self._write_seq = 0
+        self._adopted_seq = 0
+        self._failing = False
+        self._tasks: set[asyncio.Task[bool]] = set()
+
+    @classmethod
+    def from_defaults(cls, path: Path, defaults: Defaults, *, clock: Clock) -> SessionStore:
+        return cls(path, clock=clock, ttl_ms=defaults.session_ttl_ms, max_entries=defaults.max_persisted_sessions)
+
+    # -- reading -------------------------------------------------------------------
+
+    def load(self) -> list[StoredSession]:
+        """Read the file (a missing file is an empty store); blocking, call it off the loop."""
+        try:
+            with self._disk_lock:
+                loaded = self._read_disk(force=True) or {}
+        except OSError as exc:
+            # Not overwritten later either: every save reads the file first and fails the same way.
+            log.error("cannot read %s: %s; starting with no stored sessions", self.path, exc.strerror or exc)
+            loaded = {}
+        self._entries = prune(loaded, now_ms=self._now_ms(), ttl_ms=self._ttl_ms, max_entries=self._max_entries)
+        self._dirty.clear()
+        self._deleted.clear()
+        if len(self._entries) != len(loaded):
+            log.info("pruned %d expired session(s) from %s", len(loaded) - len(self._entries), self.path)
+            self._gen += 1  # the file still holds them: the next save drops them
+        return list(self._entries.values())
+
+    def get(self, key: str) -> StoredSession | None:
+        return self._entries.get(key)
+
+    def entries(self) -> list[StoredSession]:
+        return list(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    @property
+    def dirty(self) -> bool:
+        """Whether memory holds changes that are not on disk yet."""
+        return self._saved_gen < self._gen
+
+    # -- changing ------------------------------------------------------------------
+
+    def put(self, entry: StoredSession) -> None:
+        """Add or replace an entry; it reaches the disk with the next (coalesced) save.
+
+        An entry without ``extra`` keeps the unknown fields of the one it replaces.
+        """
+        if not entry.key:
+            raise ValueError("a stored session needs a non-empty key")
+        previous = self._entries.get(entry.key)
+        if previous is not None and previous.extra and not entry.extra:
+            entry = dataclasses.replace(entry, extra=previous.extra)
+        self._gen += 1
+        self._entries[entry.key] = entry
+        self._dirty[entry.key] = self._gen
+        self._deleted.discard(entry.key)
+        self._schedule(self._save_delay_s)
+
+    def delete(self, key: str) -> bool:
+        """Forget ``key`` here and, from the next save on, on disk (even if another writer has it)."""
+        existed = self._entries.pop(key, None) is not None
+        self._gen += 1
+        self._dirty.pop(key, None)
+        self._deleted.add(key)
+        self._schedule(self._save_delay_s)
+        return existed
+
+    # -- saving --------------------------------------------------------------------
+
+    async def flush(self) -> bool:
+        """Make every change made before this call durable; False if the write failed (logged)."""
+        target = self._gen
+        async with self._flush_lock:
+            if self._saved_gen >= target:
+                return True
+            self._cancel_timer()
+            snapshot = self._snapshot()
+            try:
+                written = await asyncio.to_thread(self._write, snapshot)
+            except Exception as exc:
+                self._on_failure(exc)
+                return False
+            self._on_success(snapshot, written)
+            return True
+
+    def save_now(self) -> bool:
+        """Blocking save for shutdown paths that have no event loop left."""
+        if self._saved_gen >= self._gen:
+            return True
+        self._cancel_timer()
+        snapshot = self._snapshot()
+        try:
+            written = self._write(snapshot)
+        except Exception as exc:
+            self._on_failure(exc)
+            return False
+        self._on_success(snapshot, written)
+        return True
+
+    async def close(self) -> None:
+        """Flush and stop the save timer."""
+        await self.flush()
+        self._cancel_timer()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _snapshot(self) -> _Snapshot:
+        return _Snapshot(
+            gen=self._gen,
+            entries=dict(self._entries),
+            dirty=dict(self._dirty),
+            deleted=frozenset(self._deleted),
+            now_ms=self._now_ms(),
+        )
+
+    def _write(self, snapshot: _Snapshot) -> _Written:
+        # Runs in a worker thread (or the caller's, for save_now); touches only the snapshot.
+        with self._disk_lock:
+            disk = self._read_disk(force=False)
+            if disk is None:
+                merged = dict(snapshot.entries)
+            else:
+                merged = disk
+                for key in snapshot.deleted:
+                    merged.pop(key, None)
+                for key, entry in snapshot.entries.items():
+                    # Keys we changed win; keys only we know survive (the file may have been
+                    # lost); otherwise the disk's copy is the newer one (another writer's) --
+                    # unless it equals ours, whose rendered JSON is already cached.
+                    if key in snapshot.dirty or key not in merged or merged[key] == entry:
+                        merged[key] = entry
+            merged = prune(merged, now_ms=snapshot.now_ms, ttl_ms=self._ttl_ms, max_entries=self._max_entries)
+            stat = atomic_write(self.path, render_document(merged.values()))
+            self._disk_signature = _signature(stat)
+            self._write_seq += 1
+            return _Written(self._write_seq, merged)
+
+    def _read_disk(self, *, force: bool) -> dict[str, StoredSession] | None:
+        """The file's entries; None when it is still exactly what we last read or wrote."""
+        try:
+            with open(self.path, "rb") as handle:
+                signature = _signature(os.fstat(handle.fileno()))
+                if not force and signature == self._disk_signature:
+                    return None
+                raw = handle.read()
+        except FileNotFoundError:
+            self._disk_signature = None
+            return {}
+        try:
+            entries, problems = parse_document(raw.decode("utf-8"))
+        except (CorruptSessionsFile, UnicodeDecodeError) as exc:
+            aside = self._set_aside(move=True)
+            log.warning("%s is unreadable (%s); moved it to %s and starting from memory", self.path, exc, aside)
+            self._disk_signature = None
+            return {}
+        if problems:
+            aside = self._set_aside(move=False)
+            for problem in problems:
+                log.warning("%s: skipped %s", self.path, problem)
+            log.warning("%s: kept a copy of the original file as %s", self.path, aside)
+        self._disk_signature = signature
+        return entries
+
+    def _set_aside(self, *, move: bool) -> Path:
+        stamp = self._now_ms()
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        suffix = 1
+        while aside.exists():
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{suffix}")
+            suffix += 1
+        try:
+            if move:
+                os.replace(self.path, aside)
+            else:
+                shutil.copy2(self.path, aside)
+        except OSError as exc:
+            log.error("could not set %s aside as %s: %s", self.path, aside, exc)
+        return aside
+
+    def _on_success(self, snapshot: _Snapshot, written: _Written) -> None:
+        self._saved_gen = max(self._saved_gen, snapshot.gen)
+        for key, gen in snapshot.dirty.items():
+            if self._dirty.get(key) == gen:
+                del self._dirty[key]
+        if written.seq > self._adopted_seq:
+            # Memory becomes the merged, pruned view, plus whatever changed during the write.
+            self._adopted_seq = written.seq
+            adopted = dict(written.entries)
+            for key in self._dirty:
+                if key in self._entries:
+                    adopted[key] = self._entries[key]
+            for key in self._deleted:
+                adopted.pop(key, None)
+            self._entries = adopted
+        if self._failing:
+            self._failing = False
+            log.info("sessions saved to %s again", self.path)
+        if self._saved_gen < self._gen:
+            self._schedule(self._save_delay_s)
+
+    def _on_failure(self, exc: Exception) -> None:
+        reason = f"{exc.strerror or exc} ({exc.filename or self.path})" if isinstance(exc, OSError) else repr(exc)
+        if not self._failing:
+            log.error("could not save sessions to %s: %s; keeping them in memory and retrying", self.path, reason)
+        else:
+            log.debug("saving sessions to %s still fails: %s", self.path, reason)
+        if not isinstance(exc, OSError):
+            log.debug("unexpected error while saving sessions", exc_info=exc)
+        self._failing = True
+        self._schedule(self._retry_delay_s)
+
+    # -- timers --------------------------------------------------------------------
+
+    def _schedule(self, delay: float) -> None:
+        if self._timer is not None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (start-up, shutdown): save_now() is the way
+        self._timer = self._clock.call_later(delay, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self.flush())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _now_ms(self) -> int:
+        return int(self._clock.now() * 1000)

@@ -1,0 +1,345 @@
+"""The server-rendered dashboard page and the sign-in form.
+
+The page is rendered from the very document ``/api/status`` returns, with the same
+markup ``static/app.js`` builds when it updates the page live, so the page reads the
+same with JavaScript off (it then reloads itself every 5 seconds). Every value that
+comes from users or config goes through :func:`esc`.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from string import Template
+from typing import Any
+
+JSON = Mapping[str, Any]
+EVENT_LIMIT = 100
+
+CONNECTION_LABELS = {
+    "ready": "connected",
+    "connecting": "connecting",
+    "resuming": "reconnecting",
+    "disconnected": "disconnected",
+}
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+@cache
+def _template(name: str) -> Template:
+    text = resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8")
+    return Template(text)
+
+
+# -- formatting (mirrored in static/app.js) ------------------------------------------------------
+
+
+def fmt_cost(usd: float) -> str:
+    if usd == 0:
+        return "$0.00"
+    if usd < 0.01:
+        return f"${usd:.4f}"
+    if usd < 1:
+        return f"${usd:.3f}"
+    return f"${usd:,.2f}"
+
+
+def fmt_tokens(n: int) -> str:
+    if n < 1000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n / 1_000_000:.2f}M"
+
+
+def fmt_ago(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s < 5:
+        return "just now"
+    if s < 60:
+        return f"{s}s ago"
+    if s < 3600:
+        return f"{s // 60}m ago"
+    if s < 86400:
+        return f"{s // 3600}h ago"
+    return f"{s // 86400}d ago"
+
+
+def fmt_duration_ms(ms: int) -> str:
+    if ms < 1000:
+        return f"{ms}ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f}s"
+    s = ms // 1000
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+
+
+def fmt_uptime(seconds: int) -> str:
+    s = max(0, seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d {(s % 86400) // 3600}h"
+
+
+def _clock_time(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s).strftime("%H:%M:%S")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# -- fragments -----------------------------------------------------------------------------------
+
+
+def connection_pill(state: str) -> str:
+    label = CONNECTION_LABELS.get(state, state)
+    return (
+        f'<span id="connection" class="pill conn-{esc(state)}" title="Discord connection">'
+        f'<span class="dot"></span><span class="label">Discord {esc(label)}</span></span>'
+    )
+
+
+def _card(name: str, value: str, sub: str, tone: str = "") -> str:
+    tone_class = f" tone-{tone}" if tone else ""
+    return (
+        f'<div class="card{tone_class}" data-card="{esc(name)}"><div class="card-label">{esc(name)}</div>'
+        f'<div class="card-value">{esc(value)}</div><div class="card-sub">{esc(sub)}</div></div>'
+    )
+
+
+def cards(status: JSON) -> str:
+    health = status["health"]["sessions"]
+    totals = status["totals"]
+    tokens = totals["inputTokens"] + totals["outputTokens"]
+    agents = sum(len(p["agents"]) for p in status["projects"])
+    return "".join(
+        [
+            _card(
+                "Sessions",
+                str(health["active"]),
+                f"{health['running']} running · {health['queued']} queued",
+                "accent" if health["running"] else "",
+            ),
+            _card("Runs", str(totals["runs"]), f"{totals['failures']} failed", "bad" if totals["failures"] else ""),
+            _card("Cost", fmt_cost(totals["costUsd"]), "reported by claude"),
+            _card(
+                "Tokens",
+                fmt_tokens(tokens),
+                f"{fmt_tokens(totals['inputTokens'])} in · {fmt_tokens(totals['outputTokens'])} out",
+            ),
+            _card("Projects", str(len(status["projects"])), _plural(agents, "agent")),
+        ]
+    )
+
+
+def session_row(session: JSON, now: float) -> str:
+    state = session["state"]
+    last = session["lastActivity"] / 1000
+    detail = ""
+    if session["lastError"]:
+        detail = f'<div class="detail error">{esc(session["lastError"])}</div>'
+    elif state in ("running", "recovering") and session["progress"]:
+        detail = f'<div class="detail">{esc(session["progress"][-1])}</div>'
+    title = f"session {session['sessionId'] or '(new)'} · {session['cwd']}"
+    agent = f"@{session['agent']}" if session["agent"] else "—"
+    queue = session["queueLength"]
+    return (
+        f'<tr data-key="{esc(session["key"])}" data-state="{esc(state)}">'
+        f'<td class="session-cell" title="{esc(title)}"><div class="primary">{esc(session["projectName"])}</div>'
+        f'<div class="secondary mono">{esc(session["key"])}</div>{detail}</td>'
+        f'<td><span class="badge state-{esc(state)}">{esc(state)}</span></td>'
+        f'<td class="agent">{esc(agent)}</td>'
+        f'<td class="num{" hot" if queue else ""}">{queue}</td>'
+        f'<td><span class="runner">{esc(session["runner"])}</span></td>'
+        f'<td class="num">{esc(fmt_cost(session["costUsd"]))}</td>'
+        f'<td class="num">{esc(fmt_tokens(session["inputTokens"]))} / {esc(fmt_tokens(session["outputTokens"]))}</td>'
+        f'<td class="num"><time class="ago" data-ts="{last}" datetime="{esc(session["lastActivityAt"])}">'
+        f"{esc(fmt_ago(now - last))}</time></td></tr>"
+    )
+
+
+def sessions(status: JSON, now: float) -> str:
+    rows = status["sessions"]
+    if not rows:
+        return (
+            '<tr class="empty-row"><td colspan="8" class="empty">No sessions yet. Post in a mapped channel.</td></tr>'
+        )
+    return "".join(session_row(s, now) for s in rows)
+
+
+def chain_card(chain: JSON) -> str:
+    hops = ['<span class="hop hop-user"><b>user</b></span>']
+    for hop in chain["hops"]:
+        facts = [hop["state"]]
+        if hop["durationMs"]:
+            facts.append(fmt_duration_ms(hop["durationMs"]))
+        if hop["costUsd"]:
+            facts.append(fmt_cost(hop["costUsd"]))
+        hops.append('<span class="arrow" aria-hidden="true">→</span>')
+        hops.append(
+            f'<span class="hop hop-{esc(hop["state"])}"><b>@{esc(hop["agent"])}</b>'
+            f"<small>{esc(' · '.join(facts))}</small></span>"
+        )
+    summary = f"turn {chain['turns']}/{chain['maxTurns']}"
+    if chain["durationMs"]:
+        summary += f" · {fmt_duration_ms(chain['durationMs'])}"
+    if chain["costUsd"]:
+        summary += f" · {fmt_cost(chain['costUsd'])}"
+    return (
+        f'<div class="chain" data-thread="{esc(chain["threadId"])}"><div class="chain-head">'
+        f'<span class="primary">{esc(chain["projectName"])}</span>'
+        f'<span class="secondary mono">thread {esc(chain["threadId"])}</span>'
+        f'<span class="badge chain-{esc(chain["state"])}">{esc(chain["state"].replace("_", " "))}</span>'
+        f'<span class="secondary push">{esc(summary)}</span></div>'
+        f'<div class="hops">{"".join(hops)}</div></div>'
+    )
+
+
+def chains(status: JSON) -> str:
+    if not status["chains"]:
+        return '<div class="empty">No agent handoffs yet.</div>'
+    return "".join(chain_card(c) for c in status["chains"])
+
+
+def project_card(project: JSON) -> str:
+    tags = [f'<span class="tag">{esc(project["persistence"])}</span>']
+    if project["allowedRoles"]:
+        tags.append(f'<span class="tag">roles: {esc(", ".join(project["allowedRoles"]))}</span>')
+    if project["rateLimitPerUser"]:
+        tags.append(f'<span class="tag">{esc(project["rateLimitPerUser"])}/min per user</span>')
+    if project["worktrees"]:
+        tags.append('<span class="tag">worktrees</span>')
+    agents = "".join(
+        f'<li><span class="agent">@{esc(a["name"])}</span><span class="role">{esc(a["role"])}</span></li>'
+        for a in project["agentDetails"]
+    )
+    agent_list = f'<ul class="agents">{agents}</ul>' if agents else '<div class="secondary">No agents</div>'
+    return (
+        f'<div class="project" data-channel="{esc(project["channelId"])}"><div class="project-head">'
+        f'<span class="primary">{esc(project["name"])}</span>'
+        f'<span class="secondary mono">#{esc(project["channelId"])}</span></div>'
+        f'<div class="dir mono">{esc(project["directory"])}</div>'
+        f'<div class="tags">{"".join(tags)}</div>{agent_list}</div>'
+    )
+
+
+def projects(status: JSON) -> str:
+    if not status["projects"]:
+        return '<div class="empty">No projects configured.</div>'
+    return "".join(project_card(p) for p in status["projects"])
+
+
+def _who(agent: object) -> str:
+    return f"@{agent}" if agent else "user"
+
+
+def summarize(event: JSON, names: Mapping[str, str]) -> str:
+    """One line about an event, for the log (mirrored by ``summarize`` in app.js)."""
+
+    def project() -> str:
+        key = str(event.get("project_key", ""))
+        return names.get(key, key)
+
+    match event.get("kind"):
+        case "message_received":
+            return f"{event['author']} in {project()}: {event['content']}"
+        case "message_rejected":
+            return f"{event['author']} refused in {project()}: {event['reason']}"
+        case "thread_opened":
+            return f"thread “{event['name']}” opened in {project()}"
+        case "session_queued":
+            return f"{event['key']} queued at #{event['position']}"
+        case "run_started":
+            agent = f" as @{event['agent']}" if event.get("agent") else ""
+            return f"{event['key']} started{agent} ({event['runner']}): {event['prompt_preview']}"
+        case "run_progress":
+            return f"{event['key']} · {event.get('tool') or event['step']}: {event['text']}"
+        case "run_finished":
+            if event["ok"]:
+                return (
+                    f"{event['key']} finished in {fmt_duration_ms(int(event['duration_ms']))}"
+                    f" · {fmt_cost(float(event['cost_usd']))}"
+                )
+            return f"{event['key']} failed: {event.get('error') or 'unknown error'}"
+        case "run_recovering":
+            return f"{event['key']} recovering after restart"
+        case "handoff_step":
+            return (
+                f"{_who(event.get('from_agent'))} → @{event['to_agent']} in {project()}"
+                f" (turn {event['turn']}/{event['max_turns']})"
+            )
+        case "handoff_stopped":
+            return (
+                f"chain in {project()} stopped: {str(event['reason']).replace('_', ' ')} after {event['turns']} turns"
+            )
+        case "session_killed" | "session_restarted" | "session_idled":
+            verb = str(event["kind"]).removeprefix("session_")
+            return f"{event['key']} {verb}"
+        case "reply_sent":
+            by = f" by @{event['agent']}" if event.get("agent") else ""
+            return f"reply of {_plural(int(event['chunks']), 'chunk')} sent{by}"
+        case "connection_changed":
+            detail = f" ({event['detail']})" if event.get("detail") else ""
+            return f"Discord {CONNECTION_LABELS.get(str(event['state']), event['state'])}{detail}"
+        case "log":
+            return f"{event['logger']}: {event['message']}"
+        case _:
+            return str(event.get("kind", "event"))
+
+
+def event_item(event: JSON, names: Mapping[str, str]) -> str:
+    kind = str(event.get("kind", "event"))
+    level = f" level-{esc(str(event.get('level', '')).lower())}" if kind == "log" else ""
+    at = float(event.get("at", 0))
+    return (
+        f'<li class="ev ev-{esc(kind)}{level}"><time data-ts="{at}">{esc(_clock_time(at))}</time>'
+        f'<span class="kind">{esc(kind.replace("_", " "))}</span>'
+        f'<span class="text">{esc(summarize(event, names))}</span></li>'
+    )
+
+
+def events(status: JSON, names: Mapping[str, str]) -> str:
+    items = list(status["events"])[:EVENT_LIMIT]
+    if not items:
+        return '<li class="empty">Waiting for events…</li>'
+    return "".join(event_item(e, names) for e in items)
+
+
+def render_page(status: JSON) -> str:
+    now = float(status["serverTime"])
+    names = {p["channelId"]: p["name"] for p in status["projects"]}
+    project_count = len(status["projects"])
+    return _template("index.html").substitute(
+        server_time=esc(now),
+        started_at=esc(now - status["health"]["uptime"]),
+        version=esc(status["version"]),
+        project_count=esc(_plural(project_count, "project")),
+        connection=connection_pill(status["health"]["connection"]),
+        uptime=esc(fmt_uptime(int(status["health"]["uptime"]))),
+        cards=cards(status),
+        session_count=len(status["sessions"]),
+        sessions=sessions(status, now),
+        chain_count=len(status["chains"]),
+        chains=chains(status),
+        project_total=project_count,
+        projects=projects(status),
+        events=events(status, names),
+    )
+
+
+def render_login(error: str | None = None) -> str:
+    message = f'<p class="login-error" role="alert">{esc(error)}</p>' if error else ""
+    return _template("login.html").substitute(error=message)

@@ -1,0 +1,312 @@
+"""The HTTP dashboard: an aiohttp app served inside the caller's event loop.
+
+:class:`Dashboard` reads the gateway only through :class:`~mpg_tui.core.api.CoreAPI`
+and its event bus. Routes:
+
+``GET /``               the page (server-rendered; live over ``/api/events`` with JS)
+``GET /health``         status, uptime, session and queue counts, Discord state
+``GET /api/sessions``   every session with its details
+``GET /api/projects``   configured projects and their agents
+``GET /api/chains``     agent handoff chains
+``GET /api/status``     all of the above, the version and the totals, in one document
+``GET /api/events``     server-sent events from the bus
+``GET /metrics``        Prometheus text exposition
+``GET|POST /login``     sign in with the token (only when a token is set)
+
+Every response carries security headers (a CSP without inline scripts, no framing,
+no referrer, no MIME sniffing). Static files are served from an in-memory table of the
+package's ``static`` directory, so no request path can reach any other file.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from mpg_tui.core.api import CoreAPI
+from mpg_tui.core.clock import Clock, SystemClock
+from mpg_tui.dashboard import payloads
+from mpg_tui.dashboard.auth import (
+    LOGIN_PATH,
+    LOGIN_STYLE_PATH,
+    Authenticator,
+    UnsafeBindError,
+    check_bind,
+    is_loopback,
+)
+from mpg_tui.dashboard.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from mpg_tui.dashboard.metrics import Metrics
+from mpg_tui.dashboard.page import EVENT_LIMIT, render_login, render_page
+from mpg_tui.dashboard.stream import HEARTBEAT_S, QUEUE_SIZE, EventStreams, RecentEvents
+
+log = logging.getLogger(__name__)
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ]
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+STATIC_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+
+
+class DashboardError(Exception):
+    """The dashboard cannot start; the message is meant for the operator."""
+
+
+@dataclass(frozen=True)
+class _StaticFile:
+    body: bytes
+    content_type: str
+    etag: str
+
+
+def _load_static() -> dict[str, _StaticFile]:
+    """Every servable file of the package's ``static`` directory, by bare file name."""
+    files: dict[str, _StaticFile] = {}
+    for entry in resources.files(__package__).joinpath("static").iterdir():
+        content_type = STATIC_TYPES.get("." + entry.name.rpartition(".")[2])
+        if entry.is_file() and content_type is not None:
+            body = entry.read_bytes()
+            files[entry.name] = _StaticFile(body, content_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+    return files
+
+
+class _AccessLogger(AbstractAccessLogger):
+    """Logs method, path and status at debug level; never the query string (it may hold a token)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.DEBUG)
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.debug("%s %s %s %.1fms", request.method, request.path, response.status, time * 1000)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, default=str)
+
+
+async def _security_headers(_request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(SECURITY_HEADERS)
+    response.headers.setdefault("Cache-Control", "no-store")
+
+
+class Dashboard:
+    """The web dashboard and JSON API over a :class:`CoreAPI`.
+
+    ``start()`` binds and serves on the running loop; ``stop()`` ends open event streams
+    and closes the listener. It is also an async context manager.
+    """
+
+    def __init__(
+        self,
+        core: CoreAPI,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 3100,
+        token: str | None = None,
+        clock: Clock | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
+        stream_queue_size: int = QUEUE_SIZE,
+    ) -> None:
+        self.core = core
+        self.host = host
+        self.port = port
+        self.clock: Clock = clock or SystemClock()
+        self._token = token
+        self._auth = Authenticator(token)
+        self.recent = RecentEvents(core.bus)
+        self.streams = EventStreams(
+            core.bus, self.clock, heartbeat_s=heartbeat_s, queue_size=stream_queue_size, on_dropped=self._dropped
+        )
+        self.metrics = Metrics(core, self.clock, stream_clients=lambda: self.streams.client_count)
+        self._static = _load_static()
+        self._runner: web.AppRunner | None = None
+        self._bound_port: int | None = None
+
+    def _dropped(self, count: int) -> None:
+        self.metrics.record_dropped(count)
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    @property
+    def url(self) -> str:
+        """Where to open the dashboard; the real port once started (even when ``port`` was 0)."""
+        host = self.host
+        if host in ("", "0.0.0.0"):  # noqa: S104 - naming the wildcard, not binding it
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        port = self._bound_port if self._bound_port is not None else self.port
+        return f"http://{host}:{port}/"
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("the dashboard is already running")
+        try:
+            check_bind(self.host, self._token)
+        except UnsafeBindError as exc:
+            raise DashboardError(f"Dashboard not started: {exc}") from None
+        # handler_cancellation: a client that disconnects cancels its handler, so an idle event stream
+        # gives its bus subscription back at once instead of at its next write.
+        runner = web.AppRunner(
+            self.build_app(), access_log_class=_AccessLogger, shutdown_timeout=5.0, handler_cancellation=True
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.host or None, self.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            if exc.errno == errno.EADDRINUSE:
+                raise DashboardError(
+                    f"Dashboard port {self.port} is already in use; set defaults.httpPort to another port or false"
+                ) from exc
+            reason = exc.strerror or str(exc)
+            raise DashboardError(f"Dashboard cannot listen on {self.host}:{self.port}: {reason}") from exc
+        self._runner = runner
+        self._bound_port = next((addr[1] for addr in runner.addresses if isinstance(addr, tuple)), self.port)
+        self.metrics.attach()
+        self.recent.attach()
+        self.streams.start()
+        if not is_loopback(self.host):
+            log.warning("dashboard is reachable from the network at %s (token required)", self.url)
+        log.info("dashboard listening on %s", self.url)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        await self.streams.close()
+        self.metrics.detach()
+        self.recent.detach()
+        await runner.cleanup()
+        log.info("dashboard stopped")
+
+    async def __aenter__(self) -> Dashboard:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- the app ---------------------------------------------------------------------------------
+
+    def build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._auth.middleware(self._unauthorised)], client_max_size=64 * 1024)
+        app.on_response_prepare.append(_security_headers)
+        app.router.add_get("/", self._page)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/api/sessions", self._sessions)
+        app.router.add_get("/api/projects", self._projects)
+        app.router.add_get("/api/chains", self._chains)
+        app.router.add_get("/api/status", self._status)
+        app.router.add_get("/api/events", self.streams.handle)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/static/{name}", self._static_file)
+        app.router.add_get(LOGIN_PATH, self._login)
+        app.router.add_post(LOGIN_PATH, self._login)
+        app.router.add_get(LOGIN_STYLE_PATH, self._login_style)
+        return app
+
+    def _status_document(self) -> dict[str, Any]:
+        return payloads.status_json(self.core, self.clock, self.recent.newest_first(EVENT_LIMIT))
+
+    async def _page(self, _request: web.Request) -> web.Response:
+        return web.Response(text=render_page(self._status_document()), content_type="text/html")
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        return web.json_response(payloads.health_json(self.core, self.clock), dumps=_dumps)
+
+    async def _sessions(self, _request: web.Request) -> web.Response:
+        names = payloads.project_names(self.core.projects())
+        return web.json_response(payloads.sessions_json(self.core.sessions(), names), dumps=_dumps)
+
+    async def _projects(self, _request: web.Request) -> web.Response:
+        return web.json_response([payloads.project_json(p) for p in self.core.projects()], dumps=_dumps)
+
+    async def _chains(self, _request: web.Request) -> web.Response:
+        names = payloads.project_names(self.core.projects())
+        return web.json_response([payloads.chain_json(c, names) for c in self.core.chains()], dumps=_dumps)
+
+    async def _status(self, _request: web.Request) -> web.Response:
+        return web.json_response(self._status_document(), dumps=_dumps)
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.render().encode(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+    async def _static_file(self, request: web.Request) -> web.Response:
+        # Looked up by exact name in a table built at start-up: "..", "/" or encoded tricks match nothing.
+        entry = self._static.get(request.match_info["name"])
+        if entry is None:
+            raise web.HTTPNotFound()
+        headers = {"Content-Type": entry.content_type, "ETag": entry.etag, "Cache-Control": "no-cache"}
+        if request.headers.get("If-None-Match") == entry.etag:
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=entry.body, headers=headers)
+
+    async def _login_style(self, _request: web.Request) -> web.Response:
+        entry = self._static["style.css"]
+        return web.Response(body=entry.body, headers={"Content-Type": entry.content_type, "Cache-Control": "no-cache"})
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        if not self._auth.required:
+            raise web.HTTPSeeOther("/")
+        if request.method == "POST":
+            form = await request.post()
+            candidate = form.get("token")
+        else:
+            candidate = request.query.get("token")
+        if candidate is None:
+            return web.Response(text=render_login(), content_type="text/html")
+        if not isinstance(candidate, str) or not self._auth.check_token(candidate):
+            log.warning("dashboard sign-in with a wrong token from %s", request.remote)
+            return web.Response(status=401, text=render_login("That token is not right."), content_type="text/html")
+        # 303 to "/" also takes the token out of the address bar and the history.
+        response = web.Response(status=303, headers={"Location": "/"})
+        self._auth.set_login_cookie(response)
+        return response
+
+    async def _unauthorised(self, request: web.Request) -> web.StreamResponse:
+        challenge = {"WWW-Authenticate": 'Bearer realm="mpg-dashboard"'}
+        if request.path == "/" and "text/html" in request.headers.get("Accept", ""):
+            return web.Response(status=401, text=render_login(), content_type="text/html", headers=challenge)
+        return web.json_response(
+            {"error": "unauthorized", "hint": "send 'Authorization: Bearer <token>' or sign in at /login"},
+            status=401,
+            headers=challenge,
+        )

@@ -1,0 +1,131 @@
+"""The discord.py client: Discord events in, core calls out.
+
+Translates each ``discord.Message`` into an :class:`~mpg_tui.core.ports.InboundMessage`
+for the core's handler, reports the connection state on the event bus, and turns
+discord.py's start-up failures into one plain sentence for the operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import discord
+
+from mpg_tui.core.bus import EventBus
+from mpg_tui.core.events import ConnectionChanged, ConnectionState
+from mpg_tui.core.ports import Attachment, InboundMessage
+from mpg_tui.discord_adapter.chat import DiscordChat
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[InboundMessage], Awaitable[None]]
+
+
+class DiscordStartError(Exception):
+    """Discord would not let the bot in; the message says what the operator must do."""
+
+
+def build_intents(*, members: bool) -> discord.Intents:
+    intents = discord.Intents.default()
+    intents.message_content = True
+    intents.members = members
+    intents.presences = False
+    return intents
+
+
+def to_inbound(message: discord.Message) -> InboundMessage:
+    channel = message.channel
+    parent_id = str(channel.parent_id) if isinstance(channel, discord.Thread) and channel.parent_id else None
+    roles = [r for r in getattr(message.author, "roles", []) if not r.is_default()]
+    return InboundMessage(
+        id=str(message.id),
+        channel_id=str(channel.id),
+        parent_channel_id=parent_id,
+        guild_id=str(message.guild.id) if message.guild else None,
+        author_id=str(message.author.id),
+        author_name=message.author.display_name,
+        author_is_bot=message.author.bot,
+        content=message.content,
+        role_ids=tuple(str(r.id) for r in roles),
+        role_names=tuple(r.name for r in roles),
+        attachments=tuple(
+            Attachment(url=a.url, filename=a.filename, size=a.size, content_type=a.content_type)
+            for a in message.attachments
+        ),
+        created_at=message.created_at.timestamp(),
+    )
+
+
+class GatewayClient(discord.Client):
+    """A discord.py client that hands every relevant message to the core."""
+
+    def __init__(
+        self,
+        *,
+        handler: MessageHandler,
+        bus: EventBus,
+        members_intent: bool,
+        guild_ready_timeout: float = 2.0,
+    ) -> None:
+        super().__init__(
+            intents=build_intents(members=members_intent),
+            guild_ready_timeout=guild_ready_timeout,
+            max_messages=1000,
+        )
+        self._handler = handler
+        self._bus = bus
+        self._ever_ready = False
+        self.chat = DiscordChat(self)
+        self.ready = asyncio.Event()
+
+    def _state_changed(self, state: ConnectionState, detail: str = "") -> None:
+        self._bus.publish(ConnectionChanged(state=state, detail=detail))
+
+    async def setup_hook(self) -> None:
+        self._state_changed("connecting", "logged in; opening the gateway")
+
+    async def on_ready(self) -> None:
+        self._ever_ready = True
+        self.ready.set()
+        name = str(self.user) if self.user else "?"
+        log.info("Gateway connected as %s (%d guilds)", name, len(self.guilds))
+        self._state_changed("ready", f"connected as {name}")
+
+    async def on_resumed(self) -> None:
+        log.info("Discord session resumed")
+        self._state_changed("ready", "resumed")
+
+    async def on_disconnect(self) -> None:
+        if self.is_closed():
+            self._state_changed("disconnected", "closed")
+        else:
+            log.warning("Discord connection lost; reconnecting")
+            self._state_changed("resuming" if self._ever_ready else "connecting", "connection lost; reconnecting")
+
+    async def on_message(self, message: discord.Message) -> None:
+        if self.user is not None and message.author.id == self.user.id:
+            return
+        if message.author.bot or message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return
+        await self._handler(to_inbound(message))
+
+    async def run_until_closed(self, token: str) -> None:
+        """Log in and serve until closed; start-up refusals become :class:`DiscordStartError`."""
+        self._state_changed("connecting", "logging in")
+        try:
+            async with self:
+                await self.start(token, reconnect=True)
+        except discord.LoginFailure as exc:
+            raise DiscordStartError(
+                "Discord rejected the bot token (401). Check DISCORD_BOT_TOKEN in your .env or environment."
+            ) from exc
+        except discord.PrivilegedIntentsRequired as exc:
+            needed = "Message Content" + (" and Server Members" if self.intents.members else "")
+            raise DiscordStartError(
+                f"Discord refused the privileged intents: enable {needed} Intent for this bot under "
+                "Bot > Privileged Gateway Intents in the Discord developer portal."
+            ) from exc
+        finally:
+            self._state_changed("disconnected", "stopped")

@@ -1,0 +1,368 @@
+"""The cockpit app: runs the gateway as a worker, batches its events, and runs the commands.
+
+Core events arrive through ``core.bus.listen`` and are posted to the app's own message
+queue (safe from any thread). They are applied in batches, at most one batch per
+``refresh_interval``: a burst of a few hundred events costs one redraw of each pane, not
+hundreds. Commands (kill, restart, post) and hand-overs to claude or tmux run as workers;
+one ``Worker.StateChanged`` handler reports every worker's outcome, so a failing gateway
+shows up in the header and the log while the cockpit stays up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from mpg_tui.core.api import CoreAPI, SessionInfo
+from mpg_tui.core.clock import Clock, SystemClock
+from mpg_tui.core.events import Event
+from mpg_tui.tui.commands import SessionsProvider
+from mpg_tui.tui.digest import LEVELS, digest
+from mpg_tui.tui.jump import Handover, Launcher, attach_handover, resume_handover, run_process
+from mpg_tui.tui.messages import CoreEvent, FlushEvents
+from mpg_tui.tui.model import direct_runs_in_progress
+from mpg_tui.tui.screens.confirm_screen import ConfirmScreen
+from mpg_tui.tui.screens.main_screen import MainScreen
+from mpg_tui.tui.widgets.chat_box import ChatBox
+from mpg_tui.tui.widgets.sessions_table import SessionsTable
+
+log = logging.getLogger(__name__)
+
+CORE_WORKER = "gateway"
+COMMAND_GROUP = "command"
+HANDOVER_GROUP = "handover"
+# Actions that act on the main screen; inside a modal they are off (and off the footer).
+MAIN_SCREEN_ACTIONS = frozenset({"kill", "restart", "jump", "attach", "filter", "toggle_log", "chat"})
+
+
+class CockpitApp(App[None]):
+    CSS_PATH = "cockpit.tcss"
+    TITLE = "mpg-tui"
+    COMMANDS = App.COMMANDS | {SessionsProvider}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("k", "kill", "Kill"),
+        Binding("r", "restart", "Restart"),
+        Binding("j", "jump", "Jump in"),
+        Binding("a", "attach", "Attach"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("l", "toggle_log", "Log"),
+        Binding("c", "chat", "Chat"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        core: CoreAPI,
+        *,
+        run_core: Callable[[], Awaitable[None]] | None = None,
+        dashboard_url: str | None = None,
+        tmux_socket: str = "mpg-tui",
+        demo_channel_ids: list[tuple[str, str]] | None = None,
+        clock: Clock | None = None,
+        launcher: Launcher | None = None,
+        environ: Mapping[str, str] | None = None,
+        claude_command: Sequence[str] = ("claude",),
+        refresh_interval: float = 0.1,
+    ) -> None:
+        """
+        Args:
+            core: the gateway's read-and-command API.
+            run_core: runs the Discord client and gateway until they stop; run as a worker.
+            dashboard_url: shown in the header when the HTTP dashboard is up.
+            tmux_socket: the tmux server (``tmux -L``) that tmux-backed runs live on.
+            demo_channel_ids: (channel_id, label) pairs: shows a chat box posting to them.
+            clock: time for uptime, relative times and the refresh throttle.
+            launcher: starts claude/tmux for jump and attach (tests record instead).
+            environ: where ``$TMUX`` is looked up (defaults to ``os.environ``).
+            claude_command: the claude executable and any fixed leading arguments.
+            refresh_interval: the shortest time between two batches of events applied.
+        """
+        super().__init__()
+        self.core = core
+        self.clock: Clock = clock or SystemClock()
+        self.tmux_socket = tmux_socket
+        self.demo_channel_ids = list(demo_channel_ids or [])
+        self.launcher: Launcher = launcher or run_process
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self.claude_command = tuple(claude_command)
+        self.refresh_interval = refresh_interval
+        self._run_core = run_core
+        self._pending: list[Event] = []
+        self._flush_scheduled = False
+        self._last_flush = float("-inf")
+        self._stop_listening: Callable[[], None] | None = None
+        self.batches_applied = 0
+        """How many batches of events reached the panes (tests and benchmarks read it)."""
+        self.main = MainScreen(
+            core,
+            self.clock,
+            dashboard_url=dashboard_url,
+            demo_channel_ids=self.demo_channel_ids,
+            claude_command=self.claude_command,
+        )
+
+    def get_default_screen(self) -> Screen[None]:
+        return self.main
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def on_load(self) -> None:
+        # Listen before the main screen reads its first snapshot, so nothing falls between.
+        self._stop_listening = self.core.bus.listen(self._on_core_event)
+
+    def on_mount(self) -> None:
+        self.theme = "nord"
+        if self._run_core is not None:
+            self.run_worker(self._run_core(), name=CORE_WORKER, group="core", exit_on_error=False)
+
+    def on_unmount(self) -> None:
+        if self._stop_listening is not None:
+            self._stop_listening()
+            self._stop_listening = None
+
+    # -- core events ---------------------------------------------------------------------
+
+    def _on_core_event(self, event: Event) -> None:
+        self.post_message(CoreEvent(event))
+
+    @on(CoreEvent)
+    def _queue_event(self, message: CoreEvent) -> None:
+        self._pending.append(message.event)
+        if self._flush_scheduled:
+            return
+        self._flush_scheduled = True
+        delay = self._last_flush + self.refresh_interval - self.clock.monotonic()
+        if delay <= 0:
+            self.post_message(FlushEvents())
+        else:
+            self.clock.call_later(delay, lambda: self.post_message(FlushEvents()))
+
+    @on(FlushEvents)
+    def _apply_pending(self) -> None:
+        self._flush_scheduled = False
+        self._last_flush = self.clock.monotonic()
+        events, self._pending = self._pending, []
+        if events:
+            self.main.apply(digest(events, self.main.project_names))
+            self.batches_applied += 1
+
+    # -- bindings and the command palette -----------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MAIN_SCREEN_ACTIONS and self.screen is not self.main:
+            return False
+        return action != "chat" or bool(self.demo_channel_ids)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Kill session", "Stop the selected session and forget it (asks first)", self.action_kill)
+        yield SystemCommand("Restart session", "Clear the selected session's claude ID", self.action_restart)
+        yield SystemCommand("Jump into session", "Open the selected session with claude --resume", self.action_jump)
+        yield SystemCommand("Attach to tmux run", "Attach to the selected session's tmux run", self.action_attach)
+        yield SystemCommand("Filter sessions", "Filter by key, project, agent or state", self.action_filter)
+        yield SystemCommand("Toggle event log", "Show or hide the event log", self.action_toggle_log)
+        for level in LEVELS:
+            label = "all" if level == "debug" else level
+            yield SystemCommand(
+                f"Event log level: {label}",
+                f"Show {'every entry' if level == 'debug' else f'{level} and above'}",
+                lambda level=level: self.main.event_log.set_level(level),
+            )
+        if self.demo_channel_ids:
+            yield SystemCommand("Chat", "Type a message to a demo channel", self.action_chat)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def _selected(self) -> SessionInfo | None:
+        info = self.main.selected_session
+        if info is None:
+            self.notify("Select a session first.", severity="warning")
+        return info
+
+    def action_kill(self) -> None:
+        info = self._selected()
+        if info is None:
+            return
+        key = info.key
+        body = Text.assemble(
+            ("Stops its run, forgets it in memory and on disk", ""),
+            (", and removes its worktree" if info.worktree_path else "", ""),
+            (".\n\n", ""),
+            (f"project {self.main.project_names.get(info.project_key, info.project_key)}", "dim"),
+            (f" · {info.state}", "dim"),
+        )
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._command(self.core.kill(key), "kill", key)
+
+        self.push_screen(ConfirmScreen(f"Kill session {key}?", body, yes="Kill"), callback=confirmed)
+
+    def action_restart(self) -> None:
+        info = self._selected()
+        if info is not None:
+            self._command(self.core.restart(info.key), "restart", info.key)
+
+    def action_jump(self) -> None:
+        info = self._selected()
+        if info is None:
+            return
+        if not info.session_id:
+            self.notify(
+                f"{info.key} has no claude session yet (no run has finished), so there is nothing to resume.",
+                title="Cannot jump in",
+                severity="warning",
+            )
+            return
+        self._hand_over(resume_handover(info, self.environ, self.claude_command))
+
+    def action_attach(self) -> None:
+        info = self._selected()
+        if info is None:
+            return
+        if not info.tmux_session:
+            self.notify(
+                f"{info.key} runs {info.runner}, not in tmux: there is nothing to attach to. Use j to jump in.",
+                title="Cannot attach",
+                severity="warning",
+            )
+            return
+        self._hand_over(attach_handover(info, self.tmux_socket, self.environ))
+
+    def action_filter(self) -> None:
+        self.main.open_filter()
+
+    def action_toggle_log(self) -> None:
+        self.main.toggle_log()
+
+    def action_chat(self) -> None:
+        self.main.focus_chat()
+
+    async def action_quit(self) -> None:
+        running = direct_runs_in_progress(self.core.sessions())
+        if not running:
+            self.exit()
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        runs = f"{running} direct run{'s' * (running != 1)}"
+        self.push_screen(
+            ConfirmScreen("Quit mpg-tui?", f"{runs} will be stopped; tmux runs continue.", yes="Quit"),
+            callback=confirmed,
+        )
+
+    @on(SessionsTable.JumpRequested)
+    def _jump_requested(self) -> None:
+        self.action_jump()
+
+    @on(ChatBox.Submitted)
+    def _chat_submitted(self, message: ChatBox.Submitted) -> None:
+        self._command(self.core.post(message.channel_id, "you", message.text), "post", message.channel_id)
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def _command(self, work: Awaitable[object], name: str, subject: str) -> None:
+        self.run_worker(work, name=name, description=subject, group=COMMAND_GROUP, exit_on_error=False)
+
+    def _hand_over(self, handover: Handover) -> None:
+        self.run_worker(
+            self._run_handover(handover),
+            name="handover",
+            description=handover.what,
+            group=HANDOVER_GROUP,
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    async def _run_handover(self, handover: Handover) -> int:
+        # The gateway shares this event loop, so the program runs in a thread: Discord
+        # heartbeats and claude runs go on while the operator works in the terminal.
+        if not handover.foreground:
+            return await asyncio.to_thread(self.launcher, handover.argv, handover.cwd)
+        # batch_update keeps Textual from painting into the terminal we just lent out.
+        with self.suspend(), self.batch_update():
+            return await asyncio.to_thread(self.launcher, handover.argv, handover.cwd)
+
+    @on(Worker.StateChanged)
+    def _worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker, state = event.worker, event.state
+        if state not in (WorkerState.SUCCESS, WorkerState.ERROR):
+            return
+        error = worker.error if state == WorkerState.ERROR else None
+        if worker.name == CORE_WORKER:
+            self._gateway_stopped(error)
+        elif worker.group == COMMAND_GROUP:
+            self._command_finished(worker.name, worker.description, worker.result, error)
+        elif worker.group == HANDOVER_GROUP:
+            self._handover_finished(worker.description, worker.result, error)
+
+    def _gateway_stopped(self, error: BaseException | None) -> None:
+        if error is None:
+            problem = "gateway stopped"
+            self.main.log_entry("warn", "the gateway stopped")
+        else:
+            problem = f"gateway failed: {type(error).__name__}: {error}"
+            log.error("gateway failed", exc_info=error)
+            self.main.log_entry("error", problem)
+            self.notify(str(error) or type(error).__name__, title="Gateway failed", severity="error", timeout=30)
+        self.main.header.problem = problem
+
+    def _command_finished(self, name: str, subject: str, result: object, error: BaseException | None) -> None:
+        if error is not None:
+            text = f"{name} {subject} failed: {type(error).__name__}: {error}"
+            self.main.log_entry("error", text)
+            self.notify(text, severity="error")
+        elif name == "post":
+            return
+        elif result is False:
+            self.notify(f"No session {subject} any more.", title=f"Could not {name}", severity="warning")
+        elif name == "kill":
+            self.notify(f"Session {subject} killed.")
+        elif name == "restart":
+            self.notify(f"Session {subject} will start fresh with the next message.")
+
+    def _handover_finished(self, what: str, result: object, error: BaseException | None) -> None:
+        if error is not None:
+            text = f"could not open {what}: {error}"
+            self.main.log_entry("error", text)
+            self.notify(text, severity="error")
+        elif isinstance(result, int) and result != 0:
+            self.notify(f"{what} exited with status {result}.", severity="warning")
+
+
+def make_app(
+    core: CoreAPI,
+    *,
+    run_core: Callable[[], Awaitable[None]] | None = None,
+    dashboard_url: str | None = None,
+    tmux_socket: str = "mpg-tui",
+    demo_channel_ids: list[tuple[str, str]] | None = None,
+    clock: Clock | None = None,
+    launcher: Launcher | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> CockpitApp:
+    """The cockpit for ``core``: used by the CLI, the screenshots script and the snapshot tests."""
+    return CockpitApp(
+        core,
+        run_core=run_core,
+        dashboard_url=dashboard_url,
+        tmux_socket=tmux_socket,
+        demo_channel_ids=demo_channel_ids,
+        clock=clock,
+        launcher=launcher,
+        environ=environ,
+    )

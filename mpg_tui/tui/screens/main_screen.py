@@ -1,0 +1,282 @@
+"""The cockpit's main screen: the panes, what is selected, and how a batch of events lands.
+
+The app hands this screen digested batches of core events (:meth:`MainScreen.apply`);
+the screen re-reads the touched sessions from the :class:`~mpg_tui.core.api.CoreAPI`
+(read-only) and tells each pane what changed. Selection flows through the panes'
+messages: a project selects its threads, a thread selects one of its sessions, a session
+shows its detail and its thread's handoff chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from mpg_tui.core.api import CoreAPI, HandoffChain, SessionInfo
+from mpg_tui.core.clock import Clock
+from mpg_tui.tui import formatting as fmt
+from mpg_tui.tui.digest import Digest, Level, LogEntry
+from mpg_tui.tui.model import STATE_RANK, ThreadSummary, project_counts, summarize_threads
+from mpg_tui.tui.widgets.chain_pane import ChainPane
+from mpg_tui.tui.widgets.chat_box import ChatBox
+from mpg_tui.tui.widgets.cockpit_header import CockpitHeader
+from mpg_tui.tui.widgets.event_log import EventLog
+from mpg_tui.tui.widgets.filter_bar import FilterBar
+from mpg_tui.tui.widgets.projects_pane import ProjectsPane
+from mpg_tui.tui.widgets.session_detail import SessionDetail
+from mpg_tui.tui.widgets.sessions_table import SessionsTable
+from mpg_tui.tui.widgets.threads_pane import ThreadsPane
+
+
+class MainScreen(Screen[None]):
+    AUTO_FOCUS = "#sessions"
+
+    def __init__(
+        self,
+        core: CoreAPI,
+        clock: Clock,
+        *,
+        dashboard_url: str | None = None,
+        demo_channel_ids: Sequence[tuple[str, str]] | None = None,
+        claude_command: Sequence[str] = ("claude",),
+    ) -> None:
+        super().__init__()
+        self.core = core
+        self.clock = clock
+        self.projects = list(core.projects())
+        self.project_names = {p.key: p.name for p in self.projects}
+        self.sessions: dict[str, SessionInfo] = {}
+        self.thread_names: dict[str, str] = {}
+        self.selected_project: str | None = self.projects[0].key if self.projects else None
+        self.selected_thread: str | None = None
+        self.selected_key: str | None = None
+        self._dashboard_url = dashboard_url
+        self._demo_channels = list(demo_channel_ids or [])
+        self._claude = tuple(claude_command)
+
+    # -- layout ----------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield CockpitHeader(self.core.version, self._dashboard_url, id="header")
+        with Horizontal(id="body"):
+            with Vertical(id="sidebar"):
+                yield ProjectsPane(self.projects, id="projects")
+                yield ThreadsPane(id="threads")
+            with Vertical(id="main"):
+                yield SessionsTable(self.project_names, id="sessions")
+                with Horizontal(id="lower"):
+                    yield SessionDetail(claude=self._claude, id="detail")
+                    yield ChainPane(id="chain")
+        yield EventLog(id="event-log")
+        yield FilterBar(id="filter")
+        if self._demo_channels:
+            yield ChatBox(self._demo_channels, id="chat")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#projects").border_title = "Projects"
+        self.query_one("#threads").border_title = "Threads"
+        self.query_one("#detail").border_title = "Session"
+        self.query_one("#chain").border_title = "Handoff chain"
+        self.query_one("#filter").display = False
+        now = self.clock.now()
+        self.sessions = {s.key: s for s in self.core.sessions()}
+        self.header.connection = self.core.connection_state
+        self.header.totals = self.core.totals()
+        self.header.uptime = now - self.core.started_at
+        self.table.load(self.sessions.values(), now)
+        self._refresh_counts()
+        self._refresh_threads(now)
+        projects = self.query_one(ProjectsPane)
+        if self.projects:
+            with projects.prevent(ProjectsPane.OptionHighlighted):
+                projects.highlighted = 0
+        self._show_detail(now)
+        self._show_chain(now)
+        self.set_interval(1.0, self.tick, name="cockpit-tick")
+
+    # -- shortcuts to the panes ---------------------------------------------------------
+
+    @property
+    def header(self) -> CockpitHeader:
+        return self.query_one(CockpitHeader)
+
+    @property
+    def table(self) -> SessionsTable:
+        return self.query_one(SessionsTable)
+
+    @property
+    def event_log(self) -> EventLog:
+        return self.query_one(EventLog)
+
+    @property
+    def selected_session(self) -> SessionInfo | None:
+        return self.sessions.get(self.selected_key) if self.selected_key else None
+
+    # -- what the app calls --------------------------------------------------------------
+
+    def apply(self, batch: Digest) -> None:
+        """Bring every pane up to date with one batch of events."""
+        now = self.clock.now()
+        self.thread_names.update(batch.thread_names)
+        changed: list[SessionInfo] = []
+        removed: list[str] = []
+        for key in batch.session_keys:
+            info = self.core.session(key)
+            if info is None:
+                if self.sessions.pop(key, None) is not None:
+                    removed.append(key)
+            else:
+                self.sessions[key] = info
+                changed.append(info)
+        if changed or removed:
+            self.table.apply(changed, removed, now)
+            self._refresh_counts()
+        if changed or removed or batch.thread_names:
+            self._refresh_threads(now)
+        if batch.connection is not None:
+            self.header.connection, self.header.connection_detail = batch.connection
+        if batch.totals:
+            self.header.totals = self.core.totals()
+        if self.selected_key in batch.session_keys:
+            self._show_detail(now)
+        if self.selected_thread in batch.threads or self.selected_thread in {s.thread_id for s in changed}:
+            self._show_chain(now)
+        if batch.log:
+            self.event_log.add(batch.log)
+
+    def log_entry(self, level: Level, text: str) -> None:
+        """Add the cockpit's own news (command results, worker failures) to the event log."""
+        self.event_log.add([LogEntry(at=self.clock.now(), level=level, text=text)])
+
+    def tick(self) -> None:
+        """Once a second: uptime, relative times and running durations move on."""
+        now = self.clock.now()
+        self.header.uptime = now - self.core.started_at
+        self.table.refresh_times(now)
+        self._refresh_threads(now)
+        info = self.selected_session
+        if info is not None and info.state == "running":
+            self._show_detail(now)
+        chain = self.query_one(ChainPane).chain
+        if chain is not None and chain.state == "running":
+            self._show_chain(now)
+
+    def select_session(self, key: str) -> bool:
+        return self.table.select_key(key)
+
+    def toggle_log(self) -> None:
+        log = self.event_log
+        log.display = not log.display
+
+    def open_filter(self) -> None:
+        bar = self.query_one(FilterBar)
+        bar.display = True
+        bar.focus()
+
+    def focus_chat(self) -> bool:
+        boxes = self.query(ChatBox)
+        if not boxes:
+            return False
+        boxes.first().focus_input()
+        return True
+
+    # -- selection ---------------------------------------------------------------------
+
+    @on(ProjectsPane.Selected)
+    def _project_selected(self, message: ProjectsPane.Selected) -> None:
+        if message.project_key != self.selected_project:
+            self.selected_project = message.project_key
+            self._refresh_threads(self.clock.now())
+
+    @on(ThreadsPane.Selected)
+    def _thread_selected(self, message: ThreadsPane.Selected) -> None:
+        self.selected_thread = message.thread_id
+        self._show_chain(self.clock.now())
+        current = self.selected_session
+        if current is not None and current.thread_id == message.thread_id:
+            return
+        members = [s for s in self.sessions.values() if s.thread_id == message.thread_id]
+        # The busiest, then the most recent, session of the thread is the interesting one.
+        for info in sorted(members, key=lambda s: (STATE_RANK.get(s.state, 0), s.last_activity), reverse=True):
+            if self.table.select_key(info.key):
+                return
+
+    @on(SessionsTable.Selected)
+    def _session_selected(self, message: SessionsTable.Selected) -> None:
+        now = self.clock.now()
+        self.selected_key = message.key
+        self._show_detail(now)
+        info = self.selected_session
+        if info is None:
+            return
+        if info.project_key != self.selected_project:
+            self.selected_project = info.project_key
+            projects = self.query_one(ProjectsPane)
+            keys = [p.key for p in self.projects]
+            with projects.prevent(ProjectsPane.OptionHighlighted):
+                projects.highlighted = keys.index(info.project_key) if info.project_key in keys else None
+            self._refresh_threads(now)
+        if info.thread_id != self.selected_thread:
+            self.selected_thread = info.thread_id
+            self.query_one(ThreadsPane).select_thread(info.thread_id)
+            self._show_chain(now)
+
+    @on(FilterBar.Changed)
+    def _filter_changed(self, message: FilterBar.Changed) -> None:
+        self.table.set_filter(message.query)
+        self._refresh_counts()
+
+    @on(FilterBar.Done)
+    def _filter_done(self) -> None:
+        bar = self.query_one(FilterBar)
+        if not bar.value.strip():
+            bar.display = False
+        self.table.focus()
+
+    # -- pane refreshers ------------------------------------------------------------------
+
+    def _refresh_counts(self) -> None:
+        sessions = self.sessions.values()
+        self.query_one(ProjectsPane).update_counts(project_counts(sessions))
+        running = sum(1 for s in sessions if s.state == "running")
+        waiting = sum(s.queue_depth + (s.state == "queued") for s in sessions)
+        table = self.table
+        title = f"Sessions · {len(self.sessions)}"
+        if table.filter_query:
+            title += f" · {table.row_count} match “{fmt.truncate(table.filter_query, 30)}”"
+        table.border_title = title
+        table.border_subtitle = f"{running} running · {waiting} queued"
+
+    def _refresh_threads(self, now: float) -> None:
+        threads: list[ThreadSummary] = summarize_threads(
+            self.sessions.values(), self.selected_project, self.thread_names
+        )
+        pane = self.query_one(ThreadsPane)
+        name = self.project_names.get(self.selected_project or "", "")
+        pane.border_title = f"Threads · {name}" if name else "Threads"
+        pane.show(threads, now)
+
+    def _show_detail(self, now: float) -> None:
+        info = self.selected_session
+        detail = self.query_one(SessionDetail)
+        detail.border_title = f"Session · {info.key}" if info else "Session"
+        detail.show(info, self.project_names.get(info.project_key, info.project_key) if info else "", now)
+
+    def _show_chain(self, now: float) -> None:
+        pane = self.query_one(ChainPane)
+        thread = self.selected_thread
+        chain = self._chain_for(thread) if thread else None
+        name = self.thread_names.get(thread or "", "")
+        pane.border_title = f"Handoff chain · {fmt.truncate(name, 24)}" if name else "Handoff chain"
+        pane.show(thread, chain, now)
+
+    def _chain_for(self, thread_id: str) -> HandoffChain | None:
+        chains: Iterable[HandoffChain] = self.core.chains()
+        found = [c for c in chains if c.thread_id == thread_id]
+        return found[-1] if found else None

@@ -1,0 +1,105 @@
+"""The selected session up close: where it runs, how to resume it, what claude is doing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Markdown, Static
+
+from mpg_tui.core.api import SessionInfo
+from mpg_tui.tui import formatting as fmt
+from mpg_tui.tui.jump import session_workdir
+
+PROGRESS_LINES = 12
+"""Progress lines kept on screen; the core keeps the run's recent history."""
+
+
+class SessionDetail(VerticalScroll):
+    def __init__(self, *, claude: Sequence[str] = ("claude",), id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.claude = tuple(claude)
+        self.info: SessionInfo | None = None
+        self._reply: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("Select a session to see it here.", style=fmt.MUTED), id="detail-head")
+        yield Static("", id="detail-progress")
+        yield Static(Text("last reply", style=f"bold {fmt.MUTED}"), id="detail-reply-title")
+        yield Markdown("", id="detail-reply")
+
+    def show(self, info: SessionInfo | None, project_name: str, now: float) -> None:
+        self.info = info
+        self.set_class(info is None, "-empty")
+        head = self.query_one("#detail-head", Static)
+        progress = self.query_one("#detail-progress", Static)
+        if info is None:
+            head.update(Text("Select a session to see it here.", style=fmt.MUTED))
+            progress.update("")
+            self._set_reply("")
+            return
+        head.update(self._head(info, project_name, now))
+        progress.update(self._progress(info))
+        reply = info.last_reply or (f"**Error:** {info.last_error}" if info.last_error else "")
+        self._set_reply(reply)
+
+    def _set_reply(self, reply: str) -> None:
+        # Markdown re-parses on every update; only do it when the reply really changed.
+        if reply != self._reply:
+            self._reply = reply
+            self.query_one("#detail-reply-title").display = bool(reply)
+            self.query_one("#detail-reply", Markdown).update(reply)
+
+    def _head(self, info: SessionInfo, project_name: str, now: float) -> Table:
+        state = fmt.state_text(info.state)
+        if info.state == "running" and info.run_started_at is not None:
+            state.append(f" for {fmt.duration(now - info.run_started_at)}", style=fmt.IDLE)
+        if info.queue_depth:
+            state.append(f" · {info.queue_depth} waiting", style=fmt.QUEUED)
+        runner = Text(info.runner, style=fmt.TEXT)
+        if info.tmux_session:
+            runner.append(f" · tmux session {info.tmux_session}", style=fmt.MUTED)
+        spend = Text(
+            f"{info.runs} run{'s' * (info.runs != 1)} · {fmt.cost(info.cost_usd)} · "
+            f"{fmt.tokens(info.input_tokens)} in / {fmt.tokens(info.output_tokens)} out",
+            style=fmt.TEXT,
+        )
+        workdir = session_workdir(info)
+        if info.session_id:
+            resume = Text(fmt.command_line([*self.claude, "--resume", info.session_id], workdir), style=fmt.ACCENT)
+        else:
+            resume = Text("no claude session yet: nothing to resume", style=fmt.MUTED)
+
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style=fmt.MUTED, no_wrap=True)
+        grid.add_column(overflow="fold")
+        grid.add_row("session", Text(info.key, style=f"bold {fmt.TEXT}"))
+        grid.add_row("state", state)
+        agent = Text(info.agent, style=fmt.ACCENT) if info.agent else Text("default session", style=fmt.MUTED)
+        grid.add_row("project", Text.assemble((project_name, fmt.TEXT), ("  agent ", fmt.MUTED), agent))
+        grid.add_row("runner", runner)
+        grid.add_row("cwd", Text(fmt.home_relative(workdir), style=fmt.TEXT))
+        grid.add_row("resume", resume)
+        grid.add_row("spent", spend)
+        if info.last_error:
+            grid.add_row("error", Text(info.last_error, style=fmt.ERROR))
+        return grid
+
+    @staticmethod
+    def _progress(info: SessionInfo) -> Text:
+        lines = info.progress[-PROGRESS_LINES:]
+        if not lines:
+            return Text("")
+        text = Text()
+        title = "progress" if info.state == "running" else "last run"
+        text.append(f"{title}\n", style=f"bold {fmt.MUTED}")
+        for index, line in enumerate(lines):
+            newest = index == len(lines) - 1 and info.state == "running"
+            text.append("▸ " if newest else "· ", style=fmt.RUNNING if newest else fmt.MUTED)
+            text.append(fmt.truncate(line, 400), style=fmt.TEXT if newest else fmt.IDLE)
+            if index < len(lines) - 1:
+                text.append("\n")
+        return text

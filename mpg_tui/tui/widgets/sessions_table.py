@@ -1,0 +1,278 @@
+"""Every session the gateway knows, one row each, updated cell by cell.
+
+Rows are keyed by session key. A batch of changes touches only the cells whose text
+changed, adds or removes only the rows that came or went, and re-sorts only when the
+sort column moved, so a thousand sessions under a stream of events stay cheap. The
+cursor follows the selected session across re-sorts: the row an operator is about to
+kill must not change under them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from rich.text import Text
+from textual import on
+from textual.binding import Binding
+from textual.coordinate import Coordinate
+from textual.message import Message
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
+
+from mpg_tui.core.api import SessionInfo
+from mpg_tui.tui import formatting as fmt
+from mpg_tui.tui.model import STATE_RANK, matches
+
+
+class Column(NamedTuple):
+    key: str
+    label: str
+    width: int
+    right: bool = False
+
+
+COLUMNS = (
+    Column("key", "Session", 30),
+    Column("project", "Project", 14),
+    Column("agent", "Agent", 10),
+    Column("state", "State", 12),
+    Column("queue", "Queue", 5, right=True),
+    Column("last", "Last activity", 13),
+    Column("session_id", "Session ID", 10),
+    Column("runner", "Runner", 6),
+    Column("cost", "Cost", 8, right=True),
+    Column("tokens", "Tokens", 7, right=True),
+)
+LAST_COLUMN = [c.key for c in COLUMNS].index("last")
+
+
+def _same(a: Text, b: Text) -> bool:
+    # Text equality ignores the base style, and a colour change alone must be redrawn.
+    return a.plain == b.plain and a.style == b.style and a.spans == b.spans
+
+
+class SessionsTable(DataTable[Text]):
+    # Enter jumps into the session; a mouse click only selects. (DataTable's own enter
+    # "selects", and so does a click on the current row: jumping on a click would
+    # suspend the cockpit by surprise.)
+    BINDINGS = [Binding("enter", "jump", "Jump in", show=False)]
+
+    @dataclass
+    class Selected(Message):
+        """The highlighted session changed (None: the table is empty)."""
+
+        key: str | None
+
+    @dataclass
+    class JumpRequested(Message):
+        key: str
+
+    def __init__(self, project_names: Mapping[str, str], *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.project_names = dict(project_names)
+        self._infos: dict[str, SessionInfo] = {}
+        self._shown: dict[str, tuple[Text, ...]] = {}
+        self._query = ""
+        self._sort_column = "project"
+        self._reverse = False
+        self._now = 0.0
+        self._selected: str | None = None
+
+    def on_mount(self) -> None:
+        for column in COLUMNS:
+            label = Text(column.label, justify="right" if column.right else "left")
+            self.add_column(label, width=column.width, key=column.key)
+        self._rebuild()
+
+    # -- what others read ------------------------------------------------------------
+
+    @property
+    def selected_key(self) -> str | None:
+        return self._selected
+
+    @property
+    def filter_query(self) -> str:
+        return self._query
+
+    @property
+    def total(self) -> int:
+        return len(self._infos)
+
+    def info(self, key: str) -> SessionInfo | None:
+        return self._infos.get(key)
+
+    def visible_keys(self) -> list[str]:
+        """Keys in display order."""
+        return [str(self.coordinate_to_cell_key(Coordinate(i, 0)).row_key.value) for i in range(self.row_count)]
+
+    # -- what the screen calls -----------------------------------------------------
+
+    def load(self, sessions: Iterable[SessionInfo], now: float) -> None:
+        self._now = now
+        self._infos = {s.key: s for s in sessions}
+        if self.is_mounted:
+            self._rebuild()
+
+    def apply(self, changed: Iterable[SessionInfo], removed: Iterable[str], now: float) -> None:
+        """Bring the rows in line with new snapshots of ``changed`` and the end of ``removed``."""
+        self._now = now
+        resort = False
+        sort_value = self._sort_value(self._sort_column)
+        for key in removed:
+            self._infos.pop(key, None)
+            self._drop_row(key)
+        for info in changed:
+            previous = self._infos.get(info.key)
+            self._infos[info.key] = info
+            if not self._visible(info):
+                self._drop_row(info.key)
+                continue
+            cells = self._cells(info)
+            old = self._shown.get(info.key)
+            if old is None:
+                self.add_row(*cells, key=info.key)
+                resort = True
+            else:
+                for column, before, after in zip(COLUMNS, old, cells, strict=True):
+                    if not _same(before, after):
+                        self.update_cell(info.key, column.key, after)
+                resort = resort or previous is None or sort_value(previous) != sort_value(info)
+            self._shown[info.key] = cells
+        if resort:
+            self._sort()
+        self._follow_selection()
+
+    def set_filter(self, query: str) -> None:
+        if query.strip() != self._query:
+            self._query = query.strip()
+            self._rebuild()
+
+    def sort_by(self, column: str) -> None:
+        """Sort by ``column``; sorting by the same column again reverses the order."""
+        if column == self._sort_column:
+            self._reverse = not self._reverse
+        else:
+            self._sort_column, self._reverse = column, column in ("last", "cost", "tokens", "queue", "state")
+        self._sort()
+        self._follow_selection()
+
+    def refresh_times(self, now: float) -> None:
+        """Rewrite the "last activity" cells whose wording changed (``5s ago`` -> ``6s ago``)."""
+        self._now = now
+        for key, cells in self._shown.items():
+            text = self._last_cell(self._infos[key])
+            if not _same(text, cells[LAST_COLUMN]):
+                self.update_cell(key, "last", text)
+                self._shown[key] = (*cells[:LAST_COLUMN], text, *cells[LAST_COLUMN + 1 :])
+
+    def select_key(self, key: str) -> bool:
+        """Move the cursor to ``key``'s row; False when it is not shown."""
+        if key not in self._shown:
+            return False
+        self.move_cursor(row=self.get_row_index(key))
+        return True
+
+    # -- internals -----------------------------------------------------------------
+
+    def _visible(self, info: SessionInfo) -> bool:
+        return not self._query or matches(info, self.project_names.get(info.project_key, ""), self._query)
+
+    def _drop_row(self, key: str) -> None:
+        if self._shown.pop(key, None) is not None:
+            with suppress(RowDoesNotExist):  # _shown and the rows move together; belt and braces
+                self.remove_row(key)
+
+    def _rebuild(self) -> None:
+        if not self.columns:
+            return
+        self.clear()
+        self._shown.clear()
+        for info in self._infos.values():
+            if self._visible(info):
+                cells = self._cells(info)
+                self.add_row(*cells, key=info.key)
+                self._shown[info.key] = cells
+        self._sort()
+        self._follow_selection()
+
+    def _sort(self) -> None:
+        value = self._sort_value(self._sort_column)
+        infos = self._infos
+        self.sort("key", key=lambda cell: (value(infos[cell.plain]), cell.plain), reverse=self._reverse)
+
+    def _sort_value(self, column: str) -> Callable[[SessionInfo], Any]:
+        names = self.project_names
+        by: dict[str, Callable[[SessionInfo], Any]] = {
+            "key": lambda s: s.key,
+            "project": lambda s: names.get(s.project_key, s.project_key).lower(),
+            "agent": lambda s: s.agent or "",
+            "state": lambda s: STATE_RANK.get(s.state, -1),
+            "queue": lambda s: s.queue_depth,
+            "last": lambda s: s.last_activity,
+            "session_id": lambda s: s.session_id or "",
+            "runner": lambda s: s.runner,
+            "cost": lambda s: s.cost_usd,
+            "tokens": lambda s: s.input_tokens + s.output_tokens,
+        }
+        return by[column]
+
+    def _follow_selection(self) -> None:
+        """Keep the cursor on the selected session; if it is gone, select what is under the cursor."""
+        if self._selected is not None and self._selected in self._shown:
+            index = self.get_row_index(self._selected)
+            if index != self.cursor_row:
+                with self.prevent(DataTable.RowHighlighted):
+                    self.move_cursor(row=index, animate=False)
+            return
+        current = self._key_at_cursor()
+        if current != self._selected:
+            self._selected = current
+            self.post_message(self.Selected(current))
+
+    def _key_at_cursor(self) -> str | None:
+        if not self.row_count:
+            return None
+        row = min(self.cursor_row, self.row_count - 1)
+        return str(self.coordinate_to_cell_key(Coordinate(row, 0)).row_key.value)
+
+    def _cells(self, info: SessionInfo) -> tuple[Text, ...]:
+        tokens = info.input_tokens + info.output_tokens
+        return (
+            Text(info.key, style=fmt.TEXT, no_wrap=True, overflow="ellipsis"),
+            Text(self.project_names.get(info.project_key, info.project_key), no_wrap=True, overflow="ellipsis"),
+            Text(info.agent or fmt.NONE, style=fmt.ACCENT if info.agent else fmt.MUTED),
+            fmt.state_text(info.state),
+            Text(
+                str(info.queue_depth) if info.queue_depth else fmt.NONE,
+                justify="right",
+                style=fmt.QUEUED if info.queue_depth else fmt.MUTED,
+            ),
+            self._last_cell(info),
+            Text(fmt.short_id(info.session_id), style=fmt.IDLE if info.session_id else fmt.MUTED),
+            Text(info.runner, style=fmt.MUTED if info.runner == "direct" else fmt.ACCENT),
+            Text(fmt.cost(info.cost_usd), justify="right", style=fmt.TEXT if info.cost_usd else fmt.MUTED),
+            Text(fmt.tokens(tokens), justify="right", style=fmt.TEXT if tokens else fmt.MUTED),
+        )
+
+    def _last_cell(self, info: SessionInfo) -> Text:
+        return Text(fmt.ago(self._now - info.last_activity), style=fmt.IDLE)
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        key = None if event.row_key.value is None else str(event.row_key.value)
+        if key != self._selected:
+            self._selected = key
+            self.post_message(self.Selected(key))
+
+    def action_jump(self) -> None:
+        if self._selected is not None:
+            self.post_message(self.JumpRequested(self._selected))
+
+    @on(DataTable.HeaderSelected)
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        self.sort_by(str(event.column_key.value))

@@ -1,0 +1,94 @@
+"""Fixtures for the dashboard: a fake core on a fake clock, a real server on 127.0.0.1:0, a client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+
+from mpg_tui.core.clock import FakeClock
+from mpg_tui.dashboard import Dashboard
+from tests.dashboard.fake_core import FakeCore
+
+TOKEN = "s3cret-dashboard-token-0123456789"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def core(clock: FakeClock) -> FakeCore:
+    return FakeCore(clock=clock, uptime=90)
+
+
+@pytest.fixture
+async def dashboard(core: FakeCore, clock: FakeClock) -> AsyncIterator[Dashboard]:
+    async with Dashboard(core, port=0, clock=clock) as running:
+        yield running
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def get_json(client: aiohttp.ClientSession, dashboard: Dashboard, path: str, **kwargs: Any) -> Any:
+    async with client.get(dashboard.url + path.lstrip("/"), **kwargs) as response:
+        assert response.status == 200, await response.text()
+        assert response.headers["Content-Type"].startswith("application/json")
+        return await response.json()
+
+
+@dataclass
+class Frame:
+    """One server-sent-events block: its ``event:`` name, joined ``data:`` lines and comments."""
+
+    event: str | None = None
+    data: str | None = None
+    comments: list[str] = field(default_factory=list)
+    retry: int | None = None
+
+    def json(self) -> Any:
+        assert self.data is not None
+        return json.loads(self.data)
+
+
+async def next_frame(response: aiohttp.ClientResponse) -> Frame:
+    """Read lines up to the next blank line (the end of an event) and parse them."""
+    frame = Frame()
+    data: list[str] = []
+    while True:
+        raw = await response.content.readline()
+        if not raw:
+            raise EOFError("event stream closed")
+        line = raw.decode("utf-8").rstrip("\n")
+        if line == "":
+            if data:
+                frame.data = "\n".join(data)
+            return frame
+        if line.startswith(":"):
+            frame.comments.append(line[1:].strip())
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            frame.event = value
+        elif name == "data":
+            data.append(value)
+        elif name == "retry":
+            frame.retry = int(value)
+
+
+async def next_event(response: aiohttp.ClientResponse) -> Frame:
+    """The next frame that carries an event (skipping heartbeats)."""
+    while True:
+        frame = await next_frame(response)
+        if frame.event is not None:
+            return frame

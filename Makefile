@@ -21,6 +21,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
+	scripts/ensure-chromium
 	$(BIN)/pytest
 
 bench: $(STAMP)

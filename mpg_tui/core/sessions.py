@@ -33,11 +33,13 @@ from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core.api import SessionInfo
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock, TimerHandle
+from mpg_tui.core.embeds import RECOVERED_PREFIX, SESSION_CHANGED_NOTICE, SESSION_EXPIRED_NOTICE
 from mpg_tui.core.events import (
     Event,
     RunFinished,
     RunnerKind,
     RunProgress,
+    RunRecovering,
     RunStarted,
     SessionIdled,
     SessionKilled,
@@ -46,15 +48,17 @@ from mpg_tui.core.events import (
     SessionState,
 )
 from mpg_tui.core.store import PendingRun, SessionStore, StoredSession
-from mpg_tui.runners.base import ErrorKind, Progress, Runner, RunRequest, RunResult
+from mpg_tui.runners.base import ErrorKind, Progress, ProgressCallback, Runner, RunRequest, RunResult
 from mpg_tui.worktrees import WorktreeError, WorktreeManager
 
 log = logging.getLogger(__name__)
 
-EXPIRED_NOTICE = "Previous session expired — starting fresh."
-CHANGED_NOTICE = "⚠️ Claude started a new session; earlier context may be lost."
+EXPIRED_NOTICE = SESSION_EXPIRED_NOTICE
+CHANGED_NOTICE = SESSION_CHANGED_NOTICE
+RECOVERED_NOTICE = f"🔄 {RECOVERED_PREFIX}"
 KILLED_ERROR = "Session was killed."
 SHUTDOWN_ERROR = "The gateway is shutting down."
+DETACHED_ERROR = "The gateway stopped watching this tmux run; the next gateway delivers its result."
 PROGRESS_TAIL = 20
 PREVIEW_CHARS = 120
 
@@ -88,6 +92,17 @@ class ReleasesSessions(Protocol):
     async def release(self, key: str) -> None: ...
 
 
+@runtime_checkable
+class AcknowledgesResults(Protocol):
+    """Optional runner ability: keep a result on disk until the thread has it (tmux)."""
+
+    async def acknowledge(self, key: str) -> None: ...
+
+
+RecoveredWait = Callable[[ProgressCallback], Awaitable[RunResult]]
+"""Waits for a run an earlier gateway started (``RecoveredRun.wait``)."""
+
+
 @dataclass(eq=False)
 class _Turn:
     prompt: str
@@ -95,6 +110,9 @@ class _Turn:
     timeout_s: float
     on_progress: Callable[[Progress], None] | None
     future: asyncio.Future[TurnOutcome]
+    recovered: RecoveredWait | None = None
+    """Set for a run adopted from an earlier gateway: wait for it instead of starting one."""
+    started_at: float | None = None
 
 
 class _Session:
@@ -207,6 +225,7 @@ class SessionManager:
         self._pending_from_disk: dict[str, StoredSession] = {}
         self._closing = False
         self._background: set[asyncio.Task[None]] = set()
+        self._ending: dict[str, asyncio.Task[None]] = {}  # workers of killed sessions, still winding down
         self._warned_runner: set[str] = set()
 
     # -- start-up ------------------------------------------------------------------
@@ -346,6 +365,10 @@ class SessionManager:
 
     async def _drain(self, session: _Session) -> None:
         try:
+            ending = self._ending.get(session.key)
+            if ending is not None:
+                # A killed run of the same key is still being stopped: never two runs of one key.
+                await asyncio.wait({ending})
             while session.queue and not (session.killed or self._closing):
                 if session.slot is None:
                     session.slot = self._slots.request()
@@ -367,8 +390,7 @@ class SessionManager:
                     self._slots.release()
                     session.slot = None
                     if result is None:  # cancelled mid-run (shutdown): the caller still gets an answer
-                        error = KILLED_ERROR if session.killed else SHUTDOWN_ERROR
-                        result = RunResult(ok=False, error=error, error_kind="cancelled")
+                        result = self._cut_short(session)
                     if not turn.future.done():
                         turn.future.set_result(TurnOutcome(result=result, notices=notices, session=self._info(session)))
         except asyncio.CancelledError:
@@ -408,6 +430,8 @@ class SessionManager:
         session.workspace_ready = True
 
     async def _run_turn(self, session: _Session, turn: _Turn) -> tuple[RunResult, list[str]]:
+        if turn.recovered is not None:
+            return await self._run_recovered(session, turn, turn.recovered)
         runner = self._runner_for(session.project)
         args = session.project.claude_args(warn=False)
         if turn.agent is not None:
@@ -420,6 +444,53 @@ class SessionManager:
             result = dataclasses.replace(result, error=KILLED_ERROR, error_kind="cancelled")
         self._record(session, result, runs, generation)
         return result, notices
+
+    async def _run_recovered(self, session: _Session, turn: _Turn, wait: RecoveredWait) -> tuple[RunResult, list[str]]:
+        session.run_started_at = turn.started_at or self._clock.now()
+        session.progress.clear()
+        generation = session.generation
+        self._publish(RunRecovering(key=session.key, project_key=session.project.key, thread_id=session.thread_id))
+        try:
+            result = await wait(lambda progress: self._on_progress(session, turn, progress))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("waiting for the recovered run of %s failed", session.key)
+            result = RunResult(ok=False, error=f"The recovered run could not be read: {exc}", error_kind="crash")
+        self._record(session, result, [result], generation, recovered=True)
+        return result, [RECOVERED_NOTICE]
+
+    async def adopt(
+        self,
+        key: str,
+        project: ProjectView,
+        thread_id: str,
+        wait: RecoveredWait,
+        *,
+        agent: Agent | None = None,
+        started_at: float | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> TurnOutcome:
+        """Take over a run an earlier gateway started (tmux): shown as recovering, queued first.
+
+        Prompts sent to the same key meanwhile wait behind it, as they would behind any run.
+        """
+        session = self._session_for(key, project, thread_id, agent)
+        future: asyncio.Future[TurnOutcome] = asyncio.get_running_loop().create_future()
+        turn = _Turn("", agent, 0.0, on_progress, future, recovered=wait, started_at=started_at)
+        session.queue.appendleft(turn)
+        self._cancel_idle(session)
+        self._ensure_worker(session)
+        return await asyncio.shield(future)
+
+    async def acknowledge(self, key: str) -> None:
+        """The thread has the result of ``key``'s last run: let runners drop what they kept for it."""
+        for runner in self._runners.values():
+            if isinstance(runner, AcknowledgesResults):
+                try:
+                    await runner.acknowledge(key)
+                except Exception:
+                    log.exception("the %s runner could not acknowledge %s", runner.kind, key)
 
     async def _mark_started(self, session: _Session, runner: Runner, turn: _Turn) -> None:
         now = self._clock.now()
@@ -464,7 +535,9 @@ class SessionManager:
             session.session_id = None  # gone for good; a transient failure keeps it for next time
         return [result, fresh], [EXPIRED_NOTICE] if fresh.ok else []
 
-    def _record(self, session: _Session, result: RunResult, runs: list[RunResult], generation: int) -> None:
+    def _record(
+        self, session: _Session, result: RunResult, runs: list[RunResult], generation: int, *, recovered: bool = False
+    ) -> None:
         """Fold a finished turn into the session, persist it and publish RunFinished."""
         cost = sum(run.cost_usd for run in runs)
         input_tokens = sum(run.usage.input_tokens for run in runs)
@@ -500,6 +573,7 @@ class SessionManager:
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 duration_ms=sum(run.duration_ms for run in runs),
+                recovered=recovered,
             )
         )
 
@@ -568,9 +642,18 @@ class SessionManager:
         session = self._sessions.get(key)
         return self._info(session) if session is not None else None
 
+    def _cut_short(self, session: _Session) -> RunResult:
+        if session.killed:
+            return RunResult(ok=False, error=KILLED_ERROR, error_kind="cancelled")
+        if self._runner_for(session.project).kind == "tmux":
+            return RunResult(ok=False, error=DETACHED_ERROR, error_kind="detached")
+        return RunResult(ok=False, error=SHUTDOWN_ERROR, error_kind="cancelled")
+
     def _info(self, session: _Session) -> SessionInfo:
         runner = self._runner_for(session.project)
-        state: SessionState = "running" if session.current is not None else "queued" if session.queue else "idle"
+        state: SessionState = "queued" if session.queue else "idle"
+        if session.current is not None:
+            state = "recovering" if session.current.recovered is not None else "running"
         tmux = runner.tmux_session_name(session.key) if isinstance(runner, NamesTmuxSessions) else None
         return SessionInfo(
             key=session.key,
@@ -617,6 +700,8 @@ class SessionManager:
             else:
                 self._stop_waiting(session)
             if worker is not None:
+                self._ending[key] = worker
+                worker.add_done_callback(lambda task: self._ended(key, task))
                 # Let the run end before its directory goes; bounded, a stuck runner must not stall kill.
                 await asyncio.wait({worker}, timeout=self._stop_grace_s)
         self._pending_from_disk.pop(key, None)
@@ -625,6 +710,10 @@ class SessionManager:
         await self._remove_worktree(key, session, stored)
         self._publish(SessionKilled(key=key, project_key=project_key))
         return True
+
+    def _ended(self, key: str, worker: asyncio.Task[None]) -> None:
+        if self._ending.get(key) is worker:
+            del self._ending[key]
 
     async def _remove_worktree(self, key: str, session: _Session | None, stored: StoredSession | None) -> None:
         if self._worktrees is None:

@@ -27,6 +27,7 @@ ErrorKind = Literal[
     "session_not_found",  # --resume could not find the session
     "missing_cli",  # claude is not on PATH
     "cancelled",  # killed by !kill / the cockpit
+    "detached",  # the gateway stopped watching a tmux run that goes on; the next one delivers it
 ]
 
 

@@ -14,6 +14,7 @@ from mpg_tui.core.events import (
     Event,
     RunFinished,
     RunProgress,
+    RunRecovering,
     RunStarted,
     SessionIdled,
     SessionKilled,
@@ -22,8 +23,10 @@ from mpg_tui.core.events import (
 )
 from mpg_tui.core.sessions import (
     CHANGED_NOTICE,
+    DETACHED_ERROR,
     EXPIRED_NOTICE,
     KILLED_ERROR,
+    RECOVERED_NOTICE,
     SHUTDOWN_ERROR,
     SessionManager,
     TurnOutcome,
@@ -266,6 +269,29 @@ async def test_kill_mid_run_answers_queued_prompts_and_forgets_the_session(h: Ha
     assert h.runner.requests[-1].session_id is None  # a new session, not a resumed one
 
 
+async def test_prompt_after_kill_waits_for_the_killed_run_to_end(h: Harness) -> None:
+    h.manager = h.new_manager(stop_grace_s=0)  # kill() returns before the run has stopped
+    run = h.runner.hold(key="111")
+    old = h.submit("111", "old")
+    await run.started.wait()
+
+    async def stubborn_cancel(key: str) -> bool:
+        run.cancelled = True  # noted, but the run ends only when released below
+        return True
+
+    h.runner.cancel = stubborn_cancel  # type: ignore[method-assign]
+    assert await h.manager.kill("111")
+    new = h.submit("111", "new")
+    for _ in range(3):
+        await asyncio.sleep(0)
+    await h.store.flush()  # had the new turn started, its pendingRun write would be done by now
+    assert [r.prompt for r in h.runner.requests] == ["old"]
+    run.release()
+    assert (await old).result.error == KILLED_ERROR
+    assert (await new).result.ok
+    assert [r.prompt for r in h.runner.requests] == ["old", "new"]
+
+
 async def test_kill_of_a_session_waiting_for_a_slot_frees_its_place(tmp_path: Path) -> None:
     h = Harness(tmp_path, max_concurrent=1)
     await h.manager.load()
@@ -446,7 +472,8 @@ async def test_close_leaves_tmux_runs_going_and_answers_their_callers(tmp_path: 
     await run.started.wait()
     await h.manager.close()
     outcome = await running
-    assert outcome.result.error == SHUTDOWN_ERROR
+    assert outcome.result.error_kind == "detached"  # the thread is not told of a failure: it is not one
+    assert outcome.result.error == DETACHED_ERROR
     assert h.runner.cancel_calls == []  # the tmux session keeps running
     assert h.on_disk()["a"]["pendingRun"]["runner"] == "tmux"
 
@@ -514,3 +541,63 @@ async def test_stored_entry_from_mpg_is_revived(h: Harness) -> None:
     await h.submit("555")
     request: RunRequest = h.runner.requests[0]
     assert request.session_id == "mpg-session" and request.cwd == h.directory
+
+
+class _Recovered:
+    """A stand-in for ``RecoveredRun.wait``: progress, then a result when released."""
+
+    def __init__(self, result: RunResult) -> None:
+        self.result = result
+        self.release = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def wait(self, on_progress: Any) -> RunResult:
+        self.waiting.set()
+        on_progress(Progress(step="tool", text="Edit app.py", tool="Edit"))
+        await self.release.wait()
+        return self.result
+
+
+async def test_adopted_run_shows_as_recovering_then_records_its_result(h: Harness) -> None:
+    recovered = _Recovered(RunResult(ok=True, text="done while we were down", session_id="s-9", cost_usd=0.5))
+    adopting = asyncio.create_task(h.manager.adopt("777", h.project, "777", recovered.wait, started_at=10.0))
+    await recovered.waiting.wait()
+    info = h.manager.get("777")
+    assert info is not None and info.state == "recovering"
+    assert info.run_started_at == 10.0
+    assert info.progress  # live progress of the recovered run is shown too
+    assert [e.key for e in h.of(RunRecovering)] == ["777"]
+    recovered.release.set()
+    outcome = await adopting
+    assert outcome.result.text == "done while we were down"
+    assert outcome.notices == [RECOVERED_NOTICE]
+    finished = h.of(RunFinished)[-1]
+    assert finished.recovered and finished.cost_usd == 0.5
+    assert h.manager.get("777").session_id == "s-9"  # type: ignore[union-attr]
+
+
+async def test_prompt_for_a_recovering_key_waits_behind_the_recovered_run(h: Harness) -> None:
+    recovered = _Recovered(RunResult(ok=True, text="old", session_id="s-1"))
+    adopting = asyncio.create_task(h.manager.adopt("888", h.project, "888", recovered.wait))
+    await recovered.waiting.wait()
+    follow_up = h.submit("888", "next")
+    await asyncio.sleep(0)
+    assert h.runner.requests == []  # never two runs of one key
+    recovered.release.set()
+    await adopting
+    outcome = await follow_up
+    assert outcome.result.ok
+    assert h.runner.requests[-1].session_id == "s-1"  # it resumes what the recovered run returned
+
+
+async def test_acknowledge_reaches_runners_that_keep_results(h: Harness) -> None:
+    acknowledged: list[str] = []
+
+    class KeepsResults(FakeRunner):
+        async def acknowledge(self, key: str) -> None:
+            acknowledged.append(key)
+
+    h.runner = KeepsResults()
+    h.manager = h.new_manager()
+    await h.manager.acknowledge("123")
+    assert acknowledged == ["123"]

@@ -273,7 +273,8 @@
   }
 
   function mergeEvents(list) {
-      const merged = [];
+    const seen = new Set();
+    const merged = [];
     for (const e of [...shown, ...list]) {
       const id = eventId(e);
       if (!seen.has(id)) { seen.add(id); merged.push(e); }
@@ -322,6 +323,7 @@
       render(status);
       if (withEvents) mergeEvents(status.events);
     } catch (err) {
+      console.error('dashboard update failed:', err);
       setLive('reconnecting', 'update failed');
     } finally {
       refreshing = false;

@@ -22,6 +22,7 @@ lint: $(STAMP)
 
 test: lint
 	scripts/ensure-chromium
+	scripts/ensure-claude-cli >/dev/null
 	$(BIN)/pytest
 
 bench: $(STAMP)

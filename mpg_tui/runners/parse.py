@@ -133,14 +133,10 @@ class OutputParser:
             error = f"Claude did not finish{limit}; the run was stopped."
             return RunResult(ok=False, error=error, error_kind="timeout", **common)
         if self._result is not None:
-            return self._from_result(self._result, common)
-        missing = _NO_CONVERSATION.search(stderr)
+            return self._from_result(self._result, common, stderr)
+        missing = _session_not_found(stderr)
         if missing:
-            error = (
-                f"Claude has no conversation {missing.group(1)} for this directory "
-                "(sessions can only be resumed from the directory they started in)."
-            )
-            return RunResult(ok=False, error=error, error_kind="session_not_found", **common)
+            return RunResult(ok=False, error=missing, error_kind="session_not_found", **common)
         output_tail = self._output_tail()
         if exit_code:
             how = f"was killed by {_signal_name(-exit_code)}" if exit_code < 0 else f"exited with code {exit_code}"
@@ -208,6 +204,8 @@ class OutputParser:
         return []
 
     def _assistant_progress(self, obj: dict[str, Any]) -> list[Progress]:
+        if obj.get("is_api_error_message") is True:
+            return []  # the CLI's own wording of a failed API call, not claude at work: the result reports it
         message = obj.get("message")
         content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, list):
@@ -244,7 +242,7 @@ class OutputParser:
 
     # -- results -------------------------------------------------------------------------
 
-    def _from_result(self, result: dict[str, Any], common: dict[str, Any]) -> RunResult:
+    def _from_result(self, result: dict[str, Any], common: dict[str, Any], stderr: str) -> RunResult:
         text = result.get("result")
         text = text if isinstance(text, str) else ""
         metrics: dict[str, Any] = {
@@ -259,7 +257,14 @@ class OutputParser:
             error = "Claude hit the --max-turns limit before finishing."
             return RunResult(ok=False, error=error, error_kind="max_turns", **metrics, **common)
         if result.get("is_error") is True or (isinstance(subtype, str) and subtype.startswith("error")):
-            kind, error = classify_error(text or str(subtype or ""))
+            # An error result without text (``error_during_execution``) says why in ``errors``.
+            message = text or _errors_text(result.get("errors")) or str(subtype or "")
+            # With stream-json, a --resume that finds nothing still prints a result line.
+            missing = _session_not_found(message) or _session_not_found(stderr)
+            if missing:
+                return RunResult(ok=False, error=missing, error_kind="session_not_found", **metrics, **common)
+            status = result.get("api_error_status")
+            kind, error = classify_error(message, status=status if isinstance(status, int) else None)
             return RunResult(ok=False, error=error, error_kind=kind, **metrics, **common)
         return RunResult(ok=True, **metrics, **common)
 
@@ -275,14 +280,39 @@ class OutputParser:
 
 
 _NO_CONVERSATION = re.compile(r"No conversation found(?: with session ID:?)?\s*(\S*)", re.IGNORECASE)
+# ``--resume`` given something that is neither a session id nor a session title.
+_NOT_RESUMABLE = re.compile(r"--resume requires a valid session ID", re.IGNORECASE)
 _USAGE_RESET = re.compile(r"\|(\d{9,11})\b")
 
 
-def classify_error(message: str) -> tuple[ErrorKind, str]:
-    """Map the text of an ``is_error`` result to an error kind and a readable sentence."""
+def _session_not_found(text: str) -> str | None:
+    """The sentence for a session claude cannot resume, if ``text`` says so."""
+    missing = _NO_CONVERSATION.search(text)
+    if missing:
+        return (
+            f"Claude could not find conversation {missing.group(1)} to resume (it was deleted, or it was "
+            "started from another directory or with another claude configuration)."
+        )
+    if _NOT_RESUMABLE.search(text):
+        return "Claude could not resume the stored session: its ID is not one claude knows."
+    return None
+
+
+def _errors_text(errors: object) -> str:
+    if isinstance(errors, list):
+        return "\n".join(str(item) for item in errors if isinstance(item, str) and item.strip())
+    return ""
+
+
+def classify_error(message: str, *, status: int | None = None) -> tuple[ErrorKind, str]:
+    """Map the text of an ``is_error`` result to an error kind and a readable sentence.
+
+    ``status`` is the HTTP status the result reports (``api_error_status``) when it does;
+    otherwise it is read from the text, where each CLI version words it its own way.
+    """
     detail = _clip(_first_line(message), 300)
     lowered = message.lower()
-    status = _api_status(message)
+    status = status if status is not None else _api_status(message)
     if "not logged in" in lowered:
         return "auth", "Claude is not logged in on the gateway host — run `claude` there and /login."
     if status == 401 or "invalid api key" in lowered or "authentication_error" in lowered or "/login" in lowered:
@@ -306,12 +336,13 @@ def classify_error(message: str) -> tuple[ErrorKind, str]:
     return "api", f"Claude reported an error: {detail or 'no details'}"
 
 
-_API_STATUS = re.compile(r"API Error:?\s*(\d{3})", re.IGNORECASE)
+# "API Error: 500 Internal server error", and since 2.1.x "API Error: Request rejected (429) · ...".
+_API_STATUS = re.compile(r"API Error:?\s*(?:(\d{3})\b|[^(\n]{0,60}\((\d{3})\))", re.IGNORECASE)
 
 
 def _api_status(message: str) -> int | None:
     found = _API_STATUS.search(message)
-    return int(found.group(1)) if found else None
+    return int(found.group(1) or found.group(2)) if found else None
 
 
 def missing_cli_result(executable: str) -> RunResult:

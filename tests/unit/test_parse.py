@@ -299,6 +299,10 @@ def test_cancelled_wins_over_whatever_was_printed() -> None:
         ("5-hour limit reached ∙ resets 3pm", "usage_limit"),
         ('API Error: 400 {"type":"error","error":{"type":"invalid_request_error"}}', "api"),
         ("Something odd happened", "api"),
+        # Claude Code 2.1.330's own wording (no api_error_status field in these cases).
+        ("Invalid API key · Fix external API key", "auth"),
+        ("API Error: Request rejected (429) · Number of requests has exceeded your rate limit.", "rate_limit"),
+        ("API Error: 500 Internal server error. This is a server-side issue, usually temporary.", "overloaded"),
     ],
 )
 def test_is_error_results_are_classified(message: str, kind: str) -> None:
@@ -310,6 +314,54 @@ def test_is_error_results_are_classified(message: str, kind: str) -> None:
     assert result.error
     if kind != "api":
         assert '{"type"' not in result.error  # a sentence, not the raw API payload
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"), [(401, "auth"), (429, "rate_limit"), (500, "overloaded"), (529, "overloaded"), (400, "api")]
+)
+def test_the_results_api_error_status_decides_the_kind_whatever_the_wording(status: int, kind: str) -> None:
+    parser = OutputParser()
+    parser.feed_line(result_line(is_error=True, result="Request rejected · something new", api_error_status=status))
+    result = parser.finish(1, "")
+    assert result.error_kind == kind
+
+
+def test_a_failed_resume_in_stream_json_mode_is_session_not_found() -> None:
+    """2.1.330 prints a result line with ``errors`` (and says it on stderr too)."""
+    line = json.loads(result_line(subtype="error_during_execution", is_error=True, num_turns=0, total_cost_usd=0))
+    del line["result"]
+    line["errors"] = [f"No conversation found with session ID: {SESSION}"]
+    for stderr in (f"No conversation found with session ID: {SESSION}\n", ""):
+        parser = OutputParser()
+        parser.feed(json.dumps(line) + "\n")
+        result = parser.finish(1, stderr)
+        assert result.error_kind == "session_not_found"
+        assert result.error is not None and SESSION in result.error
+
+
+def test_a_resume_id_claude_rejects_outright_is_session_not_found() -> None:
+    stderr = (
+        "Error: --resume requires a valid session ID or session title when used with --print. "
+        'Usage: claude -p --resume <session-id|title>. Provided value "abc" is not a UUID\n'
+    )
+    result = OutputParser().finish(1, stderr)
+    assert result.error_kind == "session_not_found"
+
+
+def test_an_error_result_without_text_is_explained_by_its_errors() -> None:
+    line = json.loads(result_line(subtype="error_during_execution", is_error=True))
+    del line["result"]
+    line["errors"] = ["", "The tool runner crashed"]
+    parser = OutputParser()
+    parser.feed_line(json.dumps(line))
+    result = parser.finish(1, "")
+    assert (result.error_kind, result.error) == ("api", "Claude reported an error: The tool runner crashed")
+
+
+def test_the_clis_synthetic_api_error_message_is_no_progress() -> None:
+    line = json.loads(assistant_line({"type": "text", "text": "Invalid API key · Fix external API key"}))
+    line.update(is_api_error_message=True, error="authentication_failed", api_error_status=401)
+    assert OutputParser().feed_line(json.dumps(line)) is None
 
 
 def test_not_logged_in_gets_the_operator_instruction() -> None:

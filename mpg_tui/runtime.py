@@ -29,6 +29,9 @@ from mpg_tui.worktrees import WorktreeManager
 
 log = logging.getLogger(__name__)
 
+DRAIN_TIMEOUT_S = 5.0
+"""How long shutdown lets message handlers post their last words before Discord is closed."""
+
 
 class StartupError(Exception):
     """The gateway cannot start; the message tells the operator what to fix."""
@@ -160,6 +163,8 @@ class Runtime:
         log.info("Shutting down")
         await self.sessions.close()
         await self.store.flush()
+        if not await self.gateway.drain(DRAIN_TIMEOUT_S):
+            log.warning("some messages were still being handled after %ss; closing Discord anyway", DRAIN_TIMEOUT_S)
         if not self.client.is_closed():
             await self.client.close()
         if self.dashboard is not None:

@@ -102,6 +102,9 @@ class Gateway:
         self._tokens_in = 0
         self._tokens_out = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._handling = 0
+        self._all_handled = asyncio.Event()
+        self._all_handled.set()
         bus.listen(self._observe)
 
     # -- wiring -----------------------------------------------------------------------
@@ -173,8 +176,30 @@ class Gateway:
 
     # -- the message lifecycle -------------------------------------------------------
 
+    async def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the messages being handled to be done; True if they are.
+
+        At shutdown, after the sessions have answered every waiting prompt: each message's
+        handler still has chat work to finish (remove its status line, say the run was cut
+        short), which must happen before the chat client closes.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._all_handled.wait()
+        return self._all_handled.is_set()
+
     async def handle_message(self, msg: InboundMessage) -> None:
         """Everything MPG does for one chat message. Never raises for chat or claude failures."""
+        self._handling += 1
+        self._all_handled.clear()
+        try:
+            await self._handle_message(msg)
+        finally:
+            self._handling -= 1
+            if self._handling == 0:
+                self._all_handled.set()
+
+    async def _handle_message(self, msg: InboundMessage) -> None:
         if msg.author_is_bot:
             return
         route = self._router.route(msg)
@@ -231,12 +256,21 @@ class Gateway:
             await self._send(msg.channel_id, "Send a message with some text for Claude to work on.")
             return
 
+        if target.agent is not None and route.thread_id is not None:
+            # The agent a human picked is the thread's agent from now on, not only once it
+            # has answered: a follow-up sent while it works waits for it instead of starting
+            # a parallel run in the default session. Set before any await, so the thread's
+            # next message, handled meanwhile, already sees it.
+            self._sticky.set(route.thread_id, target.agent.name)
+
         # Messages of one thread enter their sessions' queues in the order they arrived.
         lock_key = route.thread_id or msg.channel_id
         async with self._intake_locks.setdefault(lock_key, asyncio.Lock()):
             with contextlib.suppress(ChatError):
                 await self.chat.react(msg.channel_id, msg.id, EYES)
             thread_id = route.thread_id or await self._open_thread(msg, project)
+            if target.agent is not None and route.thread_id is None:
+                self._sticky.set(thread_id, target.agent.name)  # a thread just opened for this message
             self._turns.reset(thread_id)
             prompt = await self._build_prompt(msg, target, thread_id, project)
             first = self._start_turn(project, thread_id, target.agent, prompt)

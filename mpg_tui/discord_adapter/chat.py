@@ -1,7 +1,9 @@
 """The core's :class:`~mpg_tui.core.ports.ChatPort`, implemented with discord.py.
 
 Works from channel IDs alone (``PartialMessageable``), so replying in a thread never
-depends on what happens to be in discord.py's cache.
+depends on what happens to be in discord.py's cache. Every way a call can fail (Discord
+refusing it, the network, a client already closed by shutdown) reaches the core as a
+:class:`~mpg_tui.core.ports.ChatError`, as the port promises.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -30,6 +32,23 @@ class DiscordChat:
     def __init__(self, client: discord.Client) -> None:
         self._client = client
 
+    @contextlib.contextmanager
+    def _failures_as_chat_error(self, action: str) -> Iterator[None]:
+        if self._client.is_closed():
+            raise ChatError(f"cannot {action}: the Discord client is closed")
+        try:
+            yield
+        except discord.HTTPException as exc:
+            raise _chat_error(exc, action) from exc
+        except (aiohttp.ClientError, OSError) as exc:  # OSError includes timeouts
+            raise ChatError(f"could not reach Discord to {action}: {exc}") from exc
+        except RuntimeError as exc:
+            # aiohttp's "Session is closed": shutdown closed the client while this call was
+            # on its way (a run's clean-up racing the close). Any other RuntimeError is a bug.
+            if not self._client.is_closed():
+                raise
+            raise ChatError(f"cannot {action}: the Discord client is closed") from exc
+
     def _channel(self, channel_id: str) -> discord.PartialMessageable:
         channel = self._client.get_channel(int(channel_id))
         guild_id = getattr(getattr(channel, "guild", None), "id", None)
@@ -42,54 +61,43 @@ class DiscordChat:
         channel = self._client.get_channel(int(channel_id))
         if not isinstance(channel, discord.TextChannel):
             raise ChatError(f"channel {channel_id} is not a text channel the bot can see")
-        try:
+        with self._failures_as_chat_error("create a thread"):
             thread = await channel.get_partial_message(int(message_id)).create_thread(
                 name=name[:100] or "Claude response",
                 auto_archive_duration=auto_archive_minutes,  # type: ignore[arg-type]
             )
-        except discord.HTTPException as exc:
-            raise _chat_error(exc, "create a thread") from exc
         return str(thread.id)
 
     async def send(self, channel_id: str, content: str | None = None, embed: Embed | None = None) -> str:
-        try:
+        with self._failures_as_chat_error("send a message"):
             if embed is not None:
                 message = await self._channel(channel_id).send(content=content, embed=_to_discord_embed(embed))
             else:
                 message = await self._channel(channel_id).send(content=content)
-        except discord.HTTPException as exc:
-            raise _chat_error(exc, "send a message") from exc
         return str(message.id)
 
     async def edit(self, channel_id: str, message_id: str, content: str) -> None:
-        try:
+        with self._failures_as_chat_error("edit a message"):
             await self._message(channel_id, message_id).edit(content=content)
-        except discord.HTTPException as exc:
-            raise _chat_error(exc, "edit a message") from exc
 
     async def delete(self, channel_id: str, message_id: str) -> None:
-        try:
+        # Already gone is as good as deleted.
+        with self._failures_as_chat_error("delete a message"), contextlib.suppress(discord.NotFound):
             await self._message(channel_id, message_id).delete()
-        except discord.NotFound:
-            return
-        except discord.HTTPException as exc:
-            raise _chat_error(exc, "delete a message") from exc
 
     async def react(self, channel_id: str, message_id: str, emoji: str) -> None:
-        try:
+        with self._failures_as_chat_error("add a reaction"):
             await self._message(channel_id, message_id).add_reaction(emoji)
-        except discord.HTTPException as exc:
-            raise _chat_error(exc, "add a reaction") from exc
 
     @contextlib.asynccontextmanager
     async def typing(self, channel_id: str) -> AsyncIterator[None]:
         # Our own keeper rather than ``Messageable.typing()``: a failed typing call must never
         # surface as an error in the run it decorates.
         async def keep_typing() -> None:
-            while True:
+            while not self._client.is_closed():
                 try:
                     await self._client.http.send_typing(int(channel_id))
-                except (discord.HTTPException, aiohttp.ClientError) as exc:
+                except Exception as exc:  # the indicator is cosmetic: whatever happens, keep quiet
                     log.debug("typing indicator failed in %s: %s", channel_id, exc)
                 await asyncio.sleep(TYPING_INTERVAL_S)
 
@@ -104,7 +112,7 @@ class DiscordChat:
     async def history(self, channel_id: str, limit: int, before: str | None = None) -> list[HistoryMessage]:
         marker = discord.Object(int(before)) if before else None
         found: list[HistoryMessage] = []
-        try:
+        with self._failures_as_chat_error("read the thread history"):
             async for message in self._channel(channel_id).history(limit=limit, before=marker):
                 found.append(
                     HistoryMessage(
@@ -114,8 +122,6 @@ class DiscordChat:
                         embeds=tuple(_from_discord_embed(e) for e in message.embeds),
                     )
                 )
-        except discord.HTTPException as exc:
-            raise _chat_error(exc, "read the thread history") from exc
         found.reverse()
         return found
 

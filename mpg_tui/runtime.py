@@ -17,7 +17,7 @@ from mpg_tui.config import GatewayConfig
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock, SystemClock
 from mpg_tui.core.events import RunnerKind
-from mpg_tui.core.gateway import Gateway, Poster
+from mpg_tui.core.gateway import Gateway, Poster, Recovered
 from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.store import SessionStore
 from mpg_tui.dashboard.server import Dashboard, DashboardError
@@ -156,7 +156,39 @@ class Runtime:
 
     async def _after_ready(self) -> None:
         await self.client.ready.wait()
-        await self.gateway.report_lost_runs()
+        recovered = await self._recover_tmux_runs()
+        await self.gateway.report_lost_runs({r.key for r in recovered})
+        for run in recovered:
+            # Not children of this task: shutdown cancels it, but a delivery must finish (drain).
+            task = asyncio.create_task(self.gateway.deliver_recovered(run), name=f"recovered {run.key}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _recover_tmux_runs(self) -> list[Recovered]:
+        """Runs a previous gateway left in tmux, for the sessions we know; leftovers are cleaned up."""
+        runner = self.runners.get("tmux")
+        if runner is None:
+            return []
+        from mpg_tui.runners.tmux import TmuxRunner
+
+        assert isinstance(runner, TmuxRunner)
+        try:
+            runs = await runner.recover({entry.key: entry for entry in self.store.entries()})
+        except Exception:
+            log.exception("recovering tmux runs failed; their threads will be told the runs were lost")
+            return []
+        if runs:
+            log.info("found %d run(s) left in tmux by the previous gateway", len(runs))
+        return [
+            Recovered(
+                key=run.key,
+                thread_id=run.request.thread_id,
+                project_key=run.request.project_key,
+                started_at=run.request.started_at,
+                wait=run.wait,
+            )
+            for run in runs
+        ]
 
     async def shutdown(self) -> None:
         """Persist sessions, end direct runs, close Discord and the dashboard. Idempotent."""

@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from mpg_tui import __version__
@@ -43,7 +44,7 @@ from mpg_tui.core.history import with_history
 from mpg_tui.core.ports import ChatError, ChatPort, Embed, InboundMessage
 from mpg_tui.core.ratelimit import RateLimiter
 from mpg_tui.core.router import Route, Router
-from mpg_tui.core.sessions import SessionManager, TurnOutcome
+from mpg_tui.core.sessions import RecoveredWait, SessionManager, TurnOutcome
 from mpg_tui.core.status import RunStatus
 from mpg_tui.core.turns import StickyAgents, TurnCounter, turn_limit_text
 
@@ -59,6 +60,19 @@ LOST_RUN_TEXT = (
 )
 
 Poster = Callable[[str, str, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """A run an earlier gateway started and left running (or finished) in tmux."""
+
+    key: str
+    thread_id: str
+    project_key: str
+    started_at: float | None
+    wait: RecoveredWait
+
+
 StopReason = Literal["done", "turn_limit", "self_handoff", "error"]
 _CHAIN_STATE: dict[StopReason, ChainState] = {
     "done": "done",
@@ -101,7 +115,6 @@ class Gateway:
         self._cost = 0.0
         self._tokens_in = 0
         self._tokens_out = 0
-        self._tasks: set[asyncio.Task[None]] = set()
         self._handling = 0
         self._all_handled = asyncio.Event()
         self._all_handled.set()
@@ -164,11 +177,15 @@ class Gateway:
 
     # -- start-up ---------------------------------------------------------------------
 
-    async def report_lost_runs(self) -> None:
-        """Tell each thread whose direct run died with the last gateway that it was lost."""
+    async def report_lost_runs(self, recovered: Collection[str] = ()) -> None:
+        """Tell each thread whose run died with the last gateway that it was lost.
+
+        ``recovered`` are the keys whose runs the tmux runner found again: those are
+        delivered instead (see :meth:`deliver_recovered`).
+        """
         for stored in self._sessions.pending_runs_from_disk():
-            if stored.pending_run is not None and stored.pending_run.runner == "tmux":
-                continue  # the tmux runner recovers these
+            if stored.key in recovered:
+                continue
             thread_id = stored.thread_id or stored.key.split(":", 1)[0]
             with contextlib.suppress(ChatError):
                 await self.chat.send(thread_id, LOST_RUN_TEXT)
@@ -188,16 +205,22 @@ class Gateway:
                 await self._all_handled.wait()
         return self._all_handled.is_set()
 
-    async def handle_message(self, msg: InboundMessage) -> None:
-        """Everything MPG does for one chat message. Never raises for chat or claude failures."""
+    @contextlib.asynccontextmanager
+    async def _handling_one(self) -> AsyncIterator[None]:
+        """Count work that must finish its chat calls before the chat client closes (see drain)."""
         self._handling += 1
         self._all_handled.clear()
         try:
-            await self._handle_message(msg)
+            yield
         finally:
             self._handling -= 1
             if self._handling == 0:
                 self._all_handled.set()
+
+    async def handle_message(self, msg: InboundMessage) -> None:
+        """Everything MPG does for one chat message. Never raises for chat or claude failures."""
+        async with self._handling_one():
+            await self._handle_message(msg)
 
     async def _handle_message(self, msg: InboundMessage) -> None:
         if msg.author_is_bot:
@@ -320,17 +343,26 @@ class Gateway:
         return prompt
 
     def _start_turn(
-        self, project: ProjectView, thread_id: str, agent: Agent | None, prompt: str
-    ) -> asyncio.Task[tuple[TurnOutcome, float]]:
-        """Enqueue one turn now (so queue order is arrival order) and return its task."""
+        self,
+        project: ProjectView,
+        thread_id: str,
+        agent: Agent | None,
+        prompt: str,
+        *,
+        recovered: Recovered | None = None,
+    ) -> asyncio.Task[TurnOutcome]:
+        """Enqueue one turn now (so queue order is arrival order) and return its task.
+
+        With ``recovered``, the turn is a run an earlier gateway started: it is waited for
+        instead of started, and shown in the thread exactly like a live one.
+        """
         key = session_key(thread_id, agent.name if agent else None)
         timeout_s = (project.defaults.agent_timeout_ms if agent else project.defaults.run_timeout_ms) / 1000
-        label = f"@{agent.name}" if agent else "Claude"
         status = RunStatus(
             self.chat,
             thread_id,
             self._clock,
-            label=label,
+            label=f"@{agent.name}" if agent else "Claude",
             live=project.defaults.progress == "status",
             stuck_notify_s=project.defaults.stuck_notify_ms / 1000,
         )
@@ -338,11 +370,21 @@ class Gateway:
         async def on_queued(position: int) -> None:
             await self._send(thread_id, queued_text(position))
 
-        async def turn() -> tuple[TurnOutcome, float]:
-            status.start()
+        async def turn() -> TurnOutcome:
             try:
                 async with self.chat.typing(thread_id):
-                    outcome = await self._sessions.submit(
+                    if recovered is not None:
+                        return await self._sessions.adopt(
+                            key,
+                            project,
+                            thread_id,
+                            recovered.wait,
+                            agent=agent,
+                            started_at=recovered.started_at,
+                            on_progress=status.on_progress,
+                            on_started=status.start,
+                        )
+                    return await self._sessions.submit(
                         key,
                         project,
                         thread_id,
@@ -351,19 +393,33 @@ class Gateway:
                         timeout_s=timeout_s,
                         on_queued=on_queued,
                         on_progress=status.on_progress,
+                        on_started=status.start,
                     )
             finally:
                 await status.close()
-            return outcome, status.elapsed_s
 
         return asyncio.create_task(turn(), name=f"turn {key}")
+
+    async def deliver_recovered(self, recovered: Recovered) -> None:
+        """Wait for a run an earlier gateway left in tmux, post its result, and carry on its chain."""
+        async with self._handling_one():
+            project = self._router.project(recovered.project_key)
+            if project is None:
+                log.warning("recovered run %s belongs to a project no longer configured", recovered.key)
+                await self._sessions.acknowledge(recovered.key)
+                return
+            agent_name = recovered.key.split(":", 1)[1] if ":" in recovered.key else None
+            agent = project.agent(agent_name) if agent_name else None
+            log.info("waiting for the run of %s left by the previous gateway", recovered.key)
+            task = self._start_turn(project, recovered.thread_id, agent, "", recovered=recovered)
+            await self._run_chain(project, recovered.thread_id, agent, task)
 
     async def _run_chain(
         self,
         project: ProjectView,
         thread_id: str,
         agent: Agent | None,
-        first: asyncio.Task[tuple[TurnOutcome, float]],
+        first: asyncio.Task[TurnOutcome],
     ) -> None:
         """Run the human's turn, then follow agent handoffs until done or the turn limit."""
         chain = self._new_chain(project, thread_id, agent)
@@ -372,8 +428,10 @@ class Gateway:
         while True:
             hop = chain.hops[-1]
             hop.state = "running"
-            outcome, _elapsed = await task
+            outcome = await task
             result = outcome.result
+            if result.error_kind == "detached":
+                return  # the run goes on in tmux; the next gateway delivers it
             hop.state = "done" if result.ok else "failed"
             hop.duration_ms = result.duration_ms
             hop.cost_usd = result.cost_usd
@@ -381,9 +439,11 @@ class Gateway:
                 await self._send(thread_id, notice)
             if not result.ok:
                 await self._send(thread_id, f"**Error**: {result.error or 'Claude failed without saying why.'}")
+                await self._sessions.acknowledge(outcome.session.key)
                 self._stop_chain(chain, "error")
                 return
             await self._reply(thread_id, agent, result.text)
+            await self._sessions.acknowledge(outcome.session.key)
             if agent is None:
                 self._stop_chain(chain, "done")
                 return

@@ -113,6 +113,8 @@ class _Turn:
     recovered: RecoveredWait | None = None
     """Set for a run adopted from an earlier gateway: wait for it instead of starting one."""
     started_at: float | None = None
+    on_started: Callable[[], None] | None = None
+    """Called when the run really starts (after any wait in the queue)."""
 
 
 class _Session:
@@ -273,6 +275,7 @@ class SessionManager:
         timeout_s: float | None = None,
         on_queued: Callable[[int], Awaitable[None]] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> TurnOutcome:
         """Run ``prompt`` in session ``key`` after the prompts already queued for it."""
         if self._closing:
@@ -292,7 +295,9 @@ class SessionManager:
         session = self._session_for(key, project, thread_id, agent)
         position = self.position(key)
         timeout = timeout_s if timeout_s is not None else project.defaults.run_timeout_ms / 1000
-        turn = _Turn(prompt, agent, timeout, on_progress, asyncio.get_running_loop().create_future())
+        turn = _Turn(
+            prompt, agent, timeout, on_progress, asyncio.get_running_loop().create_future(), on_started=on_started
+        )
         session.queue.append(turn)
         self._cancel_idle(session)
         # The worker takes its place in the slot line now, so the order of submits is the
@@ -442,6 +447,8 @@ class SessionManager:
         result = runs[-1]
         if session.killed and not result.ok:
             result = dataclasses.replace(result, error=KILLED_ERROR, error_kind="cancelled")
+        elif self._closing and not result.ok:
+            result = self._cut_short(session)
         self._record(session, result, runs, generation)
         return result, notices
 
@@ -450,6 +457,7 @@ class SessionManager:
         session.progress.clear()
         generation = session.generation
         self._publish(RunRecovering(key=session.key, project_key=session.project.key, thread_id=session.thread_id))
+        _notify_started(turn)
         try:
             result = await wait(lambda progress: self._on_progress(session, turn, progress))
         except asyncio.CancelledError:
@@ -470,6 +478,7 @@ class SessionManager:
         agent: Agent | None = None,
         started_at: float | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> TurnOutcome:
         """Take over a run an earlier gateway started (tmux): shown as recovering, queued first.
 
@@ -477,7 +486,7 @@ class SessionManager:
         """
         session = self._session_for(key, project, thread_id, agent)
         future: asyncio.Future[TurnOutcome] = asyncio.get_running_loop().create_future()
-        turn = _Turn("", agent, 0.0, on_progress, future, recovered=wait, started_at=started_at)
+        turn = _Turn("", agent, 0.0, on_progress, future, recovered=wait, started_at=started_at, on_started=on_started)
         session.queue.appendleft(turn)
         self._cancel_idle(session)
         self._ensure_worker(session)
@@ -512,6 +521,7 @@ class SessionManager:
                 prompt_preview=_preview(turn.prompt),
             )
         )
+        _notify_started(turn)
 
     async def _run_resuming(
         self, runner: Runner, session: _Session, turn: _Turn, args: list[str], generation: int
@@ -867,6 +877,14 @@ class SessionManager:
 
     def _publish(self, event: Event) -> None:
         self._bus.publish(dataclasses.replace(event, at=self._clock.now()))
+
+
+def _notify_started(turn: _Turn) -> None:
+    if turn.on_started is not None:
+        try:
+            turn.on_started()
+        except Exception:
+            log.exception("on_started callback failed")
 
 
 def _project_dir(project: ProjectView) -> Path:

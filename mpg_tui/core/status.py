@@ -60,7 +60,9 @@ class RunStatus:
         self._closed = False
 
     def start(self) -> None:
-        if self._stuck_s > 0:
+        """The run has started (it may have waited in a queue until now)."""
+        self._started = self._clock.monotonic()
+        if self._stuck_s > 0 and self._stuck_timer is None and not self._closed:
             self._stuck_timer = self._clock.call_later(self._stuck_s, self._stuck)
 
     @property

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
@@ -46,7 +47,8 @@ MAIN_SCREEN_ACTIONS = frozenset({"kill", "restart", "jump", "attach", "filter", 
 
 
 class CockpitApp(App[None]):
-    CSS_PATH = "cockpit.tcss"
+    # Absolute, so subclasses defined elsewhere (tests, the screenshots script) find it.
+    CSS_PATH = Path(__file__).with_name("cockpit.tcss")
     TITLE = "mpg-tui"
     COMMANDS = App.COMMANDS | {SessionsProvider}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
@@ -100,8 +102,11 @@ class CockpitApp(App[None]):
         self._run_core = run_core
         self._pending: list[Event] = []
         self._flush_scheduled = False
+        self._panes_ready = False
         self._last_flush = float("-inf")
         self._stop_listening: Callable[[], None] | None = None
+        self.ready = asyncio.Event()
+        """Set once the panes show the core's first snapshot (scripts wait for it)."""
         self.batches_applied = 0
         """How many batches of events reached the panes (tests and benchmarks read it)."""
         self.main = MainScreen(
@@ -119,10 +124,18 @@ class CockpitApp(App[None]):
 
     def on_load(self) -> None:
         # Listen before the main screen reads its first snapshot, so nothing falls between.
-        self._stop_listening = self.core.bus.listen(self._on_core_event)
+        self._stop_listening = self.core.bus.listen(self._forward_core_event)
 
     def on_mount(self) -> None:
         self.theme = "nord"
+
+    @on(MainScreen.Ready)
+    def _main_screen_ready(self) -> None:
+        # Only now can events be applied and gateway failures shown: start the gateway.
+        self._panes_ready = True
+        self.ready.set()
+        if self._pending:
+            self.post_message(FlushEvents())
         if self._run_core is not None:
             self.run_worker(self._run_core(), name=CORE_WORKER, group="core", exit_on_error=False)
 
@@ -133,7 +146,8 @@ class CockpitApp(App[None]):
 
     # -- core events ---------------------------------------------------------------------
 
-    def _on_core_event(self, event: Event) -> None:
+    def _forward_core_event(self, event: Event) -> None:
+        # Not named ``_on_core_event``: Textual would also dispatch CoreEvent messages to it.
         self.post_message(CoreEvent(event))
 
     @on(CoreEvent)
@@ -151,6 +165,8 @@ class CockpitApp(App[None]):
     @on(FlushEvents)
     def _apply_pending(self) -> None:
         self._flush_scheduled = False
+        if not self._panes_ready:
+            return  # kept until the main screen is ready
         self._last_flush = self.clock.monotonic()
         events, self._pending = self._pending, []
         if events:
@@ -185,7 +201,7 @@ class CockpitApp(App[None]):
     # -- actions ---------------------------------------------------------------------------
 
     def _selected(self) -> SessionInfo | None:
-        info = self.main.selected_session
+        info = self.main.session_under_cursor
         if info is None:
             self.notify("Select a session first.", severity="warning")
         return info

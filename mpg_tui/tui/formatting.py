@@ -43,9 +43,14 @@ NONE = "—"
 """Shown where a value does not exist yet (no session ID, no cost)."""
 
 
-def state_text(state: SessionState | str) -> Text:
-    """``● running`` in the state's colour; unknown states are shown plainly."""
+def state_text(state: SessionState | str, *, failed: bool = False) -> Text:
+    """``● running`` in the state's colour; unknown states are shown plainly.
+
+    ``failed`` marks an idle session whose last run failed with a red ``✗``.
+    """
     glyph, colour = STATE_STYLE.get(state, ("?", TEXT))
+    if failed and state == "idle":
+        return Text.assemble(("✗ ", ERROR), (state, colour))
     return Text(f"{glyph} {state}", style=colour)
 
 

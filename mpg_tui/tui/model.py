@@ -74,12 +74,14 @@ def project_counts(sessions: Iterable[SessionInfo]) -> dict[str, ProjectCounts]:
     return {key: ProjectCounts(*values) for key, values in totals.items()}
 
 
-def matches(info: SessionInfo, project_name: str, query: str) -> bool:
-    """Whether every word of ``query`` appears in the key, project, agent or state.
+def matches(info: SessionInfo, query: str, *, project_name: str = "", thread_name: str = "") -> bool:
+    """Whether every word of ``query`` appears in the key, thread, project, agent, state or runner.
 
     ``shop running`` keeps the running sessions of projects whose name contains "shop".
     """
-    haystack = " ".join((info.key, info.project_key, project_name, info.agent or "", info.state, info.runner)).lower()
+    haystack = " ".join(
+        (info.key, thread_name, info.project_key, project_name, info.agent or "", info.state, info.runner)
+    ).lower()
     return all(word in haystack for word in query.lower().split())
 
 

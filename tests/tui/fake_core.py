@@ -404,16 +404,10 @@ def play_demo(core: FakeCore) -> None:
     core.start_run(f"{SEARCH}:engineer", SHOP, prompt="build the search box")
     core.handoff(SEARCH, SHOP, "pm", "engineer", cost_usd=0.041)
     core.open_thread(SHOP, FLAKY, "Fix flaky checkout test")
-    core.add_session(
-        f"{FLAKY}:qa",
-        SHOP,
-        session_id=session_uuid(3),
-        ago=25 * 60,
-        runs=1,
-        cost_usd=0.033,
-        input_tokens=7_700,
-        output_tokens=900,
-        last_reply="The test races the payment mock.",
+    core.start_run(f"{FLAKY}:qa", SHOP, prompt="why does checkout.spec.ts fail one time in ten?")
+    clock.advance(6)
+    core.finish_run(
+        f"{FLAKY}:qa", reply="The test races the payment mock.", cost_usd=0.033, input_tokens=7_700, output_tokens=900
     )
     core.start_run(f"{FLAKY}:engineer", SHOP, prompt="fix the race in checkout.spec.ts")
     core.open_thread(DOCS, WEBHOOKS, "Document the webhooks API")

@@ -14,8 +14,9 @@ from collections.abc import Iterable, Sequence
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 
 from mpg_tui.core.api import CoreAPI, HandoffChain, SessionInfo
 from mpg_tui.core.clock import Clock
@@ -35,6 +36,9 @@ from mpg_tui.tui.widgets.threads_pane import ThreadsPane
 
 class MainScreen(Screen[None]):
     AUTO_FOCUS = "#sessions"
+
+    class Ready(Message):
+        """The panes exist and show the core's first snapshot: events can be applied."""
 
     def __init__(
         self,
@@ -83,6 +87,7 @@ class MainScreen(Screen[None]):
         self.query_one("#threads").border_title = "Threads"
         self.query_one("#detail").border_title = "Session"
         self.query_one("#chain").border_title = "Handoff chain"
+        self.query_one("#filter").border_title = "Filter sessions"
         self.query_one("#filter").display = False
         now = self.clock.now()
         self.sessions = {s.key: s for s in self.core.sessions()}
@@ -92,13 +97,12 @@ class MainScreen(Screen[None]):
         self.table.load(self.sessions.values(), now)
         self._refresh_counts()
         self._refresh_threads(now)
-        projects = self.query_one(ProjectsPane)
-        if self.projects:
-            with projects.prevent(ProjectsPane.OptionHighlighted):
-                projects.highlighted = 0
+        if self.selected_project is not None:
+            self.query_one(ProjectsPane).select_project(self.selected_project)
         self._show_detail(now)
         self._show_chain(now)
         self.set_interval(1.0, self.tick, name="cockpit-tick")
+        self.post_message(self.Ready())
 
     # -- shortcuts to the panes ---------------------------------------------------------
 
@@ -118,12 +122,24 @@ class MainScreen(Screen[None]):
     def selected_session(self) -> SessionInfo | None:
         return self.sessions.get(self.selected_key) if self.selected_key else None
 
+    @property
+    def session_under_cursor(self) -> SessionInfo | None:
+        """What a command acts on: the row under the cursor at this moment.
+
+        Keys typed in a burst ("down down k") reach the app before the cursor's
+        highlight messages do; a kill must hit the row the operator sees selected.
+        """
+        key = self.table.key_at_cursor()
+        return self.sessions.get(key) if key else None
+
     # -- what the app calls --------------------------------------------------------------
 
     def apply(self, batch: Digest) -> None:
         """Bring every pane up to date with one batch of events."""
         now = self.clock.now()
-        self.thread_names.update(batch.thread_names)
+        if batch.thread_names:
+            self.thread_names.update(batch.thread_names)
+            self.table.name_threads(batch.thread_names)
         changed: list[SessionInfo] = []
         removed: list[str] = []
         for key in batch.session_keys:
@@ -168,6 +184,17 @@ class MainScreen(Screen[None]):
             self._show_chain(now)
 
     def select_session(self, key: str) -> bool:
+        """Put the cursor on ``key``, clearing a filter that hides it; False if it is unknown."""
+        if self.table.select_key(key):
+            return True
+        if key not in self.sessions or not self.table.filter_query:
+            return False
+        bar = self.query_one(FilterBar)
+        with bar.prevent(Input.Changed):
+            bar.value = ""
+        bar.display = False
+        self.table.set_filter("")
+        self._refresh_counts()
         return self.table.select_key(key)
 
     def toggle_log(self) -> None:
@@ -190,18 +217,26 @@ class MainScreen(Screen[None]):
 
     @on(ProjectsPane.Selected)
     def _project_selected(self, message: ProjectsPane.Selected) -> None:
-        if message.project_key != self.selected_project:
-            self.selected_project = message.project_key
-            self._refresh_threads(self.clock.now())
+        if message.project_key == self.selected_project:
+            return
+        self.selected_project = message.project_key
+        threads = self._threads_of_selected_project()
+        if self.selected_thread not in {t.thread_id for t in threads}:
+            self._select_thread(threads[0].thread_id if threads else None)
+        self._refresh_threads(self.clock.now())
 
     @on(ThreadsPane.Selected)
     def _thread_selected(self, message: ThreadsPane.Selected) -> None:
-        self.selected_thread = message.thread_id
+        self._select_thread(message.thread_id)
+
+    def _select_thread(self, thread_id: str | None) -> None:
+        """Show the thread's chain and put the cursor on its most interesting session."""
+        self.selected_thread = thread_id
         self._show_chain(self.clock.now())
         current = self.selected_session
-        if current is not None and current.thread_id == message.thread_id:
+        if thread_id is None or (current is not None and current.thread_id == thread_id):
             return
-        members = [s for s in self.sessions.values() if s.thread_id == message.thread_id]
+        members = [s for s in self.sessions.values() if s.thread_id == thread_id]
         # The busiest, then the most recent, session of the thread is the interesting one.
         for info in sorted(members, key=lambda s: (STATE_RANK.get(s.state, 0), s.last_activity), reverse=True):
             if self.table.select_key(info.key):
@@ -209,26 +244,25 @@ class MainScreen(Screen[None]):
 
     @on(SessionsTable.Selected)
     def _session_selected(self, message: SessionsTable.Selected) -> None:
+        """The cursor is the source of truth: project, thread and chain follow the session."""
         now = self.clock.now()
         self.selected_key = message.key
         self._show_detail(now)
         info = self.selected_session
         if info is None:
             return
-        if info.project_key != self.selected_project:
-            self.selected_project = info.project_key
-            projects = self.query_one(ProjectsPane)
-            keys = [p.key for p in self.projects]
-            with projects.prevent(ProjectsPane.OptionHighlighted):
-                projects.highlighted = keys.index(info.project_key) if info.project_key in keys else None
-            self._refresh_threads(now)
         if info.thread_id != self.selected_thread:
             self.selected_thread = info.thread_id
-            self.query_one(ThreadsPane).select_thread(info.thread_id)
             self._show_chain(now)
+        if info.project_key != self.selected_project:
+            self.selected_project = info.project_key
+            self.query_one(ProjectsPane).select_project(info.project_key)
+            self._refresh_threads(now)
+        else:
+            self.query_one(ThreadsPane).highlight_thread(info.thread_id)
 
-    @on(FilterBar.Changed)
-    def _filter_changed(self, message: FilterBar.Changed) -> None:
+    @on(FilterBar.QueryChanged)
+    def _filter_changed(self, message: FilterBar.QueryChanged) -> None:
         self.table.set_filter(message.query)
         self._refresh_counts()
 
@@ -253,14 +287,14 @@ class MainScreen(Screen[None]):
         table.border_title = title
         table.border_subtitle = f"{running} running · {waiting} queued"
 
+    def _threads_of_selected_project(self) -> list[ThreadSummary]:
+        return summarize_threads(self.sessions.values(), self.selected_project, self.thread_names)
+
     def _refresh_threads(self, now: float) -> None:
-        threads: list[ThreadSummary] = summarize_threads(
-            self.sessions.values(), self.selected_project, self.thread_names
-        )
         pane = self.query_one(ThreadsPane)
         name = self.project_names.get(self.selected_project or "", "")
         pane.border_title = f"Threads · {name}" if name else "Threads"
-        pane.show(threads, now)
+        pane.show(self._threads_of_selected_project(), now, self.selected_thread)
 
     def _show_detail(self, now: float) -> None:
         info = self.selected_session

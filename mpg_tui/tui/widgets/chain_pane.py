@@ -33,7 +33,7 @@ class ChainPane(Static):
     def show(self, thread_id: str | None, chain: HandoffChain | None, now: float) -> None:
         self.thread_id = thread_id
         self.chain = chain
-        self.update(self._render_chain(now))
+        self.update(self._render_chain(now), layout=False)  # its size is set by the layout, not the content
 
     def _render_chain(self, now: float) -> RenderableType:
         chain = self.chain
@@ -49,26 +49,25 @@ class ChainPane(Static):
             ("  ·  ", fmt.MUTED),
             (label, colour),
         )
-        hops = Table.grid(padding=(0, 1))
-        hops.add_column(no_wrap=True)
-        hops.add_column(no_wrap=True)
+        hops = Table.grid(padding=(0, 2, 0, 0))
+        hops.add_column(no_wrap=True, overflow="ellipsis")
         hops.add_column(no_wrap=True, justify="right")
         hops.add_column(no_wrap=True, justify="right")
-        hops.add_row(Text("you", style=f"bold {fmt.TEXT}"), "", "", "")
+        hops.add_row(Text("you", style=f"bold {fmt.TEXT}"), "", "")
         for index, hop in enumerate(chain.hops):
             last = index == len(chain.hops) - 1
             hops.add_row(*self._hop_cells(hop, last, now))
         return Group(summary, Text(""), hops)
 
     @staticmethod
-    def _hop_cells(hop: ChainHop, last: bool, now: float) -> tuple[Text, Text, Text, Text]:
+    def _hop_cells(hop: ChainHop, last: bool, now: float) -> tuple[Text, Text, Text]:
         glyph, colour = HOP_STYLE.get(hop.state, ("?", fmt.TEXT))
         elbow = "└▶ " if last else "├▶ "
         seconds = (now - hop.started_at) if hop.state == "running" else hop.duration_ms / 1000
         took = fmt.duration(seconds) if hop.state != "queued" else fmt.NONE
         return (
-            Text.assemble((elbow, fmt.MUTED), (hop.agent, f"bold {fmt.ACCENT}")),
-            Text(f"{glyph} {hop.state}", style=colour),
+            # The glyph and its colour carry the hop's state; words would not fit a narrow pane.
+            Text.assemble((elbow, fmt.MUTED), (f"{glyph} ", colour), (hop.agent, f"bold {fmt.ACCENT}")),
             Text(took, style=fmt.IDLE),
             Text(fmt.cost(hop.cost_usd), style=fmt.TEXT if hop.cost_usd else fmt.MUTED),
         )

@@ -34,26 +34,35 @@ class CockpitHeader(Widget):
             if self.connection_detail and self.connection != "ready":
                 left.append(f" ({fmt.truncate(self.connection_detail, 60)})", style=fmt.MUTED)
 
-        totals = self.totals
-        right = Text.assemble(
-            ("up ", fmt.MUTED),
-            fmt.uptime(self.uptime),
-            ("   runs ", fmt.MUTED),
-            str(totals.runs),
-        )
-        if totals.failures:
-            right.append(f" ({totals.failures} failed)", style=fmt.ERROR)
-        right.append("   cost ", style=fmt.MUTED)
-        right.append(fmt.cost(totals.cost_usd) if totals.cost_usd else "$0")
-        right.append("   tokens ", style=fmt.MUTED)
-        right.append(f"{fmt.tokens(totals.input_tokens)} in · {fmt.tokens(totals.output_tokens)} out")
-        if self.dashboard_url:
-            right.append("   dashboard ", style=fmt.MUTED)
-            right.append(self.dashboard_url, style=f"underline {fmt.ACCENT}")
-        right.append(" ")
+        # Right-hand facts in order of importance; the less important go when space runs out.
+        room = self.size.width - min(left.cell_len, 48) - 1
+        right = Text(justify="right")
+        for fact in self._facts():
+            if right.cell_len + fact.cell_len > room:
+                break
+            right.append_text(fact)
 
         grid = Table.grid(expand=True)
         grid.add_column(justify="left", ratio=1, no_wrap=True, overflow="ellipsis")
         grid.add_column(justify="right", no_wrap=True)
         grid.add_row(left, right)
         return grid
+
+    def _facts(self) -> list[Text]:
+        totals = self.totals
+        runs = Text.assemble(("   runs ", fmt.MUTED), str(totals.runs))
+        if totals.failures:
+            runs.append(f" ({totals.failures} failed)", style=fmt.ERROR)
+        facts = [
+            Text.assemble(("up ", fmt.MUTED), fmt.uptime(self.uptime)),
+            runs,
+            Text.assemble(("   cost ", fmt.MUTED), fmt.cost(totals.cost_usd) if totals.cost_usd else "$0"),
+            Text.assemble(
+                ("   tokens ", fmt.MUTED),
+                f"{fmt.tokens(totals.input_tokens)} in · {fmt.tokens(totals.output_tokens)} out",
+            ),
+        ]
+        if self.dashboard_url:
+            facts.append(Text.assemble(("   dashboard ", fmt.MUTED), (self.dashboard_url, f"underline {fmt.ACCENT}")))
+        facts.append(Text(" "))
+        return facts

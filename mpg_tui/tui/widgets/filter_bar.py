@@ -11,10 +11,11 @@ from textual.widgets import Input
 
 
 class FilterBar(Input):
+    # Its messages must not be named Changed/Submitted: Input posts ``self.Changed(...)``.
     BINDINGS = [Binding("escape", "dismiss", "Clear filter", show=True)]
 
     @dataclass
-    class Changed(Message):
+    class QueryChanged(Message):
         query: str
 
     @dataclass
@@ -29,7 +30,7 @@ class FilterBar(Input):
     @on(Input.Changed)
     def _changed(self, event: Input.Changed) -> None:
         event.stop()
-        self.post_message(self.Changed(event.value))
+        self.post_message(self.QueryChanged(event.value))
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
@@ -38,5 +39,5 @@ class FilterBar(Input):
 
     def action_dismiss(self) -> None:
         self.value = ""
-        self.post_message(self.Changed(""))
+        self.post_message(self.QueryChanged(""))
         self.post_message(self.Done())

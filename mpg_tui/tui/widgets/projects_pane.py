@@ -26,7 +26,11 @@ class ProjectsPane(OptionList):
     def __init__(self, projects: Sequence[ProjectView], *, id: str | None = None) -> None:
         self.projects = {p.key: p for p in projects}
         self._counts: dict[str, ProjectCounts] = {}
-        options = [Option(self._prompt(p, ProjectCounts()), id=p.key) for p in projects]
+        options: list[Option | None] = []
+        for project in projects:
+            if options:
+                options.append(None)  # a separator line between projects
+            options.append(Option(self._prompt(project, ProjectCounts()), id=project.key))
         if not options:
             options = [Option(Text("No projects configured", style=fmt.MUTED), disabled=True)]
         super().__init__(*options, id=id)
@@ -36,6 +40,11 @@ class ProjectsPane(OptionList):
         if self.highlighted is None:
             return None
         return self.get_option_at_index(self.highlighted).id
+
+    def select_project(self, project_key: str) -> None:
+        """Highlight ``project_key`` without announcing it (the caller already knows)."""
+        with self.prevent(OptionList.OptionHighlighted):
+            self.highlighted = self.get_option_index(project_key) if project_key in self.projects else None
 
     def update_counts(self, counts: Mapping[str, ProjectCounts]) -> None:
         """Redraw the projects whose counts changed."""
@@ -57,7 +66,7 @@ class ProjectsPane(OptionList):
 
     @staticmethod
     def _prompt(project: ProjectView, counts: ProjectCounts) -> RenderableType:
-        busy = Text(justify="right")
+        busy = Text(justify="right", no_wrap=True, overflow="ellipsis")
         if counts.running:
             busy.append(f"● {counts.running} running", style=fmt.RUNNING)
         if counts.queued:
@@ -66,16 +75,20 @@ class ProjectsPane(OptionList):
         if not busy:
             sessions = f"{counts.sessions} session{'s' * (counts.sessions != 1)}" if counts.sessions else "idle"
             busy.append(sessions, style=fmt.MUTED)
-        title = Table.grid(expand=True)
-        title.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-        title.add_column(justify="right", no_wrap=True)
+        title = Table.grid(expand=True, padding=(0, 1, 0, 0))
+        # The name keeps its room; the counts give way (ellipsis) in a narrow sidebar.
+        title.add_column(no_wrap=True, overflow="ellipsis", min_width=min(len(project.name), 20))
+        title.add_column(justify="right", no_wrap=True, overflow="ellipsis", ratio=1)
         title.add_row(Text(project.name, style=f"bold {fmt.TEXT}"), busy)
 
-        agents = ", ".join(project.agents) if project.agents else "no agents"
-        runner = " · tmux" if project.persistence == "tmux" else ""
         details = Text(no_wrap=True, overflow="ellipsis")
-        details.append(f"#{project.channel_id}\n", style=fmt.MUTED)
         details.append(f"{fmt.home_relative(project.directory)}\n", style=fmt.IDLE)
-        details.append(agents, style=fmt.ACCENT if project.agents else fmt.MUTED)
-        details.append(runner, style=fmt.MUTED)
+        details.append(f"#{project.channel_id}", style=fmt.MUTED)
+        details.append("  ")
+        details.append(
+            ", ".join(project.agents) if project.agents else "no agents",
+            style=fmt.ACCENT if project.agents else fmt.MUTED,
+        )
+        if project.persistence == "tmux":
+            details.append(" · tmux", style=fmt.MUTED)
         return Group(title, details)

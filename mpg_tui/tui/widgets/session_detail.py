@@ -24,6 +24,7 @@ class SessionDetail(VerticalScroll):
         self.claude = tuple(claude)
         self.info: SessionInfo | None = None
         self._reply: str | None = None
+        self._shape: tuple[object, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Select a session to see it here.", style=fmt.MUTED), id="detail-head")
@@ -37,12 +38,18 @@ class SessionDetail(VerticalScroll):
         head = self.query_one("#detail-head", Static)
         progress = self.query_one("#detail-progress", Static)
         if info is None:
+            self._shape = None
             head.update(Text("Select a session to see it here.", style=fmt.MUTED))
             progress.update("")
             self._set_reply("")
             return
-        head.update(self._head(info, project_name, now))
-        progress.update(self._progress(info))
+        # A relayout per progress line is the cost of a busy session; only pay it when the
+        # height of what is shown can change.
+        shape = (info.key, info.session_id, info.last_error, info.tmux_session, min(len(info.progress), PROGRESS_LINES))
+        layout = shape != self._shape
+        self._shape = shape
+        head.update(self._head(info, project_name, now), layout=layout)
+        progress.update(self._progress(info), layout=layout)
         reply = info.last_reply or (f"**Error:** {info.last_error}" if info.last_error else "")
         self._set_reply(reply)
 

@@ -34,13 +34,15 @@ class Column(NamedTuple):
     right: bool = False
 
 
+# The columns that matter most come first: a narrow terminal scrolls the rest.
 COLUMNS = (
-    Column("key", "Session", 30),
-    Column("project", "Project", 14),
-    Column("agent", "Agent", 10),
+    Column("key", "Session", 28),
+    Column("thread", "Thread", 20),
     Column("state", "State", 12),
+    Column("agent", "Agent", 10),
+    Column("project", "Project", 14),
     Column("queue", "Queue", 5, right=True),
-    Column("last", "Last activity", 13),
+    Column("last", "Active", 8),
     Column("session_id", "Session ID", 10),
     Column("runner", "Runner", 6),
     Column("cost", "Cost", 8, right=True),
@@ -73,6 +75,7 @@ class SessionsTable(DataTable[Text]):
     def __init__(self, project_names: Mapping[str, str], *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.project_names = dict(project_names)
+        self.thread_names: dict[str, str] = {}
         self._infos: dict[str, SessionInfo] = {}
         self._shown: dict[str, tuple[Text, ...]] = {}
         self._query = ""
@@ -96,13 +99,6 @@ class SessionsTable(DataTable[Text]):
     @property
     def filter_query(self) -> str:
         return self._query
-
-    @property
-    def total(self) -> int:
-        return len(self._infos)
-
-    def info(self, key: str) -> SessionInfo | None:
-        return self._infos.get(key)
 
     def visible_keys(self) -> list[str]:
         """Keys in display order."""
@@ -145,6 +141,16 @@ class SessionsTable(DataTable[Text]):
             self._sort()
         self._follow_selection()
 
+    def name_threads(self, names: Mapping[str, str]) -> None:
+        """Learn thread names (from ThreadOpened) and show them on the rows of those threads."""
+        self.thread_names.update(names)
+        named = [info for info in self._infos.values() if info.thread_id in names]
+        if named:
+            self.apply(named, (), self._now)
+            if self._sort_column == "thread":
+                self._sort()
+                self._follow_selection()
+
     def set_filter(self, query: str) -> None:
         if query.strip() != self._query:
             self._query = query.strip()
@@ -178,7 +184,12 @@ class SessionsTable(DataTable[Text]):
     # -- internals -----------------------------------------------------------------
 
     def _visible(self, info: SessionInfo) -> bool:
-        return not self._query or matches(info, self.project_names.get(info.project_key, ""), self._query)
+        return not self._query or matches(
+            info,
+            self._query,
+            project_name=self.project_names.get(info.project_key, ""),
+            thread_name=self.thread_names.get(info.thread_id, ""),
+        )
 
     def _drop_row(self, key: str) -> None:
         if self._shown.pop(key, None) is not None:
@@ -207,6 +218,7 @@ class SessionsTable(DataTable[Text]):
         names = self.project_names
         by: dict[str, Callable[[SessionInfo], Any]] = {
             "key": lambda s: s.key,
+            "thread": lambda s: self.thread_names.get(s.thread_id, "").lower(),
             "project": lambda s: names.get(s.project_key, s.project_key).lower(),
             "agent": lambda s: s.agent or "",
             "state": lambda s: STATE_RANK.get(s.state, -1),
@@ -227,12 +239,13 @@ class SessionsTable(DataTable[Text]):
                 with self.prevent(DataTable.RowHighlighted):
                     self.move_cursor(row=index, animate=False)
             return
-        current = self._key_at_cursor()
+        current = self.key_at_cursor()
         if current != self._selected:
             self._selected = current
             self.post_message(self.Selected(current))
 
-    def _key_at_cursor(self) -> str | None:
+    def key_at_cursor(self) -> str | None:
+        """The session under the cursor right now (``selected_key`` lags by a message)."""
         if not self.row_count:
             return None
         row = min(self.cursor_row, self.row_count - 1)
@@ -242,9 +255,10 @@ class SessionsTable(DataTable[Text]):
         tokens = info.input_tokens + info.output_tokens
         return (
             Text(info.key, style=fmt.TEXT, no_wrap=True, overflow="ellipsis"),
-            Text(self.project_names.get(info.project_key, info.project_key), no_wrap=True, overflow="ellipsis"),
+            Text(self.thread_names.get(info.thread_id, ""), style=fmt.IDLE, no_wrap=True, overflow="ellipsis"),
+            fmt.state_text(info.state, failed=info.last_error is not None),
             Text(info.agent or fmt.NONE, style=fmt.ACCENT if info.agent else fmt.MUTED),
-            fmt.state_text(info.state),
+            Text(self.project_names.get(info.project_key, info.project_key), no_wrap=True, overflow="ellipsis"),
             Text(
                 str(info.queue_depth) if info.queue_depth else fmt.NONE,
                 justify="right",
@@ -263,7 +277,9 @@ class SessionsTable(DataTable[Text]):
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
-        key = None if event.row_key.value is None else str(event.row_key.value)
+        # The message may predate a re-sort (rows added, then sorted, before it arrives):
+        # trust the cursor, not the row key it carries.
+        key = self.key_at_cursor()
         if key != self._selected:
             self._selected = key
             self.post_message(self.Selected(key))

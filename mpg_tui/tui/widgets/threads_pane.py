@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.message import Message
@@ -28,48 +26,45 @@ class ThreadsPane(OptionList):
         self._now = 0.0
 
     @property
+    def thread_ids(self) -> list[str]:
+        """The listed threads, top to bottom."""
+        return [t.thread_id for t in self._shown]
+
+    @property
     def selected_thread(self) -> str | None:
         if self.highlighted is None or not self._shown:
             return None
         return self.get_option_at_index(self.highlighted).id
 
-    def show(self, threads: Sequence[ThreadSummary], now: float) -> None:
-        """Show ``threads`` (newest first), keeping the highlighted thread highlighted.
+    def show(self, threads: Sequence[ThreadSummary], now: float, selected: str | None) -> None:
+        """Show ``threads`` (newest first) with ``selected`` highlighted.
 
-        Only changed rows are redrawn; the list is rebuilt when threads come or go.
+        Silent: only the operator moving the highlight announces a selection. Only changed
+        rows are redrawn; the list is rebuilt when threads come or go.
         """
         threads = list(threads)
         ids = [t.thread_id for t in threads]
         before = self._now
         self._now = now
-        if ids == [t.thread_id for t in self._shown] and threads:
-            for old, new in zip(self._shown, threads, strict=True):
-                if old != new or fmt.ago(before - old.last_activity) != fmt.ago(now - new.last_activity):
-                    self.replace_option_prompt(new.thread_id, self._prompt(new, now))
-            self._shown = threads
-            return
-        previous = self.selected_thread
-        self._shown = threads
         with self.prevent(OptionList.OptionHighlighted):
-            if threads:
+            if ids == [t.thread_id for t in self._shown] and threads:
+                for old, new in zip(self._shown, threads, strict=True):
+                    if old != new or fmt.ago(before - old.last_activity) != fmt.ago(now - new.last_activity):
+                        self.replace_option_prompt(new.thread_id, self._prompt(new, now))
+            elif threads:
                 self.set_options(Option(self._prompt(t, now), id=t.thread_id) for t in threads)
             else:
                 self.set_options([Option(Text("No threads yet", style=fmt.MUTED), disabled=True)])
-        if not threads:
-            return
-        index = ids.index(previous) if previous in ids else 0
-        with self.prevent(OptionList.OptionHighlighted):
-            self.highlighted = index
-        if threads[index].thread_id != previous:
-            self.post_message(self.Selected(threads[index].thread_id))
+            self._shown = threads
+        self.highlight_thread(selected)
 
-    def select_thread(self, thread_id: str) -> None:
-        """Highlight ``thread_id`` if listed, without announcing it (the caller already knows)."""
-        for index, thread in enumerate(self._shown):
-            if thread.thread_id == thread_id:
-                with self.prevent(OptionList.OptionHighlighted):
-                    self.highlighted = index
-                return
+    def highlight_thread(self, thread_id: str | None) -> None:
+        """Highlight ``thread_id`` (nothing when it is not listed), without announcing it."""
+        ids = self.thread_ids
+        index = ids.index(thread_id) if thread_id in ids else None
+        if self.highlighted != index:
+            with self.prevent(OptionList.OptionHighlighted):
+                self.highlighted = index
 
     @on(OptionList.OptionHighlighted)
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
@@ -82,21 +77,21 @@ class ThreadsPane(OptionList):
         event.stop()
 
     @staticmethod
-    def _prompt(thread: ThreadSummary, now: float) -> RenderableType:
+    def _prompt(thread: ThreadSummary, now: float) -> Text:
+        # Plain two-line Text, not a grid: hundreds of these are redrawn as times move on.
         glyph, colour = fmt.STATE_STYLE.get(thread.state, ("?", fmt.TEXT))
-        title = Table.grid(expand=True)
-        title.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
-        title.add_column(justify="right", no_wrap=True)
+        prompt = Text(no_wrap=True, overflow="ellipsis")
         # The core names only threads it saw open; older ones are known by their ID.
-        title.add_row(
-            Text.assemble((f"{glyph} ", colour), (thread.name or thread.thread_id, fmt.TEXT)),
-            Text(fmt.ago(now - thread.last_activity), style=fmt.IDLE),
-        )
-        sessions = f"{thread.sessions} session{'s' * (thread.sessions != 1)}"
-        where = f"{thread.thread_id} · " if thread.name else ""
-        detail = Text(f"  {where}{sessions}", style=fmt.MUTED, no_wrap=True, overflow="ellipsis")
+        prompt.append(f"{glyph} ", style=colour)
+        prompt.append(thread.name or thread.thread_id, style=fmt.TEXT)
+        prompt.append("\n  ")
+        # Most glanceable first: a narrow sidebar cuts the end of the line.
+        prompt.append(fmt.ago(now - thread.last_activity), style=fmt.IDLE)
         if thread.state != "idle":
-            detail.append(f" · {thread.state}", style=colour)
+            prompt.append(f" · {thread.state}", style=colour)
+        prompt.append(f" · {thread.sessions} session{'s' * (thread.sessions != 1)}", style=fmt.MUTED)
         if thread.agents:
-            detail.append(f" · {', '.join(thread.agents)}", style=fmt.MUTED)
-        return Group(title, detail)
+            prompt.append(f" · {', '.join(thread.agents)}", style=fmt.MUTED)
+        if thread.name:
+            prompt.append(f" · {thread.thread_id}", style=fmt.MUTED)
+        return prompt

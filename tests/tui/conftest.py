@@ -1,0 +1,101 @@
+"""Fixtures for the cockpit's tests: a fake core on a frozen clock, and a recording launcher."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from rich.console import Console, RenderableType
+from textual.pilot import Pilot
+
+from mpg_tui.core.clock import FakeClock
+from mpg_tui.tui.app import CockpitApp
+from tests.tui.fake_core import FakeCore, build_demo
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The event log prints local times; pin the zone so output is the same everywhere."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def core(clock: FakeClock) -> FakeCore:
+    return build_demo(clock)
+
+
+@dataclass
+class Launches:
+    """A launcher that records what would have run instead of running it."""
+
+    calls: list[tuple[list[str], str | None]] = field(default_factory=list)
+    status: int = 0
+
+    def __call__(self, argv: Sequence[str], cwd: str | None) -> int:
+        self.calls.append((list(argv), cwd))
+        return self.status
+
+
+@pytest.fixture
+def launches() -> Launches:
+    return Launches()
+
+
+@dataclass
+class Notes:
+    """Stands in for ``App.notify``: what the operator would have been told."""
+
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def __call__(self, message: str, *, title: str = "", severity: str = "information", **_: Any) -> None:
+        self.calls.append((severity, f"{title}: {message}" if title else message))
+
+    def text(self) -> str:
+        return "\n".join(message for _, message in self.calls)
+
+
+@pytest.fixture
+def make_app(core: FakeCore, clock: FakeClock, launches: Launches) -> Callable[..., CockpitApp]:
+    def make(**kwargs: Any) -> CockpitApp:
+        kwargs.setdefault("environ", {})
+        kwargs.setdefault("launcher", launches)
+        return CockpitApp(core, clock=clock, **kwargs)
+
+    return make
+
+
+def watch_notes(app: CockpitApp) -> Notes:
+    notes = Notes()
+    app.notify = notes  # type: ignore[method-assign]
+    return notes
+
+
+async def settle(pilot: Pilot[Any], clock: FakeClock) -> None:
+    """Let the app apply everything published so far.
+
+    Batches are throttled by the app's clock; on a frozen clock the next batch waits until
+    time moves, so move it past the throttle and let the messages drain.
+    """
+    await pilot.pause()
+    clock.advance(1.0)
+    await pilot.pause()
+
+
+def plain(renderable: RenderableType | object, width: int = 160) -> str:
+    """What a Rich renderable says, without styles."""
+    console = Console(file=io.StringIO(), width=width, color_system=None, legacy_windows=False)
+    console.print(renderable)
+    return console.file.getvalue()  # type: ignore[attr-defined]

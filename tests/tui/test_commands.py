@@ -1,0 +1,455 @@
+"""Keys and commands: kill, restart, jump, attach, filter, quit, chat, and a failing gateway."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from textual.widgets import Input
+
+from mpg_tui.core.clock import FakeClock
+from mpg_tui.tui.app import CockpitApp
+from mpg_tui.tui.commands import SessionsProvider
+from mpg_tui.tui.screens.confirm_screen import ConfirmScreen
+from mpg_tui.tui.widgets.chat_box import ChatBox
+from mpg_tui.tui.widgets.filter_bar import FilterBar
+from tests.tui.conftest import Launches, settle, watch_notes
+from tests.tui.fake_core import BACKUPS, DOCS, INFRA, RESTORED, SEARCH, SHOP, FakeCore, session_uuid
+
+SIZE = (200, 50)
+
+
+async def select(app: CockpitApp, key: str) -> None:
+    assert app.main.select_session(key)
+    await asyncio.sleep(0)
+
+
+# -- kill and restart ------------------------------------------------------------------------
+
+
+async def test_kill_asks_first_and_no_keeps_the_session(make_app: Callable[..., CockpitApp], core: FakeCore) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, RESTORED)
+        await pilot.press("k")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert RESTORED in app.screen.title_text
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is app.main
+        assert core.killed == []
+        assert core.session(RESTORED) is not None
+
+
+async def test_kill_confirmed_calls_the_core_and_the_row_goes(
+    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+) -> None:
+    app = make_app()
+    notes = watch_notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, RESTORED)
+        await pilot.press("k")
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+        await settle(pilot, clock)
+        assert core.killed == [RESTORED]
+        assert RESTORED not in app.main.table.visible_keys()
+        assert f"Session {RESTORED} killed." in notes.text()
+
+
+async def test_escape_and_enter_on_the_kill_dialog_do_not_kill(
+    make_app: Callable[..., CockpitApp], core: FakeCore
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, RESTORED)
+        for answer in ("escape", "enter"):  # enter presses the focused button: Cancel
+            await pilot.press("k")
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press(answer)
+            await pilot.pause()
+            assert app.screen is app.main
+        await app.workers.wait_for_complete()
+        assert core.killed == []
+
+
+async def test_kill_acts_on_the_row_under_the_cursor_even_when_keys_come_in_a_burst(
+    make_app: Callable[..., CockpitApp], core: FakeCore
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        keys = app.main.table.visible_keys()
+        app.main.table.move_cursor(row=0)
+        await pilot.pause()
+        # Both keys are handled before the cursor's highlight message reaches the screen.
+        app.main.table.action_cursor_down()
+        app.action_kill()
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert keys[1] in app.screen.title_text
+
+
+async def test_restart_clears_the_session_id(
+    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+) -> None:
+    app = make_app()
+    notes = watch_notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, RESTORED)
+        await pilot.press("r")
+        await app.workers.wait_for_complete()
+        await settle(pilot, clock)
+        assert core.restarted == [RESTORED]
+        assert app.main.table.get_cell(RESTORED, "session_id").plain == "—"
+        assert "start fresh" in notes.text()
+
+
+async def test_a_command_the_core_cannot_do_is_reported_and_the_cockpit_stays_up(
+    make_app: Callable[..., CockpitApp], core: FakeCore
+) -> None:
+    core.fail_commands = RuntimeError("store is read-only")
+    app = make_app()
+    notes = watch_notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, RESTORED)
+        await pilot.press("r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.is_running
+        assert ("error", f"restart {RESTORED} failed: RuntimeError: store is read-only") in notes.calls
+        assert any("store is read-only" in line for line in app.main.event_log.shown_lines())
+
+
+async def test_commands_with_nothing_selected_say_so(make_app: Callable[..., CockpitApp], core: FakeCore) -> None:
+    for key in [s.key for s in core.sessions()]:
+        await core.kill(key)
+    core.killed.clear()
+    app = make_app()
+    notes = watch_notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("k", "r", "j", "a")
+        await pilot.pause()
+        assert app.screen is app.main
+        assert core.killed == [] and core.restarted == []
+        assert notes.calls.count(("warning", "Select a session first.")) == 4
+
+
+# -- jump and attach ---------------------------------------------------------------------------
+
+
+class SuspendingApp(CockpitApp):
+    """The headless test driver cannot suspend; record that the app would have."""
+
+    suspended = 0
+
+    @contextmanager
+    def suspend(self) -> Iterator[None]:
+        self.suspended += 1
+        yield
+
+
+async def test_jump_inside_tmux_opens_a_window_with_claude_resume(
+    make_app: Callable[..., CockpitApp], launches: Launches
+) -> None:
+    app = make_app(environ={"TMUX": "/tmp/tmux-1000/default,42,0"})
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, RESTORED)
+        await pilot.press("j")
+        await app.workers.wait_for_complete()
+        assert launches.calls == [
+            (
+                ["tmux", "new-window", "-c", "/srv/mpg/docs-site", "-n", "claude-000099",
+                 "--", "claude", "--resume", session_uuid(1)],
+                None,
+            )
+        ]  # fmt: skip
+
+
+async def test_enter_on_a_session_jumps_in_too(make_app: Callable[..., CockpitApp], launches: Launches) -> None:
+    app = make_app(environ={"TMUX": "x"})
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, RESTORED)
+        app.main.table.focus()
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        assert len(launches.calls) == 1
+        assert launches.calls[0][0][-2:] == ["--resume", session_uuid(1)]
+
+
+async def test_jump_outside_tmux_suspends_and_runs_claude_in_the_session_cwd(
+    core: FakeCore, clock: FakeClock, launches: Launches
+) -> None:
+    app = SuspendingApp(core, clock=clock, launcher=launches, environ={})
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, f"{BACKUPS}:devops")
+        await pilot.press("j")
+        await app.workers.wait_for_complete()
+        assert app.suspended == 1
+        assert launches.calls == [(["claude", "--resume", session_uuid(2)], "/srv/mpg/infra")]
+
+
+async def test_jump_uses_the_worktree_when_the_session_has_one(
+    core: FakeCore, clock: FakeClock, launches: Launches
+) -> None:
+    core.add_session("1300", SHOP, session_id="cafe0000", worktree_path="/srv/mpg/shop-api/.worktrees/1300")
+    app = SuspendingApp(core, clock=clock, launcher=launches, environ={})
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, "1300")
+        await pilot.press("j")
+        await app.workers.wait_for_complete()
+        assert launches.calls == [(["claude", "--resume", "cafe0000"], "/srv/mpg/shop-api/.worktrees/1300")]
+
+
+async def test_a_session_without_an_id_cannot_be_jumped_into(
+    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock, launches: Launches
+) -> None:
+    app = make_app()
+    notes = watch_notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        core.start_run(f"{SEARCH}:pm", SHOP)
+        await settle(pilot, clock)
+        await select(app, f"{SEARCH}:pm")
+        await pilot.press("j")
+        await app.workers.wait_for_complete()
+        assert launches.calls == []
+        assert "nothing to resume" in notes.text()
+
+
+async def test_a_launch_that_fails_is_reported(make_app: Callable[..., CockpitApp], launches: Launches) -> None:
+    def missing(argv: object, cwd: object) -> int:
+        raise FileNotFoundError(2, "No such file or directory", "tmux")
+
+    app = make_app(environ={"TMUX": "x"}, launcher=missing)
+    notes = watch_notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, RESTORED)
+        await pilot.press("j")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.is_running
+        assert notes.calls[-1][0] == "error"
+        assert "could not open claude --resume 00000001" in notes.text()
+
+
+async def test_attach_inside_tmux_opens_a_window_on_the_runs_socket(
+    make_app: Callable[..., CockpitApp], launches: Launches
+) -> None:
+    app = make_app(environ={"TMUX": "x"}, tmux_socket="mpg-test")
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, f"{BACKUPS}:devops")
+        await pilot.press("a")
+        await app.workers.wait_for_complete()
+        argv, cwd = launches.calls[0]
+        assert cwd is None
+        assert argv[:2] == ["tmux", "new-window"]
+        assert argv[-7:] == ["--", "tmux", "-L", "mpg-test", "attach", "-t", f"mpg-{BACKUPS}-devops"]
+
+
+async def test_attach_outside_tmux_suspends_and_attaches(core: FakeCore, clock: FakeClock, launches: Launches) -> None:
+    app = SuspendingApp(core, clock=clock, launcher=launches, environ={}, tmux_socket="mpg-test")
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, f"{BACKUPS}:devops")
+        await pilot.press("a")
+        await app.workers.wait_for_complete()
+        assert app.suspended == 1
+        assert launches.calls == [(["tmux", "-L", "mpg-test", "attach", "-t", f"mpg-{BACKUPS}-devops"], None)]
+
+
+async def test_a_direct_run_has_nothing_to_attach_to(make_app: Callable[..., CockpitApp], launches: Launches) -> None:
+    app = make_app()
+    notes = watch_notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, RESTORED)
+        await pilot.press("a")
+        await pilot.pause()
+        assert launches.calls == []
+        assert "not in tmux" in notes.text()
+
+
+# -- filter -----------------------------------------------------------------------------------
+
+
+async def test_filter_narrows_the_table_and_escape_clears_it(
+    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        core.start_run(f"{SEARCH}:engineer", SHOP)
+        await settle(pilot, clock)
+        total = len(app.main.table.visible_keys())
+        await pilot.press("slash")
+        bar = app.main.query_one(FilterBar)
+        assert bar.display and app.focused is bar
+        await pilot.press(*"infra")
+        await pilot.pause()
+        assert app.main.table.visible_keys() == [f"{BACKUPS}:devops"]
+        assert "1 match “infra”" in str(app.main.table.border_title)
+        # Keys typed into the filter are text, not commands.
+        assert not isinstance(app.screen, ConfirmScreen)
+
+        await pilot.press("enter")
+        assert app.focused is app.main.table
+        assert bar.display  # a kept filter stays visible
+
+        bar.focus()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len(app.main.table.visible_keys()) == total
+        assert not bar.display
+
+
+async def test_filter_matches_state_and_follows_state_changes(
+    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("slash", *"running")
+        await pilot.pause()
+        assert app.main.table.visible_keys() == []
+        core.start_run(RESTORED, DOCS)
+        await settle(pilot, clock)
+        assert app.main.table.visible_keys() == [RESTORED]
+        core.finish_run(RESTORED)
+        await settle(pilot, clock)
+        assert app.main.table.visible_keys() == []
+
+
+# -- quit -------------------------------------------------------------------------------------
+
+
+async def test_quit_goes_straight_out_when_no_direct_run_is_in_progress(
+    make_app: Callable[..., CockpitApp], core: FakeCore
+) -> None:
+    core.start_run("1300000000000000001:devops", INFRA, runner="tmux")  # tmux runs survive the cockpit
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_quit_with_direct_runs_asks_and_no_stays(make_app: Callable[..., CockpitApp], core: FakeCore) -> None:
+    core.start_run(RESTORED, DOCS)
+    core.start_run(f"{SEARCH}:pm", SHOP)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.body == "2 direct runs will be stopped; tmux runs continue."
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.is_running and app.screen is app.main
+        await pilot.press("ctrl+q")  # Textual's own quit key asks too
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await pilot.pause()
+        assert not app.is_running
+
+
+# -- the gateway worker ---------------------------------------------------------------------------
+
+
+async def test_a_failing_gateway_shows_the_error_and_the_cockpit_stays_up(
+    make_app: Callable[..., CockpitApp],
+) -> None:
+    async def run_core() -> None:
+        raise ConnectionRefusedError("Discord is unreachable")
+
+    app = make_app(run_core=run_core)
+    notes = watch_notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.is_running
+        assert app.main.header.problem == "gateway failed: ConnectionRefusedError: Discord is unreachable"
+        assert any("Discord is unreachable" in line for line in app.main.event_log.shown_lines())
+        assert ("error", "Gateway failed: Discord is unreachable") in notes.calls
+        await pilot.press("l")  # and keys still work
+        assert not app.main.event_log.display
+
+
+async def test_a_gateway_that_stops_says_so(make_app: Callable[..., CockpitApp]) -> None:
+    async def run_core() -> None:
+        return None
+
+    app = make_app(run_core=run_core)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.main.header.problem == "gateway stopped"
+
+
+async def test_the_gateway_runs_alongside_the_cockpit(
+    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+) -> None:
+    async def run_core() -> None:
+        core.set_connection("ready")
+        core.start_run(f"{SEARCH}:pm", SHOP)
+        await asyncio.Event().wait()  # runs until the cockpit closes
+
+    app = make_app(run_core=run_core)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, clock)
+        assert f"{SEARCH}:pm" in app.main.table.visible_keys()
+        assert app.main.header.problem is None
+
+
+# -- demo chat ---------------------------------------------------------------------------------
+
+
+async def test_demo_chat_box_posts_to_the_chosen_channel(make_app: Callable[..., CockpitApp], core: FakeCore) -> None:
+    app = make_app(demo_channel_ids=[(SHOP, "#shop-api"), (DOCS, "#docs-site")])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("c")
+        chat_input = app.main.query_one("#chat-input", Input)
+        assert app.focused is chat_input
+        await pilot.press(*"fix the build", "enter")
+        await app.workers.wait_for_complete()
+        assert core.posted == [(SHOP, "you", "fix the build")]
+        assert chat_input.value == ""
+
+        app.main.query_one("#chat-channel").value = DOCS  # type: ignore[attr-defined]
+        chat_input.focus()
+        await pilot.press(*"k", "enter")  # typed text, not the kill key
+        await app.workers.wait_for_complete()
+        assert core.posted[-1] == (DOCS, "you", "k")
+        assert not isinstance(app.screen, ConfirmScreen)
+
+
+async def test_without_demo_channels_there_is_no_chat_box(make_app: Callable[..., CockpitApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        assert not app.main.query(ChatBox)
+        await pilot.press("c")
+        assert app.focused is app.main.table
+        shown = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled}
+        assert "chat" not in shown and "kill" in shown
+
+
+# -- command palette -----------------------------------------------------------------------------
+
+
+async def test_palette_offers_every_command(make_app: Callable[..., CockpitApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE):
+        titles = {command.title for command in app.get_system_commands(app.main)}
+        for title in ("Kill session", "Restart session", "Jump into session", "Attach to tmux run",
+                      "Filter sessions", "Toggle event log", "Event log level: warn", "Quit"):  # fmt: skip
+            assert title in titles
+
+
+async def test_palette_finds_sessions_and_goes_to_them(make_app: Callable[..., CockpitApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("slash", *"docs", "enter")  # a filter that hides the target
+        provider = SessionsProvider(app.main)
+        hits = [hit async for hit in provider.search("devops")]
+        assert [hit.text for hit in hits] == [f"Go to session {BACKUPS}:devops · infra · devops · idle"]
+        hits[0].command()
+        await pilot.pause()
+        assert app.main.selected_key == f"{BACKUPS}:devops"
+        assert app.main.table.filter_query == ""
+        assert not app.main.query_one(FilterBar).display
+        discovered = [hit async for hit in provider.discover()]
+        assert len(discovered) == 2

@@ -1,0 +1,240 @@
+"""The panes follow the core's events and the operator's selection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual.widgets import RichLog, Select
+
+from mpg_tui.core.clock import FakeClock
+from mpg_tui.tui.app import CockpitApp
+from mpg_tui.tui.widgets.chain_pane import ChainPane
+from mpg_tui.tui.widgets.projects_pane import ProjectsPane
+from mpg_tui.tui.widgets.session_detail import SessionDetail
+from mpg_tui.tui.widgets.sessions_table import SessionsTable
+from mpg_tui.tui.widgets.threads_pane import ThreadsPane
+from tests.tui.conftest import plain, settle
+from tests.tui.fake_core import BACKUPS, DOCS, INFRA, RESTORED, SEARCH, SHOP, FakeCore, play_demo
+
+SIZE = (200, 50)
+
+
+def cell(app: CockpitApp, key: str, column: str) -> str:
+    return app.main.table.get_cell(key, column).plain
+
+
+async def test_sessions_table_shows_what_the_core_had_at_start(make_app: Callable[..., CockpitApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE):
+        table = app.main.table
+        assert sorted(table.visible_keys()) == sorted([RESTORED, f"{BACKUPS}:devops"])
+        assert cell(app, RESTORED, "cost") == "$0.212"
+        assert cell(app, RESTORED, "last") == "3h ago"
+        assert cell(app, f"{BACKUPS}:devops", "runner") == "tmux"
+
+
+async def test_run_started_and_finished_update_the_row(
+    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        key = f"{SEARCH}:pm"
+        core.start_run(key, SHOP)
+        await settle(pilot, clock)
+        assert key in app.main.table.visible_keys()
+        assert cell(app, key, "state") == "● running"
+        assert cell(app, key, "session_id") == "—"
+
+        core.finish_run(key, session_id="feedface-0000", cost_usd=0.5, input_tokens=1000, output_tokens=200)
+        await settle(pilot, clock)
+        assert cell(app, key, "state") == "○ idle"
+        assert cell(app, key, "session_id") == "feedface"
+        assert cell(app, key, "cost") == "$0.500"
+        assert cell(app, key, "tokens") == "1.2k"
+        assert app.main.header.totals.runs == 1
+
+
+async def test_a_failed_run_is_marked_and_its_error_shown(
+    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        core.start_run(RESTORED, DOCS)
+        core.finish_run(RESTORED, ok=False, error="API Error: 529 overloaded")
+        await settle(pilot, clock)
+        assert cell(app, RESTORED, "state") == "✗ idle"
+        app.main.select_session(RESTORED)
+        await pilot.pause()
+        head = plain(app.main.query_one("#detail-head").content)  # type: ignore[attr-defined]
+        assert "API Error: 529 overloaded" in head
+        assert app.main.header.totals.failures == 1
+
+
+async def test_killed_sessions_leave_the_table_and_the_cursor_moves_on(
+    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        first = app.main.table.key_at_cursor()
+        assert first is not None
+        await core.kill(first)
+        await settle(pilot, clock)
+        assert first not in app.main.table.visible_keys()
+        assert app.main.selected_key == app.main.table.key_at_cursor() != first
+
+
+async def test_progress_lines_appear_in_the_detail_of_the_selected_session(
+    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        key = f"{SEARCH}:engineer"
+        core.start_run(key, SHOP)
+        await settle(pilot, clock)
+        assert app.main.select_session(key)
+        core.progress(key, "src/app.py", tool="Read")
+        core.progress(key, "Writing the search hook now.")
+        await settle(pilot, clock)
+        detail = app.main.query_one(SessionDetail)
+        assert detail.info is not None and detail.info.key == key
+        progress = plain(app.main.query_one("#detail-progress").content)  # type: ignore[attr-defined]
+        assert "Read: src/app.py" in progress
+        assert "▸ Writing the search hook now." in progress
+
+
+async def test_detail_shows_cwd_and_the_resume_command(make_app: Callable[..., CockpitApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.main.select_session(RESTORED)
+        await pilot.pause()
+        head = plain(app.main.query_one("#detail-head").content)  # type: ignore[attr-defined]
+        assert "/srv/mpg/docs-site" in head
+        assert "cd /srv/mpg/docs-site && claude --resume 00000001-7c1e-4b2a-9f00-000000000001" in head
+
+
+async def test_selecting_a_project_lists_only_its_threads(
+    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        play_demo(core)
+        await settle(pilot, clock)
+        projects = app.main.query_one(ProjectsPane)
+        threads = app.main.query_one(ThreadsPane)
+        projects.focus()
+        projects.highlighted = projects.get_option_index(SHOP)
+        await pilot.pause()
+        assert app.main.selected_project == SHOP
+        shop_threads = {s.thread_id for s in core.sessions() if s.project_key == SHOP}
+        assert set(threads.thread_ids) == shop_threads
+        await pilot.press("down")  # the next project: docs-site
+        await pilot.pause()
+        assert app.main.selected_project == DOCS
+        assert set(threads.thread_ids) == {s.thread_id for s in core.sessions() if s.project_key == DOCS}
+        assert threads.border_title == "Threads · docs-site"
+
+
+async def test_selecting_a_thread_selects_its_busiest_session_and_shows_its_chain(
+    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        play_demo(core)
+        await settle(pilot, clock)
+        app.main.query_one(ProjectsPane).highlighted = app.main.query_one(ProjectsPane).get_option_index(SHOP)
+        await pilot.pause()
+        threads = app.main.query_one(ThreadsPane)
+        threads.focus()
+        threads.highlighted = threads.thread_ids.index(SEARCH)
+        await pilot.pause()
+        assert app.main.selected_thread == SEARCH
+        assert app.main.selected_key == f"{SEARCH}:engineer"  # running beats the idle pm
+        chain = plain(app.main.query_one(ChainPane).content)  # type: ignore[attr-defined]
+        assert "turns 2/5" in chain
+        assert chain.index("pm") < chain.index("engineer")
+
+
+async def test_moving_the_session_cursor_moves_project_and_thread_with_it(
+    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        play_demo(core)
+        await settle(pilot, clock)
+        keys = app.main.table.visible_keys()
+        target = keys.index(f"{BACKUPS}:devops")
+        app.main.table.focus()
+        app.main.table.move_cursor(row=0)
+        await pilot.pause()
+        for _ in range(target):
+            await pilot.press("down")
+        await pilot.pause()
+        assert app.main.selected_key == f"{BACKUPS}:devops"
+        assert app.main.selected_project == INFRA
+        assert app.main.selected_thread == BACKUPS
+        assert app.main.query_one(ThreadsPane).selected_thread == BACKUPS
+
+
+async def test_clicking_a_row_selects_it(make_app: Callable[..., CockpitApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        keys = app.main.table.visible_keys()
+        # Offsets inside the table's region: one for the border, one for the header row.
+        await pilot.click(SessionsTable, offset=(4, 3))
+        await pilot.pause()
+        assert app.main.selected_key == keys[1]
+
+
+async def test_connection_changes_reach_the_header(
+    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.main.header.connection == "ready"
+        core.set_connection("disconnected", "4004 authentication failed")
+        await settle(pilot, clock)
+        assert app.main.header.connection == "disconnected"
+        assert app.main.header.connection_detail == "4004 authentication failed"
+        assert any("Discord disconnected" in line for line in app.main.event_log.shown_lines())
+
+
+async def test_relative_times_move_with_the_clock(make_app: Callable[..., CockpitApp], clock: FakeClock) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        assert cell(app, f"{BACKUPS}:devops", "last") == "40m ago"
+        clock.advance(25 * 60)
+        app.main.tick()
+        await pilot.pause()
+        assert cell(app, f"{BACKUPS}:devops", "last") == "1h ago"
+        assert app.main.header.uptime == clock.now() - app.core.started_at
+
+
+async def test_event_log_toggles_and_filters_by_level(
+    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        core.log("info", "hello")
+        core.log("warning", "careful")
+        core.log("error", "broken")
+        core.log("debug", "chatter")
+        await settle(pilot, clock)
+        log = app.main.event_log
+        assert log.display
+        assert [line.split(": ")[1] for line in log.shown_lines()] == ["hello", "careful", "broken"]
+        assert len(log.query_one(RichLog).lines) == 3
+
+        log.query_one("#log-level", Select).value = "warn"
+        await pilot.pause()
+        assert [line.split(": ")[1] for line in log.shown_lines()] == ["careful", "broken"]
+        assert len(log.query_one(RichLog).lines) == 2
+
+        log.set_level("debug")
+        await pilot.pause()
+        assert len(log.shown_lines()) == 4
+        assert log.query_one("#log-level", Select).value == "debug"
+
+        await pilot.press("l")
+        assert not log.display
+        await pilot.press("l")
+        assert log.display

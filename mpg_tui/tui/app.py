@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -75,6 +76,7 @@ class CockpitApp(App[None]):
         launcher: Launcher | None = None,
         environ: Mapping[str, str] | None = None,
         claude_command: Sequence[str] = ("claude",),
+        which: Callable[[str], str | None] = shutil.which,
         refresh_interval: float = 0.1,
     ) -> None:
         """
@@ -88,6 +90,7 @@ class CockpitApp(App[None]):
             launcher: starts claude/tmux for jump and attach (tests record instead).
             environ: where ``$TMUX`` is looked up (defaults to ``os.environ``).
             claude_command: the claude executable and any fixed leading arguments.
+            which: finds an executable on PATH (tests pretend claude is installed).
             refresh_interval: the shortest time between two batches of events applied.
         """
         super().__init__()
@@ -98,6 +101,7 @@ class CockpitApp(App[None]):
         self.launcher: Launcher = launcher or run_process
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.claude_command = tuple(claude_command)
+        self.which = which
         self.refresh_interval = refresh_interval
         self._run_core = run_core
         self._pending: list[Event] = []
@@ -239,6 +243,14 @@ class CockpitApp(App[None]):
                 f"{info.key} has no claude session yet (no run has finished), so there is nothing to resume.",
                 title="Cannot jump in",
                 severity="warning",
+            )
+            return
+        if self.which(self.claude_command[0]) is None:
+            self.notify(
+                f"`{self.claude_command[0]}` is not on PATH here, so there is no claude to resume the session "
+                "with. Install Claude Code (npm install -g @anthropic-ai/claude-code) and try again.",
+                title="Cannot jump in",
+                severity="error",
             )
             return
         self._hand_over(resume_handover(info, self.environ, self.claude_command))

@@ -67,11 +67,17 @@ class Notes:
         return "\n".join(message for _, message in self.calls)
 
 
+def installed(name: str) -> str:
+    """A ``which`` that finds every program: the tests record launches instead of running them."""
+    return f"/usr/bin/{name}"
+
+
 @pytest.fixture
 def make_app(core: FakeCore, clock: FakeClock, launches: Launches) -> Callable[..., CockpitApp]:
     def make(**kwargs: Any) -> CockpitApp:
         kwargs.setdefault("environ", {})
         kwargs.setdefault("launcher", launches)
+        kwargs.setdefault("which", installed)
         return CockpitApp(core, clock=clock, **kwargs)
 
     return make

@@ -14,7 +14,7 @@ from mpg_tui.tui.commands import SessionsProvider
 from mpg_tui.tui.screens.confirm_screen import ConfirmScreen
 from mpg_tui.tui.widgets.chat_box import ChatBox
 from mpg_tui.tui.widgets.filter_bar import FilterBar
-from tests.tui.conftest import Launches, settle, watch_notes
+from tests.tui.conftest import Launches, installed, settle, watch_notes
 from tests.tui.fake_core import BACKUPS, DOCS, INFRA, RESTORED, SEARCH, SHOP, FakeCore, session_uuid
 
 SIZE = (200, 50)
@@ -180,7 +180,7 @@ async def test_enter_on_a_session_jumps_in_too(make_app: Callable[..., CockpitAp
 async def test_jump_outside_tmux_suspends_and_runs_claude_in_the_session_cwd(
     core: FakeCore, clock: FakeClock, launches: Launches
 ) -> None:
-    app = SuspendingApp(core, clock=clock, launcher=launches, environ={})
+    app = SuspendingApp(core, clock=clock, launcher=launches, environ={}, which=installed)
     async with app.run_test(size=SIZE) as pilot:
         await select(app, f"{BACKUPS}:devops")
         await pilot.press("j")
@@ -193,12 +193,25 @@ async def test_jump_uses_the_worktree_when_the_session_has_one(
     core: FakeCore, clock: FakeClock, launches: Launches
 ) -> None:
     core.add_session("1300", SHOP, session_id="cafe0000", worktree_path="/srv/mpg/shop-api/.worktrees/1300")
-    app = SuspendingApp(core, clock=clock, launcher=launches, environ={})
+    app = SuspendingApp(core, clock=clock, launcher=launches, environ={}, which=installed)
     async with app.run_test(size=SIZE) as pilot:
         await select(app, "1300")
         await pilot.press("j")
         await app.workers.wait_for_complete()
         assert launches.calls == [(["claude", "--resume", "cafe0000"], "/srv/mpg/shop-api/.worktrees/1300")]
+
+
+async def test_jump_without_claude_installed_says_so_instead_of_opening_a_dead_window(
+    make_app: Callable[..., CockpitApp], launches: Launches
+) -> None:
+    app = make_app(environ={"TMUX": "x"}, which=lambda _name: None)
+    notes = watch_notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, RESTORED)
+        await pilot.press("j")
+        await app.workers.wait_for_complete()
+        assert launches.calls == []
+        assert "`claude` is not on PATH" in notes.text()
 
 
 async def test_a_session_without_an_id_cannot_be_jumped_into(

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from mpg_tui.core.clock import SystemClock
+from mpg_tui.core.embeds import format_duration
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -49,16 +50,5 @@ def plain(value: object, style: str = "") -> Text:
     return Text(str(value), style=style)
 
 
-def format_age(seconds: float) -> str:
-    """``42s``, ``5m``, ``3h 04m``, ``2d 03h``; negative ages (clock skew) read as ``0s``."""
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours:02d}h"
+format_age = format_duration
+"""``42s``, ``5m``, ``3h 04m``, ``2d 03h``: ages read as everywhere else in mpg-tui."""

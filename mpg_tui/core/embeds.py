@@ -106,7 +106,10 @@ def parse_author(author: str) -> EmbedAuthor:
 
 
 def format_duration(seconds: float) -> str:
-    """A short human duration: ``45s``, ``12m``, ``2h 5m``, ``3d 4h``."""
+    """A short human duration: ``45s``, ``12m``, ``2h 05m``, ``3d 04h``; negative reads as ``0s``.
+
+    The one spelling of ages and uptimes across the gateway's messages, the CLI and the cockpit.
+    """
     total = max(0, int(seconds))
     if total < 60:
         return f"{total}s"
@@ -115,9 +118,9 @@ def format_duration(seconds: float) -> str:
         return f"{minutes}m"
     hours, minutes = divmod(minutes, 60)
     if hours < 24:
-        return f"{hours}h {minutes}m"
+        return f"{hours}h {minutes:02d}m"
     days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h"
+    return f"{days}d {hours:02d}h"
 
 
 def still_working_text(elapsed_s: float) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.text import Text
 
+from mpg_tui.core.embeds import format_duration
 from mpg_tui.core.events import ConnectionState, SessionState
 
 RUNNING = "#a3be8c"
@@ -92,16 +93,8 @@ def duration(seconds: float) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
-def uptime(seconds: float) -> str:
-    """``45s``, ``12m``, ``2h 03m``, ``3d 04h``."""
-    whole = max(0, int(seconds))
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m"
-    if whole < 86400:
-        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
-    return f"{whole // 86400}d {whole % 86400 // 3600:02d}h"
+uptime = format_duration
+"""``45s``, ``12m``, ``2h 03m``, ``3d 04h``: the gateway's one spelling of a duration."""
 
 
 def cost(usd: float) -> str:

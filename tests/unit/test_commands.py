@@ -170,7 +170,7 @@ async def test_sessions_lists_key_project_agent_state_idle_and_queue() -> None:
         "**Active sessions (3)**",
         "- `t1:pm` **Alpha** · @pm — running, last active 5s ago, queue: 2",
         "- `t1` **Alpha** — idle, last active 1m ago",
-        "- `t9` **Beta** — idle, last active 2h 5m ago",
+        "- `t9` **Beta** — idle, last active 2h 05m ago",
     ]
 
 

@@ -103,9 +103,9 @@ def test_agent_author_round_trips() -> None:
         (59.9, "59s"),
         (60, "1m"),
         (3599, "59m"),
-        (3600, "1h 0m"),
-        (7500, "2h 5m"),
-        (90000, "1d 1h"),
+        (3600, "1h 00m"),
+        (7500, "2h 05m"),
+        (90000, "1d 01h"),
     ],
 )
 def test_format_duration(seconds: float, text: str) -> None:

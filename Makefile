@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mpg-tui demo
 
+LINTED := mpg_tui tests $(wildcard bench scripts/*.py)
+
 lint: $(STAMP)
-	$(BIN)/ruff check mpg_tui tests bench
-	$(BIN)/ruff format --check mpg_tui tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 test: lint

@@ -37,7 +37,8 @@ def start(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(str(exc), EXIT_CONFIG)
     try:
-        config = load_config(locations.require_config())
+        config_path = locations.require_config()
+        config = load_config(config_path)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
     env = load_env(locations)
@@ -59,13 +60,14 @@ def start(args: argparse.Namespace) -> int:
         api_base=env.discord_api_base or config.defaults.discord_api_base,
         dashboard=args.dashboard is not False,
         dashboard_token=env.dashboard_token,
+        config_path=config_path,
     )
     log.info("Loaded %d project(s) from config", len(config.projects))
     try:
         with PidFile(locations.pid_file):
             runtime = Runtime(settings)
             if args.no_ui:
-                return run_headless(runtime.run, runtime.request_stop)
+                return run_headless(runtime.run, runtime.request_stop, reload=runtime.request_reload)
             return run_cockpit(runtime, locations)
     except AlreadyRunning as exc:
         return _fail(str(exc), EXIT_FAILED)
@@ -73,13 +75,20 @@ def start(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_CONFIG)
 
 
-def run_headless(main: Callable[[], Awaitable[None]], stop: Callable[[], None]) -> int:
-    """Run ``main`` until it ends; SIGTERM and SIGINT ask it to stop cleanly."""
+def run_headless(
+    main: Callable[[], Awaitable[None]],
+    stop: Callable[[], None],
+    *,
+    reload: Callable[[], None] | None = None,
+) -> int:
+    """Run ``main`` until it ends; SIGTERM and SIGINT ask it to stop cleanly, SIGHUP to ``reload``."""
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop)
+        if reload is not None:
+            loop.add_signal_handler(signal.SIGHUP, reload)
         await main()
 
     try:

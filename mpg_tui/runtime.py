@@ -2,6 +2,13 @@
 
 Used by every face: headless ``--no-ui`` drives :meth:`Runtime.run` directly, the cockpit
 runs it as a Textual worker. Nothing here imports Textual.
+
+While it runs, the runtime watches its ``config.json`` (a cheap ``stat`` every
+:data:`CONFIG_POLL_S` on the injectable clock, and at once on :meth:`Runtime.request_reload`,
+which headless mode wires to SIGHUP). A valid edit applies to messages from then on; an
+invalid one is logged with the :class:`~mpg_tui.config.ConfigError` text and the config in
+force stays in force. Settings bound at start-up (Discord, the dashboard, tmux, the store's
+limits) are named in a warning and need a restart.
 """
 
 from __future__ import annotations
@@ -12,10 +19,11 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from mpg_tui.config import GatewayConfig
+from mpg_tui.config import ConfigError, GatewayConfig, load_config
 from mpg_tui.core.bus import EventBus
-from mpg_tui.core.clock import Clock, SystemClock
+from mpg_tui.core.clock import Clock, SystemClock, TimerHandle
 from mpg_tui.core.events import RunnerKind
 from mpg_tui.core.gateway import Gateway, Poster, Recovered
 from mpg_tui.core.sessions import SessionManager
@@ -31,6 +39,18 @@ log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 5.0
 """How long shutdown lets message handlers post their last words before Discord is closed."""
+CONFIG_POLL_S = 2.0
+"""How often the config file is checked for edits."""
+# Settings read once at start-up: a reload that changes them says they need a restart.
+_RESTART_ONLY_DEFAULTS = (
+    "http_port",
+    "http_host",
+    "dashboard_token",
+    "discord_api_base",
+    "tmux_socket",
+    "session_ttl_ms",
+    "max_persisted_sessions",
+)
 
 
 class StartupError(Exception):
@@ -51,6 +71,8 @@ class RuntimeSettings:
     child_env: Mapping[str, str] | None = None
     poster: Poster | None = None
     guild_ready_timeout: float = 2.0
+    config_path: Path | None = None
+    """The file ``config`` came from: watched while running and reloaded when it changes."""
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -103,6 +125,7 @@ class Runtime:
                 clock=self.clock,
             )
         self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _tmux_runner(self) -> Runner:
@@ -120,6 +143,76 @@ class Runtime:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    def request_reload(self) -> None:
+        """Read the config file again now (SIGHUP), rather than at the next poll."""
+        self._reload.set()
+
+    async def reload_config(self) -> bool:
+        """Load the config file and apply it; on a bad file, log why and keep the current config."""
+        path = self.settings.config_path
+        if path is None:
+            return False
+        try:
+            config = await asyncio.to_thread(load_config, path)
+        except ConfigError as exc:
+            log.error("Config not reloaded; the previous config stays in force. %s", exc)
+            return False
+        self._apply_config(config)
+        log.info("Config reloaded from %s: %d project(s)", path, len(config.projects))
+        return True
+
+    def _apply_config(self, config: GatewayConfig) -> None:
+        old = self.settings.config
+        changed = [
+            name for name in _RESTART_ONLY_DEFAULTS if getattr(old.defaults, name) != getattr(config.defaults, name)
+        ]
+        if config.uses_tmux and "tmux" not in self.runners:
+            changed.append("persistence (tmux)")
+        if config.needs_members_intent and not old.needs_members_intent:
+            # Without the members intent no member has roles: every message is refused (fails closed).
+            changed.append("allowedRoles (needs the server members intent)")
+        if changed:
+            log.warning("Config reload: these settings take effect only after a restart: %s", ", ".join(changed))
+        self.settings.config = config
+        self.sessions.reload(config)
+        self.gateway.reload(config)
+
+    async def _watch_config(self) -> None:
+        """Reload the config when its file changes (polled) or when asked to (SIGHUP)."""
+        path = self.settings.config_path
+        if path is None:
+            return
+        seen = await asyncio.to_thread(_file_signature, path)
+        while True:
+            await self._wait_for_reload_or(CONFIG_POLL_S)
+            asked = self._reload.is_set()
+            self._reload.clear()
+            current = await asyncio.to_thread(_file_signature, path)
+            if asked or current != seen:
+                seen = current
+                try:
+                    await self.reload_config()
+                except Exception:  # a bug in applying it must not end the watch
+                    log.exception("reloading the config failed; the previous config stays in force")
+
+    async def _wait_for_reload_or(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        timer: asyncio.Future[None] = loop.create_future()
+
+        def ring() -> None:
+            if not timer.done():
+                timer.set_result(None)
+
+        handle: TimerHandle = self.clock.call_later(seconds, ring)
+        asked = asyncio.ensure_future(self._reload.wait())
+        either: list[asyncio.Future[Any]] = [timer, asked]
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            handle.cancel()
+            timer.cancel()
+            asked.cancel()
 
     async def start_dashboard(self) -> None:
         if self.dashboard is None:
@@ -141,6 +234,7 @@ class Runtime:
         client = asyncio.create_task(self.client.run_until_closed(self.settings.token), name="discord")
         stop = asyncio.create_task(self._stop.wait(), name="stop")
         ready = asyncio.create_task(self._after_ready(), name="after-ready")
+        watch = asyncio.create_task(self._watch_config(), name="config-watch")
         try:
             done, _ = await asyncio.wait({client, stop}, return_when=asyncio.FIRST_COMPLETED)
             if client in done:
@@ -148,6 +242,9 @@ class Runtime:
         finally:
             ready.cancel()
             stop.cancel()
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
             await self.shutdown()
             if not client.done():
                 client.cancel()
@@ -201,3 +298,12 @@ class Runtime:
             await self.client.close()
         if self.dashboard is not None:
             await self.dashboard.stop()
+
+
+def _file_signature(path: Path) -> tuple[int, int, int] | None:
+    """What changes when the file is edited or replaced; None when it cannot be read."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)

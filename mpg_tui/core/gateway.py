@@ -4,13 +4,15 @@
 rate limits, history, attachments, chunking, embeds) with the session manager, and is
 the :class:`~mpg_tui.core.api.CoreAPI` the faces use. It talks to chat only through a
 :class:`~mpg_tui.core.ports.ChatPort`; a chat failure is logged and never loses the
-run's result for the other threads.
+run's result for the other threads, and a thread that stops taking posts while claude
+works (locked, deleted) gets its answer in its channel instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
@@ -54,6 +56,8 @@ HISTORY_LIMIT = 20
 THREAD_NAME_LIMIT = 100
 THREAD_ARCHIVE_MINUTES = 1440
 MAX_CHAINS = 500
+THREAD_REFUSED_STATUSES = frozenset({403, 404})
+"""Statuses with which a thread refuses a post (locked, deleted, closed to the bot): post in its channel."""
 LOST_RUN_TEXT = (
     "⚠️ The gateway restarted while Claude was working on this thread, and that run was lost. "
     "Send your message again to retry."
@@ -82,6 +86,28 @@ _CHAIN_STATE: dict[StopReason, ChainState] = {
 }
 
 
+class _KeyedLocks:
+    """One lock per key (a thread, or a channel), kept only while someone holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        # Counted rather than judged by ``Lock.locked()``: between a release and the next
+        # waiter waking, the lock looks free while a message still waits for it.
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key], self._locks[key]
+
+
 class Gateway:
     """One gateway: every mapped channel's messages, every session, every face's view of them."""
 
@@ -107,7 +133,7 @@ class Gateway:
         self._rate = RateLimiter(clock)
         self._turns = TurnCounter()
         self._sticky = StickyAgents()
-        self._intake_locks: dict[str, asyncio.Lock] = {}
+        self._intake = _KeyedLocks()
         self._chains: OrderedDict[str, HandoffChain] = OrderedDict()
         self._connection: ConnectionState = "disconnected"
         self._runs = 0
@@ -225,6 +251,10 @@ class Gateway:
     async def _handle_message(self, msg: InboundMessage) -> None:
         if msg.author_is_bot:
             return
+        if "\x00" in msg.content:
+            # Discord never delivers a NUL, but a prompt is text on claude's stdin, where a NUL
+            # means nothing: drop it rather than refuse the whole message.
+            msg = dataclasses.replace(msg, content=msg.content.replace("\x00", ""))
         route = self._router.route(msg)
         if route is None:
             return
@@ -288,7 +318,7 @@ class Gateway:
 
         # Messages of one thread enter their sessions' queues in the order they arrived.
         lock_key = route.thread_id or msg.channel_id
-        async with self._intake_locks.setdefault(lock_key, asyncio.Lock()):
+        async with self._intake.hold(lock_key):
             with contextlib.suppress(ChatError):
                 await self.chat.react(msg.channel_id, msg.id, EYES)
             thread_id = route.thread_id or await self._open_thread(msg, project)
@@ -297,8 +327,6 @@ class Gateway:
             self._turns.reset(thread_id)
             prompt = await self._build_prompt(msg, target, thread_id, project)
             first = self._start_turn(project, thread_id, target.agent, prompt)
-        if not self._intake_locks[lock_key].locked():
-            self._intake_locks.pop(lock_key, None)
         await self._run_chain(project, thread_id, target.agent, first)
 
     def _reject(self, msg: InboundMessage, project: ProjectView, reason: str) -> None:
@@ -435,14 +463,16 @@ class Gateway:
             hop.state = "done" if result.ok else "failed"
             hop.duration_ms = result.duration_ms
             hop.cost_usd = result.cost_usd
+            parent = project.channel_id
             for notice in outcome.notices:
-                await self._send(thread_id, notice)
+                await self._send(thread_id, notice, parent=parent)
             if not result.ok:
-                await self._send(thread_id, f"**Error**: {result.error or 'Claude failed without saying why.'}")
+                error = f"**Error**: {result.error or 'Claude failed without saying why.'}"
+                await self._send(thread_id, error, parent=parent)
                 await self._sessions.acknowledge(outcome.session.key)
                 self._stop_chain(chain, "error")
                 return
-            await self._reply(thread_id, agent, result.text)
+            await self._reply(thread_id, agent, result.text, parent=parent)
             await self._sessions.acknowledge(outcome.session.key)
             if agent is None:
                 self._stop_chain(chain, "done")
@@ -456,7 +486,7 @@ class Gateway:
                 self._stop_chain(chain, "self_handoff")
                 return
             if not self._turns.try_take(thread_id, max_turns):
-                await self._send(thread_id, turn_limit_text(max_turns))
+                await self._send(thread_id, turn_limit_text(max_turns), parent=parent)
                 self._stop_chain(chain, "turn_limit")
                 return
             chain.turns = self._turns.turns(thread_id)
@@ -470,7 +500,7 @@ class Gateway:
                     max_turns=max_turns,
                 )
             )
-            await self._send(thread_id, handoff_text(handoff.agent.name))
+            await self._send(thread_id, handoff_text(handoff.agent.name), parent=parent)
             agent = handoff.agent
             chain.hops.append(ChainHop(agent=agent.name, state="queued", started_at=self._clock.now()))
             prompt = await self._handoff_prompt(thread_id, handoff.prompt, project)
@@ -486,25 +516,41 @@ class Gateway:
         # is the prompt itself, so neither belongs in the history block.
         return with_history(prompt, history[:-2], project.agents) if len(history) > 2 else prompt
 
-    async def _reply(self, thread_id: str, agent: Agent | None, text: str) -> None:
+    async def _reply(self, thread_id: str, agent: Agent | None, text: str, *, parent: str | None = None) -> None:
         if agent is not None:
             for embed in agent_embeds(agent, text):
-                await self._send_embed(thread_id, embed)
+                await self._deliver(thread_id, None, embed, parent)
         else:
             for chunk in chunk_text(text):
-                await self._send(thread_id, chunk)
+                await self._deliver(thread_id, chunk, None, parent)
 
-    async def _send(self, channel_id: str, text: str) -> None:
-        try:
-            await self.chat.send(channel_id, text)
-        except ChatError as exc:
-            log.warning("could not post in %s: %s", channel_id, exc)
+    async def _send(self, channel_id: str, text: str, *, parent: str | None = None) -> None:
+        await self._deliver(channel_id, text, None, parent)
 
-    async def _send_embed(self, channel_id: str, embed: Embed) -> None:
+    async def _deliver(self, channel_id: str, text: str | None, embed: Embed | None, parent: str | None) -> None:
+        """Post in ``channel_id``; when that is a thread that refuses posts, post in ``parent`` instead.
+
+        A thread can be locked, deleted or closed to the bot while claude works on it; the
+        answer then goes to the thread's channel, led by a link to the thread, rather than
+        being lost. Other failures are logged: the run's result is never lost for the rest.
+        """
         try:
-            await self.chat.send(channel_id, embed=embed)
+            await self.chat.send(channel_id, text, embed=embed)
+            return
         except ChatError as exc:
-            log.warning("could not post in %s: %s", channel_id, exc)
+            if parent is None or parent == channel_id or exc.status not in THREAD_REFUSED_STATUSES:
+                log.warning("could not post in %s: %s", channel_id, exc)
+                return
+            log.warning("could not post in thread %s (%s); posting in its channel %s", channel_id, exc, parent)
+        link = f"<#{channel_id}>"
+        try:
+            if embed is not None:
+                await self.chat.send(parent, link, embed=embed)
+            else:
+                for piece in chunk_text(f"{link} {text or ''}"):
+                    await self.chat.send(parent, piece)
+        except ChatError as exc:
+            log.warning("could not post in %s either: %s", parent, exc)
 
     # -- chains and totals -------------------------------------------------------------
 

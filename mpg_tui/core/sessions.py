@@ -172,6 +172,9 @@ class _Slots:
         return future
 
     def release(self) -> None:
+        if self.active > self.limit:
+            self.active -= 1  # the limit was lowered: this slot goes away rather than on
+            return
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
@@ -187,6 +190,15 @@ class _Slots:
         with contextlib.suppress(ValueError):
             self.waiters.remove(future)
         future.cancel()
+
+    def resize(self, limit: int) -> None:
+        """A new limit; raising it lets waiters in at once, lowering it lets runs finish."""
+        self.limit = limit
+        while self.waiters and self.active < self.limit:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                self.active += 1
+                waiter.set_result(None)
 
     def position_for_new(self) -> int:
         """0 if a new request would get a slot at once, else its 1-based place in line."""
@@ -229,6 +241,11 @@ class SessionManager:
         self._background: set[asyncio.Task[None]] = set()
         self._ending: dict[str, asyncio.Task[None]] = {}  # workers of killed sessions, still winding down
         self._warned_runner: set[str] = set()
+
+    def reload(self, config: GatewayConfig) -> None:
+        """Use a new config: its run limit at once; its project settings from each session's next prompt."""
+        self._config = config
+        self._slots.resize(config.defaults.max_concurrent_sessions)
 
     # -- start-up ------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+import secrets
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -22,6 +23,10 @@ from mpg_tui.core.ports import Attachment, ChatError, Embed, HistoryMessage
 log = logging.getLogger(__name__)
 
 TYPING_INTERVAL_S = 8.0  # Discord shows "typing" for ~10 s after each trigger.
+SEND_RETRY_DELAYS_S = (1.0, 3.0)
+"""Pauses before sending a message again after a transient failure (``DiscordChat._worth_retrying``)."""
+# discord.py retries these itself, five times; a send that still fails after that is not retried again.
+_RETRIED_BY_DISCORD_PY = frozenset({500, 502, 504, 524})
 
 
 def _chat_error(exc: discord.HTTPException, action: str) -> ChatError:
@@ -29,8 +34,9 @@ def _chat_error(exc: discord.HTTPException, action: str) -> ChatError:
 
 
 class DiscordChat:
-    def __init__(self, client: discord.Client) -> None:
+    def __init__(self, client: discord.Client, *, send_retry_delays_s: Sequence[float] = SEND_RETRY_DELAYS_S) -> None:
         self._client = client
+        self._send_retry_delays_s = tuple(send_retry_delays_s)
 
     @contextlib.contextmanager
     def _failures_as_chat_error(self, action: str) -> Iterator[None]:
@@ -69,12 +75,35 @@ class DiscordChat:
         return str(thread.id)
 
     async def send(self, channel_id: str, content: str | None = None, embed: Embed | None = None) -> str:
-        with self._failures_as_chat_error("send a message"):
-            if embed is not None:
-                message = await self._channel(channel_id).send(content=content, embed=_to_discord_embed(embed))
-            else:
-                message = await self._channel(channel_id).send(content=content)
-        return str(message.id)
+        """Post a message; a transient failure is retried (a reply must not be lost to a blip).
+
+        Every attempt carries the same nonce, which discord.py sends with ``enforce_nonce``:
+        if an attempt that seemed to fail did reach Discord, the next one does not post twice.
+        """
+        nonce = secrets.randbits(64)
+        for delay in (*self._send_retry_delays_s, None):
+            try:
+                with self._failures_as_chat_error("send a message"):
+                    channel = self._channel(channel_id)
+                    if embed is not None:
+                        message = await channel.send(content=content, embed=_to_discord_embed(embed), nonce=nonce)
+                    else:
+                        message = await channel.send(content=content, nonce=nonce)
+                return str(message.id)
+            except ChatError as exc:
+                if delay is None or not self._worth_retrying(exc):
+                    raise
+                log.warning("sending a message in %s failed (%s); trying again in %gs", channel_id, exc, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _worth_retrying(self, exc: ChatError) -> bool:
+        """A server error discord.py did not retry (503), or a connection that failed; not a refusal."""
+        if self._client.is_closed():
+            return False
+        if exc.status is None:
+            return True
+        return exc.status >= 500 and exc.status not in _RETRIED_BY_DISCORD_PY
 
     async def edit(self, channel_id: str, message_id: str, content: str) -> None:
         with self._failures_as_chat_error("edit a message"):

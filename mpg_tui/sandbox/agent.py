@@ -19,7 +19,9 @@ Sessions
     Kept like the real CLI's under ``$CLAUDE_CONFIG_DIR`` (else ``~/.claude``) in
     ``projects/<cwd with / replaced by ->/<session id>.jsonl``; each turn appends the
     prompt and the reply. ``--resume ID`` of a session not made in this directory fails
-    with ``No conversation found with session ID: ID`` on stderr, exit 1, no output.
+    with ``No conversation found with session ID: ID`` on stderr and exit 1; with
+    ``stream-json`` also a ``result`` line of subtype ``error_during_execution`` whose
+    ``errors`` say the same (as 2.1.330 does), otherwise no output.
 
 Reply
     ``[<role>] <first line of the user's part>``, where the role comes from a
@@ -43,7 +45,10 @@ Directives
     ``[[error:KIND]]``        fail the way the real CLI does:
 
     ``auth``      is_error result "Not logged in · Please run /login", exit 1
-    ``401|429|500|529``  is_error result "API Error: <status> {…}", exit 1
+    ``401|429|500|529``  is_error result in 2.1.330's words ("Invalid API key · Fix external
+                  API key", "API Error: Request rejected (429) · …", "API Error: 500 …")
+                  carrying ``api_error_status``, after the CLI's synthetic assistant
+                  message (``is_api_error_message``), exit 1
     ``usage``     is_error result "Claude AI usage limit reached|<reset epoch>", exit 1
     ``max_turns`` result with subtype ``error_max_turns`` and no ``result``, exit 1
     ``crash``     a Node-style stack trace on stderr, no output, exit 2
@@ -105,12 +110,25 @@ ERROR_KINDS = (
     "flood",
     "orphan",
 )
-_API_ERRORS = {
-    "401": 'API Error: 401 {"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}',
-    "429": 'API Error: 429 {"type":"error","error":{"type":"rate_limit_error","message":"Number of requests has '
-    'exceeded your rate limit. Please try again later."}}',
-    "500": 'API Error: 500 {"type":"error","error":{"type":"api_error","message":"Internal server error"}}',
-    "529": 'API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}',
+# The wording, ``error`` tag and API error type of Claude Code 2.1.330 for each HTTP status
+# (the part after "usually temporary" names the configured API host; it is left out here).
+_API_ERRORS: dict[str, tuple[str, str, str]] = {
+    "401": ("Invalid API key · Fix external API key", "authentication_failed", "authentication_error"),
+    "429": (
+        "API Error: Request rejected (429) · Number of requests has exceeded your rate limit.",
+        "rate_limit",
+        "rate_limit_error",
+    ),
+    "500": (
+        "API Error: 500 Internal server error. This is a server-side issue, usually temporary — try again in a moment.",
+        "server_error",
+        "api_error",
+    ),
+    "529": (
+        "API Error: 529 Overloaded. This is a server-side issue, usually temporary — try again in a moment.",
+        "server_error",
+        "overloaded_error",
+    ),
 }
 _TOOL_INPUT_KEY = {
     "Read": "file_path",
@@ -456,7 +474,19 @@ class Emitter:
         if self.format == "stream-json":
             self._assistant([{"type": "text", "text": text}])
 
-    def _assistant(self, content: list[dict[str, Any]]) -> None:
+    def api_error(self, message: str, status: int, tag: str, error_type: str) -> None:
+        """The CLI's own assistant message for a failed API call (not claude's words)."""
+        if self.format == "stream-json":
+            self._assistant(
+                [{"type": "text", "text": message}],
+                model="<synthetic>",
+                error=tag,
+                is_api_error_message=True,
+                api_error_status=status,
+                api_error_type=error_type,
+            )
+
+    def _assistant(self, content: list[dict[str, Any]], *, model: str | None = None, **extra: Any) -> None:
         self.line(
             {
                 "type": "assistant",
@@ -464,7 +494,7 @@ class Emitter:
                     "id": "msg_" + uuid.uuid4().hex[:24],
                     "type": "message",
                     "role": "assistant",
-                    "model": self.options.model,
+                    "model": model or self.options.model,
                     "content": content,
                     "stop_reason": None,
                     "stop_sequence": None,
@@ -473,11 +503,20 @@ class Emitter:
                 "parent_tool_use_id": None,
                 "session_id": self.session_id,
                 "uuid": str(uuid.uuid4()),
+                **extra,
             }
         )
 
-    def result(self, prompt: str, reply: str, *, is_error: bool = False, subtype: str = "success") -> None:
-        result = self.result_object(prompt, reply, is_error=is_error, subtype=subtype)
+    def result(
+        self,
+        prompt: str,
+        reply: str,
+        *,
+        is_error: bool = False,
+        subtype: str = "success",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        result = {**self.result_object(prompt, reply, is_error=is_error, subtype=subtype), **(extra or {})}
         if self.format == "text":
             self.raw(("Error: Reached max turns" if subtype == "error_max_turns" else reply) + "\n")
         else:
@@ -586,9 +625,12 @@ class Turn:
         """The session id to answer with and its earlier records (None: refused)."""
         wants_new = any(d.name == "newsession" for d in self.directives)
         if self.options.resume:
+            # Only sessions made in this directory resume. The real 2.1.330 resumes across
+            # directories too; our tests rely on the stricter rule of older versions, which
+            # is also the one MPG's README tells users about.
             path = session_file(self.cwd, self.options.resume)
             if not path.is_file():
-                sys.stderr.write(f"No conversation found with session ID: {self.options.resume}\n")
+                self._no_conversation(self.options.resume)
                 return None, []
             history = _read_records(path)
             if not wants_new:
@@ -603,6 +645,20 @@ class Turn:
                 return None, []
             return self.options.session_id, []
         return str(uuid.uuid4()), []
+
+    def _no_conversation(self, session_id: str) -> None:
+        """How 2.1.330 fails a ``--resume`` it cannot find: stderr, and in stream-json a result line."""
+        message = f"No conversation found with session ID: {session_id}"
+        sys.stderr.write(message + "\n")
+        if self.options.output_format == "stream-json":
+            out = Emitter(self.options, session_id, self.cwd)
+            result = out.result_object(self.prompt, "", is_error=True, subtype="error_during_execution")
+            del result["result"]
+            nothing = dict.fromkeys(token_usage("", ""), 0)
+            result.update(
+                num_turns=0, stop_reason=None, total_cost_usd=0, usage=nothing, modelUsage={}, errors=[message]
+            )
+            out.line(result)
 
     def _start_orphan(self) -> None:
         import subprocess  # only here: it is the slowest import and rarely needed
@@ -635,13 +691,17 @@ class Turn:
         if failure == "max_turns":
             out.result(self.prompt, "", is_error=True, subtype="error_max_turns")
             return 1
+        if failure in _API_ERRORS:
+            message, tag, error_type = _API_ERRORS[failure]
+            out.api_error(message, int(failure), tag, error_type)
+            status = {"api_error_status": int(failure), "api_error_type": error_type}
+            out.result(self.prompt, message, is_error=True, extra=status)
+            return 1
         if failure == "auth":
             message = "Not logged in · Please run /login"
-        elif failure == "usage":
+        else:
             reset = (int(time.time()) // 3600 + 1) * 3600
             message = f"Claude AI usage limit reached|{reset}"
-        else:
-            message = _API_ERRORS[failure]
         out.text(message)
         out.result(self.prompt, message, is_error=True)
         return 1

@@ -289,6 +289,19 @@ def test_resume_from_another_directory_finds_no_conversation(stand_in: StandIn, 
     assert done.stderr.strip() == f"No conversation found with session ID: {session_id}"
 
 
+def test_failed_resume_in_stream_json_also_prints_an_error_during_execution_result(
+    stand_in: StandIn, tmp_path: Path
+) -> None:
+    missing = "6e4ab983-17b2-441b-95fe-61b3b89f940e"
+    done = claude(stand_in, *STREAM, "--resume", missing)
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"No conversation found with session ID: {missing}"
+    (result,) = lines(done.stdout)  # no init line: the CLI gave up before starting a session
+    assert (result["type"], result["subtype"], result["is_error"]) == ("result", "error_during_execution", True)
+    assert result["errors"] == [f"No conversation found with session ID: {missing}"]
+    assert result["session_id"] == missing and "result" not in result
+
+
 def test_newsession_answers_with_a_fresh_id_that_keeps_the_history(stand_in: StandIn) -> None:
     first = result_of(stand_in, "remember me")
     second = result_of(stand_in, "[[newsession]]", "--resume", first["session_id"])
@@ -311,18 +324,39 @@ def test_session_id_flag_names_a_new_session_once(stand_in: StandIn) -> None:
     ("kind", "message"),
     [
         ("auth", "Not logged in · Please run /login"),
-        ("401", "API Error: 401"),
-        ("429", "API Error: 429"),
-        ("500", "API Error: 500"),
-        ("529", "API Error: 529"),
         ("usage", "Claude AI usage limit reached|"),
     ],
 )
-def test_api_failures_are_is_error_results_with_exit_1(stand_in: StandIn, kind: str, message: str) -> None:
+def test_account_failures_are_is_error_results_with_exit_1(stand_in: StandIn, kind: str, message: str) -> None:
     done = claude(stand_in, *JSON, prompt=f"[[error:{kind}]]")
     assert done.returncode == 1
     result = json.loads(done.stdout)
     assert (result["is_error"], result["subtype"]) == (True, "success")
+    assert result["result"].startswith(message)
+    assert "api_error_status" not in result
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (401, "Invalid API key · Fix external API key"),
+        (429, "API Error: Request rejected (429) · Number of requests has exceeded your rate limit."),
+        (500, "API Error: 500 Internal server error. This is a server-side issue, usually temporary"),
+        (529, "API Error: 529 Overloaded. This is a server-side issue, usually temporary"),
+    ],
+)
+def test_api_failures_use_the_wording_and_status_field_of_cli_2_1_330(
+    stand_in: StandIn, status: int, message: str
+) -> None:
+    done = claude(stand_in, *STREAM, prompt=f"[[error:{status}]]")
+    assert done.returncode == 1
+    _init, synthetic, result = lines(done.stdout)
+    # The CLI's own message about the failed call comes first, marked as not claude's words.
+    assert synthetic["type"] == "assistant" and synthetic["is_api_error_message"] is True
+    assert synthetic["api_error_status"] == status
+    assert synthetic["message"]["content"][0]["text"].startswith(message)
+    assert (result["type"], result["is_error"], result["subtype"]) == ("result", True, "success")
+    assert result["api_error_status"] == status
     assert result["result"].startswith(message)
 
 

@@ -32,7 +32,7 @@ class SessionsFileError(Exception):
 @dataclass(frozen=True)
 class PersistedSession:
     key: str
-    session_id: str
+    session_id: str | None
     project_key: str
     cwd: str
     last_activity: float
@@ -52,8 +52,11 @@ class PersistedSession:
 def _entry(key: str, raw: Any) -> PersistedSession | None:
     if not isinstance(raw, dict):
         return None
-    session_id, project_key, last = raw.get("sessionId"), raw.get("projectKey"), raw.get("lastActivity")
-    if not isinstance(session_id, str) or not isinstance(project_key, str):
+    # Our gateway writes the project's channel as channelId; MPG's projectKey is the session key.
+    project_key = raw.get("channelId") or raw.get("projectKey")
+    session_id, last = raw.get("sessionId"), raw.get("lastActivity")
+    # A null sessionId is a session whose first run has not finished, or was restarted.
+    if not (session_id is None or isinstance(session_id, str)) or not isinstance(project_key, str):
         return None
     if not isinstance(last, int | float) or isinstance(last, bool):
         return None
@@ -129,7 +132,7 @@ def run(args: argparse.Namespace, io: Io) -> int:
             plain(_project_name(config, session.project_key)),
             plain(session.thread_id),
             plain(session.agent or "-"),
-            plain(session.session_id),
+            plain(session.session_id or "— (no run finished yet)"),
             plain(format_age(now - session.last_activity)),
             plain(session.worktree_path or session.cwd),
         )

@@ -166,10 +166,6 @@ class DirectRunner:
         if not result.duration_ms:
             elapsed_ms = int((self._clock.monotonic() - started) * 1000)
             result = dataclasses.replace(result, duration_ms=max(0, elapsed_ms))
-        if result.error_kind == "session_not_found":
-            # In stream-json mode the CLI's error result echoes the ID it could not find;
-            # that names no session, and must not be taken for one.
-            result = dataclasses.replace(result, session_id=None)
         log.debug("run %s ended: ok=%s kind=%s", request.key, result.ok, result.error_kind)
         return result
 

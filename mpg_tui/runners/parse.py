@@ -262,6 +262,8 @@ class OutputParser:
             # With stream-json, a --resume that finds nothing still prints a result line.
             missing = _session_not_found(message) or _session_not_found(stderr)
             if missing:
+                # That result line echoes the ID it could not find: it names no session.
+                common = {**common, "session_id": None}
                 return RunResult(ok=False, error=missing, error_kind="session_not_found", **metrics, **common)
             status = result.get("api_error_status")
             kind, error = classify_error(message, status=status if isinstance(status, int) else None)

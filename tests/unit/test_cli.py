@@ -26,6 +26,8 @@ from mpg_tui.cli.common import Io, format_age
 from mpg_tui.cli.doctor import probe_version
 from mpg_tui.cli.init import env_text_with_token
 from mpg_tui.config import ConfigError
+from mpg_tui.core.clock import FakeClock
+from mpg_tui.core.store import SessionStore, StoredSession
 from mpg_tui.locations import resolve_locations
 from mpg_tui.logs import reset_logging, setup_logging
 from mpg_tui.pidfile import PidFile
@@ -439,6 +441,28 @@ def test_status_shows_sessions_with_project_names_agents_and_age(world: World) -
     assert f"{CID2} (not in config)" in rows[1] and " pm " in rows[1] and "2h 00m" in rows[1]
     assert "/srv/web/.worktrees/900000000000000002-pm" in rows[1]
     assert TOKEN not in text + out(stream.stderr)
+
+
+def test_status_names_the_projects_of_sessions_our_own_store_wrote(world: World) -> None:
+    world.write_config({"projects": {CID: {"name": "web", "directory": "/srv/web"}}})
+    store = SessionStore(world.home / "profiles" / "default" / "sessions.json", clock=FakeClock(NOW))
+    store.put(
+        StoredSession(
+            key="900000000000000003",
+            session_id=None,
+            cwd="/srv/web",
+            last_activity_ms=int(NOW * 1000),
+            channel_id=CID,
+            thread_id="900000000000000003",
+        )
+    )
+    assert store.save_now()
+    stream = world.io()
+    assert main(["status"], io=stream) == 0
+    text = out(stream.stdout)
+    assert "malformed" not in text
+    (row,) = [line for line in text.splitlines() if "900000000000000003" in line]
+    assert "web" in row and "not in config" not in row and "no run finished yet" in row
 
 
 def test_status_reads_the_older_list_format(world: World) -> None:

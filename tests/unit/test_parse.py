@@ -299,7 +299,7 @@ def test_cancelled_wins_over_whatever_was_printed() -> None:
         ("5-hour limit reached ∙ resets 3pm", "usage_limit"),
         ('API Error: 400 {"type":"error","error":{"type":"invalid_request_error"}}', "api"),
         ("Something odd happened", "api"),
-        # Claude Code 2.1.330's own wording (no api_error_status field in these cases).
+        # Claude Code 2.1.330's own wording, here without the api_error_status field it also sends.
         ("Invalid API key · Fix external API key", "auth"),
         ("API Error: Request rejected (429) · Number of requests has exceeded your rate limit.", "rate_limit"),
         ("API Error: 500 Internal server error. This is a server-side issue, usually temporary.", "overloaded"),

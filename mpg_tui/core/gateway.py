@@ -39,6 +39,7 @@ from mpg_tui.core.events import (
     MessageReceived,
     MessageRejected,
     RunFinished,
+    RunRecovering,
     RunStarted,
     ThreadOpened,
 )
@@ -578,7 +579,7 @@ class Gateway:
     def _observe(self, event: Event) -> None:
         if isinstance(event, ConnectionChanged):
             self._connection = event.state
-        elif isinstance(event, RunStarted):
+        elif isinstance(event, RunStarted | RunRecovering):
             self._runs += 1
         elif isinstance(event, RunFinished):
             self._failures += 0 if event.ok else 1

@@ -430,6 +430,19 @@ async def test_demo_chat_box_posts_to_the_chosen_channel(make_app: Callable[...,
         assert not isinstance(app.screen, ConfirmScreen)
 
 
+async def test_demo_starts_in_the_chat_box_so_a_newcomers_first_keys_are_a_message(
+    make_app: Callable[..., CockpitApp], core: FakeCore
+) -> None:
+    app = make_app(demo_channel_ids=[(SHOP, "#shop-api")])
+    async with app.run_test(size=SIZE) as pilot:
+        await app.ready.wait()
+        await pilot.pause()
+        await pilot.press(*"@pm add a search", "enter")  # 'a', 'r', 'c' are command keys elsewhere
+        await app.workers.wait_for_complete()
+        assert core.posted == [(SHOP, "you", "@pm add a search")]
+        assert not isinstance(app.screen, ConfirmScreen)
+
+
 async def test_without_demo_channels_there_is_no_chat_box(make_app: Callable[..., CockpitApp]) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -102,6 +102,8 @@ class MainScreen(Screen[None]):
         self._show_detail(now)
         self._show_chain(now)
         self.set_interval(1.0, self.tick, name="cockpit-tick")
+        # In the demo a newcomer types a message first; keys must not be taken as commands.
+        self.call_after_refresh(self.focus_chat)
         self.post_message(self.Ready())
 
     # -- shortcuts to the panes ---------------------------------------------------------

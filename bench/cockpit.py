@@ -1,0 +1,227 @@
+"""Cockpit responsiveness: a keypress to the screen updating, while events pour in.
+
+The real cockpit (``make_app``) runs headless (``App.run_test``) on the fake core from
+the cockpit's tests, loaded with sessions. A task publishes core events at a fixed rate
+(a run starts, reports progress twice, finishes, and a log line: five events per session
+in turn), as a busy gateway would. Meanwhile the benchmark presses Down/Up in the
+sessions table (``App.simulate_key``) at irregular intervals and times each press to
+
+* handled: the session detail pane shows the newly selected session, and
+* on screen: the next frame the app renders after that (headless: rendered, not written).
+
+    .venv/bin/python bench/cockpit.py [--quick]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common import STATS_COLUMNS, Stats, Table, command_line, emit, parser, quiet_logging
+
+from mpg_tui.core.api import SessionInfo
+from mpg_tui.core.clock import FakeClock
+from mpg_tui.tui.app import CockpitApp, make_app
+from mpg_tui.tui.widgets.session_detail import SessionDetail
+from tests.tui.fake_core import DOCS, INFRA, SHOP, FakeCore
+
+SIZE = (200, 50)
+EVENT_RATE = 200.0
+PRESS_TIMEOUT_S = 5.0
+MAX_TIMEOUTS = 3
+SHOP_AGENTS = ("pm", "engineer", "qa")
+
+
+def fake_core(sessions: int) -> FakeCore:
+    """The fake core with ``sessions`` idle sessions over its three projects."""
+    core = FakeCore(FakeClock(start=time.time()))
+    for i in range(sessions):
+        project = (SHOP, DOCS, INFRA)[i % 3]
+        thread = f"13{i:017d}"
+        key = f"{thread}:{SHOP_AGENTS[i % len(SHOP_AGENTS)]}" if project == SHOP else thread
+        core.add_session(key, project, runner="tmux" if project == INFRA else "direct", ago=float(i))
+    return core
+
+
+async def publish_events(core: FakeCore, keys: Sequence[str], rate: float, stop: asyncio.Event) -> int:
+    """Publish ``rate`` events a second until ``stop``; returns how many were published."""
+    published = 0
+    started = time.perf_counter()
+    while not stop.is_set():
+        due = int((time.perf_counter() - started) * rate)
+        while published < due:
+            key = keys[(published // 5) % len(keys)]
+            step = published % 5
+            project = core.session(key).project_key  # type: ignore[union-attr]
+            if step == 0:
+                core.start_run(key, project, prompt="keep the lights on")
+            elif step in (1, 2):
+                core.progress(key, f"src/module_{published % 97}.py", tool="Read" if step == 1 else "Edit")
+            elif step == 3:
+                core.finish_run(key, reply="Done.")
+            else:
+                core.log("info", f"run of {key} finished")
+            core.clock.advance(1 / rate)
+            published += 1
+        await asyncio.sleep(0.005)
+    return published
+
+
+@dataclass
+class Press:
+    """What one keypress is waiting for."""
+
+    from_key: str | None
+    started: float
+    handled: float | None = None
+    drawn: float | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class PressTimer:
+    """Times keypresses by watching the detail pane and the app's frames."""
+
+    def __init__(self, app: CockpitApp) -> None:
+        self.app = app
+        self.current: Press | None = None
+        self.detail = app.main.query_one(SessionDetail)
+        show = self.detail.show
+
+        def timed_show(info: SessionInfo | None, *args: Any, **kwargs: Any) -> None:
+            show(info, *args, **kwargs)
+            press = self.current
+            if press is not None and press.handled is None and info is not None and info.key != press.from_key:
+                press.handled = time.perf_counter()
+
+        self.detail.show = timed_show  # type: ignore[method-assign]
+        app.post_display_hook = self._frame  # type: ignore[method-assign]
+
+    def _frame(self) -> None:
+        press = self.current
+        if press is not None and press.handled is not None and press.drawn is None:
+            press.drawn = time.perf_counter()
+            press.done.set()
+
+    async def press(self, key: str, timeout: float) -> Press:
+        """Press ``key``; the result has no ``drawn`` time if the screen did not follow in ``timeout``."""
+        press = Press(self.app.main.selected_key, time.perf_counter())
+        self.current = press
+        self.app.simulate_key(key)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(press.done.wait(), timeout)
+        self.current = None
+        return press
+
+
+@dataclass
+class KeyLatency:
+    sessions: int
+    rate: float
+    handled: list[float]
+    drawn: list[float]
+    lost: int
+    """Presses that changed nothing within the time limit (the selection stayed where it was)."""
+    slow: int
+    """Presses handled, but not on screen within the time limit."""
+    events: int
+    batches: int
+    seconds: float
+
+
+async def key_latency(
+    sessions: int, rate: float, presses: int, *, timeout: float = PRESS_TIMEOUT_S, seed: int = 7
+) -> KeyLatency:
+    """``presses`` Down/Up presses on a cockpit with ``sessions`` sessions under ``rate`` events/s.
+
+    A press that changes nothing within ``timeout`` counts as lost, one handled but not
+    drawn in that time as slow; after :data:`MAX_TIMEOUTS` of them the run stops.
+    """
+    core = fake_core(sessions)
+    keys = [info.key for info in core.sessions()]
+    app = make_app(core)
+    rng = random.Random(seed)
+    handled: list[float] = []
+    drawn: list[float] = []
+    lost = slow = 0
+    async with app.run_test(headless=True, size=SIZE) as pilot:
+        await pilot.pause()
+        timer = PressTimer(app)
+        stop = asyncio.Event()
+        load = asyncio.create_task(publish_events(core, keys, rate, stop)) if rate else None
+        batches0 = app.batches_applied
+        started = time.perf_counter()
+        try:
+            for i in range(presses):
+                await asyncio.sleep(rng.uniform(0.03, 0.12))  # off the 0.1 s refresh beat
+                press = await timer.press("down" if i % 2 == 0 else "up", timeout)
+                if press.handled is None or press.drawn is None:
+                    lost += press.handled is None
+                    slow += press.handled is not None
+                    if lost + slow >= MAX_TIMEOUTS:
+                        break
+                    continue
+                handled.append(press.handled - press.started)
+                drawn.append(press.drawn - press.started)
+        finally:
+            stop.set()
+            events = await load if load else 0
+        seconds = time.perf_counter() - started
+        batches = app.batches_applied - batches0
+        # Let the last batch land before the app goes: one scheduled after unmount would fail.
+        await pilot.pause(app.refresh_interval * 3)
+    return KeyLatency(sessions, rate, handled, drawn, lost, slow, events, batches, seconds)
+
+
+def latency_rows(table: Table, result: KeyLatency, label: str) -> None:
+    load = f"{result.events / result.seconds:.0f} ev/s, {result.batches / result.seconds:.1f} batches/s"
+    load = load if result.events else "no events"
+    missed = f"{result.lost} / {result.slow}"
+    for stage, samples in (("handled", result.handled), ("on screen", result.drawn)):
+        cells = Stats.ms(samples).cells() if samples else ["-", "-", "-", "-", "0"]
+        table.add(f"{label} · {stage}", *cells, missed, load)
+        load = missed = ""
+
+
+def key_table(title: str, results: Sequence[tuple[str, KeyLatency]], notes: list[str]) -> Table:
+    table = Table(
+        title, ["cockpit · press to", *STATS_COLUMNS, "lost / slow", "load applied"], command_line(), notes=notes
+    )
+    for label, result in results:
+        latency_rows(table, result, label)
+    return table
+
+
+NOTES = [
+    "handled: the detail pane shows the new selection; on screen: the next frame rendered after it. Textual "
+    "renders at most 60 frames a second, so up to ~17 ms of 'on screen' is waiting for the frame.",
+    "events arrive through the bus listener and are applied in batches of at most one per 100 ms "
+    "(refresh_interval); 'load applied' is what the app got during the presses.",
+    f"lost: presses after which the selection had not moved {PRESS_TIMEOUT_S:g} s later; slow: handled but not "
+    f"drawn within {PRESS_TIMEOUT_S:g} s; n counts the others (after {MAX_TIMEOUTS} misses the run stops).",
+]
+
+
+async def main_async(quick: bool, json_path: Path | None) -> None:
+    presses = 20 if quick else 100
+    sessions = 1000
+    results = [
+        (f"{sessions} sessions, {EVENT_RATE:.0f} events/s", await key_latency(sessions, EVENT_RATE, presses)),
+        (f"{sessions} sessions, idle", await key_latency(sessions, 0.0, presses)),
+    ]
+    emit([key_table("Cockpit: keypress to screen (Down/Up in the sessions table)", results, NOTES)], json_path)
+
+
+def main() -> None:
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    quiet_logging()
+    asyncio.run(main_async(args.quick, args.json))
+
+
+if __name__ == "__main__":
+    main()

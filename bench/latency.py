@@ -1,0 +1,346 @@
+"""Gateway-added latency: from the sandbox posting MESSAGE_CREATE to the bot's first reply POST.
+
+The gateway runs the stand-in ``claude`` through a bash wrapper that logs when the
+stand-in started and ended (``$EPOCHREALTIME``), so each message's own agent run time is
+known and subtracted: what remains is what the gateway added (receiving the message,
+the reaction, thread and typing calls, persisting the run marker, spawning, reading the
+result, the reply POST). That is compared with a floor measured in the same run: one
+process spawn (``true``) plus one loopback HTTP round trip.
+
+Messages go one at a time (no queueing), to a gateway in this process (its own events
+split the time further) and to one started as ``mpg-tui start --no-ui``.
+
+    .venv/bin/python bench/latency.py [--quick] [--n N]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import aiohttp
+from common import (
+    STATS_COLUMNS,
+    BareAgent,
+    GatewayProcess,
+    Stats,
+    Table,
+    Trace,
+    World,
+    command_line,
+    emit,
+    fmt_ms,
+    in_process_gateway,
+    make_world,
+    parser,
+    quiet_logging,
+    send_traced,
+    spawn_floor,
+    wrapper_start,
+)
+
+from mpg_tui.core.bus import EventBus
+from mpg_tui.core.events import Event, RunFinished, RunStarted
+from mpg_tui.core.store import atomic_write
+from mpg_tui.sandbox.discord import SandboxServer
+
+Mode = Literal["existing", "new", "agent"]
+GOAL_P50_MS = 5.0
+GOAL_P99_MS = 20.0
+WARMUP = 3
+
+
+class RunWatcher:
+    """Start and end (``time.time``) of every run the gateway reports on its bus, per thread."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.runs: dict[str, list[list[float]]] = {}
+        bus.listen(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.runs.setdefault(event.thread_id, []).append([event.at, 0.0])
+        elif isinstance(event, RunFinished):
+            for run in reversed(self.runs.get(event.thread_id, [])):
+                if not run[1]:
+                    run[1] = event.at
+                    break
+
+    def window(self, thread_id: str, after: float) -> tuple[float, float] | None:
+        for start, end in self.runs.get(thread_id, []):
+            if start >= after and end:
+                return start, end
+        return None
+
+
+@dataclass(frozen=True)
+class Sample:
+    trace: Trace
+    agent: tuple[float, float]
+    """The stand-in's own start and end."""
+    run: tuple[float, float] | None = None
+    """The gateway's RunStarted and RunFinished (in-process only)."""
+
+    @property
+    def agent_time(self) -> float:
+        return self.agent[1] - self.agent[0]
+
+    @property
+    def added(self) -> float:
+        return self.trace.total - self.agent_time
+
+
+@dataclass
+class Scenario:
+    name: str
+    samples: list[Sample] = field(default_factory=list)
+
+    def added(self) -> Stats:
+        return Stats.ms(s.added for s in self.samples)
+
+
+async def run_scenario(
+    name: str,
+    sandbox: SandboxServer,
+    world: World,
+    mode: Mode,
+    n: int,
+    *,
+    watcher: RunWatcher | None = None,
+    channel: str | None = None,
+) -> Scenario:
+    """``n`` messages (after a warm-up), one at a time, each answered before the next is posted.
+
+    ``existing``: in a thread opened beforehand; ``new``: each opens a thread; ``agent``:
+    in a thread an ``@engineer`` message opened, so each goes to that agent with history.
+    """
+    if world.agent_times is None:
+        raise ValueError("latency scenarios need a world made with timed=True")
+    channel = channel or world.channel_ids[0]
+    user = world.user_id
+    slug = name.replace(" ", "-").replace(",", "").replace("@", "")
+    target = channel
+    if mode != "new":
+        body = "@engineer " if mode == "agent" else ""
+        target = (await send_traced(sandbox, channel, user, f"{slug}-open", body=body)).thread_id
+    result = Scenario(name)
+    for i in range(WARMUP + n):
+        trace = await send_traced(sandbox, target, user, f"{slug}-{i}")
+        if i < WARMUP:
+            continue
+        agent = world.agent_run_within(trace.posted, trace.reply)
+        if agent is None:
+            raise RuntimeError(f"{name}: no single stand-in run logged for message {i}")
+        run = watcher.window(trace.thread_id, trace.posted) if watcher else None
+        result.samples.append(Sample(trace, agent, run))
+    return result
+
+
+@dataclass
+class Floor:
+    """Samples, in seconds, of what the floor is made of (and of a durable write, for context)."""
+
+    spawns: list[float] = field(default_factory=list)
+    trips: list[float] = field(default_factory=list)
+    durable_writes: list[float] = field(default_factory=list)
+    wrapper_starts: list[float] = field(default_factory=list)
+
+
+async def measure_floor(sandbox: SandboxServer, directory: Path, n: int) -> Floor:
+    """Spawn of ``true``, a loopback HTTP round trip to the sandbox, an fsync'd atomic write and the
+    timing wrapper's start-up, interleaved."""
+    floor = Floor()
+    url = f"{sandbox.api_base}/gateway"
+    text = "{}\n" * 200
+    async with aiohttp.ClientSession() as session:
+        for i in range(WARMUP + n):
+            spawn = await spawn_floor()
+            started = time.perf_counter()
+            async with session.get(url) as response:
+                await response.read()
+            trip = time.perf_counter() - started
+            started = time.perf_counter()
+            await asyncio.to_thread(atomic_write, directory / "floor.json", text)
+            write = time.perf_counter() - started
+            wrapper = await wrapper_start()
+            if i >= WARMUP:
+                floor.spawns.append(spawn)
+                floor.trips.append(trip)
+                floor.durable_writes.append(write)
+                floor.wrapper_starts.append(wrapper)
+    return floor
+
+
+def goal_met(stats: Stats) -> str:
+    return "yes" if stats.p50 < GOAL_P50_MS and stats.p99 < GOAL_P99_MS else "no"
+
+
+def added_table(title: str, scenarios: Sequence[Scenario], floor_ms: float, notes: list[str]) -> Table:
+    table = Table(
+        title,
+        ["scenario", "reply p50", "agent p50", *(f"added {c}" for c in STATS_COLUMNS), "p50/floor", "goal met"],
+        command_line(),
+        notes=notes,
+    )
+    for scenario in scenarios:
+        added = scenario.added()
+        total = Stats.ms(s.trace.total for s in scenario.samples)
+        agent = Stats.ms(s.agent_time for s in scenario.samples)
+        table.add(
+            scenario.name,
+            fmt_ms(total.p50),
+            fmt_ms(agent.p50),
+            *added.cells(),
+            f"{added.p50 / floor_ms:.1f}x",
+            goal_met(added),
+        )
+    return table
+
+
+def stages_table(scenarios: Sequence[Scenario]) -> Table:
+    table = Table(
+        "Where the time goes, gateway in this process (ms since MESSAGE_CREATE, or a duration)",
+        ["scenario · stage", *STATS_COLUMNS],
+        command_line(),
+        notes=[
+            "run started / run finished: the gateway's RunStarted and RunFinished events; agent start / end: "
+            "the timing wrapper around the stand-in.",
+            "the spawn gap (RunStarted to the wrapper's first instruction) includes one fork+exec of bash.",
+        ],
+    )
+    for scenario in scenarios:
+        samples = scenario.samples
+
+        def row(label: str, values: Sequence[float | None], name: str = scenario.name) -> None:
+            present = [v for v in values if v is not None]
+            if present:
+                table.add(f"{name} · {label}", *Stats.ms(present).cells())
+
+        def since_post(at: float | None, s: Sample) -> float | None:
+            return None if at is None else at - s.trace.posted
+
+        row("👀 reaction", [since_post(s.trace.reaction, s) for s in samples])
+        row("thread created", [since_post(s.trace.thread_created, s) for s in samples])
+        row("typing", [since_post(s.trace.typing, s) for s in samples])
+        runs = [(s, s.run) for s in samples if s.run is not None]
+        row("RunStarted", [run[0] - s.trace.posted for s, run in runs])
+        row("spawn gap (duration)", [s.agent[0] - run[0] for s, run in runs])
+        row("agent run (duration)", [s.agent_time for s in samples])
+        row("agent end → RunFinished (duration)", [run[1] - s.agent[1] for s, run in runs])
+        row("RunFinished → reply POST (duration)", [s.trace.reply - run[1] for s, run in runs])
+        row("first reply POST", [s.trace.total for s in samples])
+        row("added (reply - agent run)", [s.added for s in samples])
+    return table
+
+
+async def in_process(root: Path, n: int) -> tuple[list[Scenario], Floor]:
+    plans: list[tuple[str, Mode, bool, list[str]]] = [
+        ("existing thread", "existing", False, []),
+        ("new thread", "new", False, []),
+        ("existing thread, @agent", "agent", False, ["engineer"]),
+        ("new thread, git worktree", "new", True, []),
+    ]
+    scenarios: list[Scenario] = []
+    floor = Floor()
+    for index, (name, mode, git, agents) in enumerate(plans):
+        world = make_world(root / f"in-process-{index}", 1, git=git, agents=agents, timed=True)
+        async with in_process_gateway(world) as gateway:
+            if index == 0:
+                floor = await measure_floor(gateway.sandbox, world.root, max(n, 50))
+            watcher = RunWatcher(gateway.runtime.bus)
+            count = max(10, n // 2) if git else n  # every message adds a worktree and a branch
+            scenarios.append(await run_scenario(name, gateway.sandbox, world, mode, count, watcher=watcher))
+    return scenarios, floor
+
+
+async def separate_process(root: Path, n: int) -> list[Scenario]:
+    world = make_world(root / "process", 1, timed=True)
+    async with SandboxServer(world.spec) as sandbox, GatewayProcess(world, sandbox):
+        return [
+            await run_scenario("existing thread", sandbox, world, "existing", n),
+            await run_scenario("new thread", sandbox, world, "new", n),
+        ]
+
+
+async def bare_stand_in(root: Path, n: int) -> list[float]:
+    """The stand-in spawned by us as the runner spawns it: its run time seen from outside."""
+    agent = BareAgent(make_world(root / "bare", 1))
+    times = [await agent.run("[[reply:ok]]", resume=i > 0) for i in range(WARMUP + n)]
+    return times[WARMUP:]
+
+
+async def main_async(n: int, json_path: Path | None) -> None:
+    with tempfile.TemporaryDirectory(prefix="mpg-bench-latency-") as tmp:
+        root = Path(tmp)
+        scenarios, floor_samples = await in_process(root, n)
+        process_scenarios = await separate_process(root, n)
+        bare = await bare_stand_in(root, min(n, 30))
+    spawn, trip = Stats.ms(floor_samples.spawns), Stats.ms(floor_samples.trips)
+    floor = spawn.p50 + trip.p50
+    goal = f"goal: added p50 < {GOAL_P50_MS:g} ms and p99 < {GOAL_P99_MS:g} ms; floor = {fmt_ms(floor)} ms."
+    floor_table = Table(
+        "Floor: one process spawn plus one loopback HTTP round trip (same run)",
+        ["what", *STATS_COLUMNS],
+        command_line(),
+        notes=[
+            "every added figure includes the timing wrapper's start (one spawn of bash): the floor's spawn.",
+            "the durable write is what the gateway does before every spawn (the run marker in sessions.json): "
+            "its cost is the disk's, and varies with other I/O on the machine.",
+            "the stand-in rows are for scale: its Python start-up is most of every agent run here.",
+        ],
+    )
+    floor_table.add("spawn `true` from asyncio and reap it", *spawn.cells())
+    floor_table.add("aiohttp GET over loopback (kept-alive connection)", *trip.cells())
+    floor_table.add("floor (sum of the two p50s)", fmt_ms(floor), "", "", "", "")
+    floor_table.add(
+        "atomic write with fsync of file and directory (off the loop)", *Stats.ms(floor_samples.durable_writes).cells()
+    )
+    floor_table.add(
+        "spawn bash to its first instruction (the timing wrapper's start)",
+        *Stats.ms(floor_samples.wrapper_starts).cells(),
+    )
+    floor_table.add("stand-in claude spawned by the benchmark (spawn to exit)", *Stats.ms(bare).cells())
+    floor_table.add(
+        "stand-in claude inside the gateway's runs (wrapper's view)",
+        *Stats.ms(s.agent_time for sc in scenarios for s in sc.samples).cells(),
+    )
+    tables = [
+        added_table(
+            "Gateway-added latency (ms), gateway in this process: first reply POST minus the agent's own run",
+            scenarios,
+            floor,
+            [
+                goal,
+                "projects are plain directories except the git row; worktrees are on (the default), progress is "
+                "off, the dashboard is off.",
+                "the sandbox, discord.py and the gateway share this one event loop (one core).",
+            ],
+        ),
+        stages_table(scenarios),
+        added_table(
+            "Gateway-added latency (ms), gateway as its own `mpg-tui start --no-ui` process",
+            process_scenarios,
+            floor,
+            [goal, "the sandbox stays in the benchmark process; the gateway logs at info to stderr and its file."],
+        ),
+        floor_table,
+    ]
+    emit(tables, json_path)
+
+
+def main() -> None:
+    ap = parser(__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, help="messages per scenario (default 100, 10 with --quick)")
+    args = ap.parse_args()
+    quiet_logging()
+    n = args.n or (10 if args.quick else 100)
+    asyncio.run(main_async(n, args.json))
+
+
+if __name__ == "__main__":
+    main()

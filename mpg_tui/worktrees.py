@@ -136,6 +136,7 @@ class WorktreeManager:
         self._timeout_s = timeout_s
         self._env = git_environment()
         self._locks: dict[Path, asyncio.Lock] = {}
+        self._repos: dict[Path, _Repo | None] = {}
 
     @staticmethod
     def path_for(project_dir: Path, key: str) -> Path:
@@ -239,6 +240,14 @@ class WorktreeManager:
         return Workspace(cwd=cwd, worktree_path=path, project_dir=root)
 
     async def _repo(self, root: Path) -> _Repo | None:
+        # Asked for every new session, so answered once per directory (a git process costs
+        # milliseconds on the way to a reply). A directory made a repository later gets
+        # worktrees after the next start.
+        if root not in self._repos:
+            self._repos[root] = await self._find_repo(root)
+        return self._repos[root]
+
+    async def _find_repo(self, root: Path) -> _Repo | None:
         # A missing directory fails here too (git cannot -C into it): plain-directory answer.
         result = await self._git(
             root,

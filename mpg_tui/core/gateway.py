@@ -15,9 +15,9 @@ import contextlib
 import dataclasses
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from mpg_tui import __version__
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
@@ -135,6 +135,7 @@ class Gateway:
         self._turns = TurnCounter()
         self._sticky = StickyAgents()
         self._intake = _KeyedLocks()
+        self._background: set[asyncio.Task[None]] = set()
         self._chains: OrderedDict[str, HandoffChain] = OrderedDict()
         self._connection: ConnectionState = "disconnected"
         self._runs = 0
@@ -320,8 +321,11 @@ class Gateway:
         # Messages of one thread enter their sessions' queues in the order they arrived.
         lock_key = route.thread_id or msg.channel_id
         async with self._intake.hold(lock_key):
-            with contextlib.suppress(ChatError):
-                await self.chat.react(msg.channel_id, msg.id, EYES)
+            if route.thread_id is None:
+                await self._react(msg)  # as MPG: 👀, then the thread, then the reply
+            else:
+                # In a thread, alongside the run: waiting would add a round trip to the reply.
+                self._in_background(self._react(msg))
             thread_id = route.thread_id or await self._open_thread(msg, project)
             if target.agent is not None and route.thread_id is None:
                 self._sticky.set(thread_id, target.agent.name)  # a thread just opened for this message
@@ -329,6 +333,15 @@ class Gateway:
             prompt = await self._build_prompt(msg, target, thread_id, project)
             first = self._start_turn(project, thread_id, target.agent, prompt)
         await self._run_chain(project, thread_id, target.agent, first)
+
+    async def _react(self, msg: InboundMessage) -> None:
+        with contextlib.suppress(ChatError):
+            await self.chat.react(msg.channel_id, msg.id, EYES)
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _reject(self, msg: InboundMessage, project: ProjectView, reason: str) -> None:
         log.info("message from %s in %s rejected: %s", msg.author_name, project.name, reason)

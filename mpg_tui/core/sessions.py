@@ -24,10 +24,10 @@ import contextlib
 import dataclasses
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core.api import SessionInfo
@@ -525,7 +525,10 @@ class SessionManager:
         session.progress.clear()
         session.pending = PendingRun(int(now * 1000), runner.kind, _preview(turn.prompt, 200))
         self._persist(session)
-        await self._store.flush()  # the marker must be on disk before claude starts
+        # Written alongside the spawn rather than before it, and without fsync: it only has to
+        # outlive a killed gateway (so the next start tells the thread), and waiting for it
+        # would add a disk write to every reply.
+        self._spawn_background(self._store.flush(durable=False))
         self._publish(
             RunStarted(
                 key=session.key,
@@ -837,9 +840,15 @@ class SessionManager:
         self._publish(SessionIdled(key=session.key, project_key=session.project.key))
         runner = self._runner_for(session.project)
         if isinstance(runner, ReleasesSessions):
-            task = asyncio.get_running_loop().create_task(self._release(runner, session.key))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn_background(self._release(runner, session.key))
+
+    def _spawn_background(self, work: Coroutine[Any, Any, object]) -> None:
+        async def run() -> None:
+            await work
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     @staticmethod
     async def _release(runner: ReleasesSessions, key: str) -> None:

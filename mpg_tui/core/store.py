@@ -258,10 +258,12 @@ def prune(
     return kept
 
 
-def atomic_write(path: Path, text: str) -> os.stat_result:
+def atomic_write(path: Path, text: str, *, durable: bool = True) -> os.stat_result:
     """Replace ``path`` with ``text`` so a crash at any point leaves the old or the new file.
 
-    Returns the new file's stat, taken from the written descriptor.
+    ``durable=False`` skips the fsyncs: the file then survives our process being killed
+    (the kernel has it) but not a power cut. Returns the new file's stat, taken from the
+    written descriptor.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -269,14 +271,16 @@ def atomic_write(path: Path, text: str) -> os.stat_result:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
             written = os.fstat(handle.fileno())
         os.replace(temp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
     return written
 
 
@@ -421,8 +425,12 @@ class SessionStore:
 
     # -- saving --------------------------------------------------------------------
 
-    async def flush(self) -> bool:
-        """Make every change made before this call durable; False if the write failed (logged)."""
+    async def flush(self, *, durable: bool = True) -> bool:
+        """Write every change made before this call; False if the write failed (logged).
+
+        ``durable=False`` for what only has to survive the gateway being killed, not a power
+        cut (the run-started marker): it spares two fsyncs on the path to starting claude.
+        """
         target = self._gen
         async with self._flush_lock:
             if self._saved_gen >= target:
@@ -430,7 +438,7 @@ class SessionStore:
             self._cancel_timer()
             snapshot = self._snapshot()
             try:
-                written = await asyncio.to_thread(self._write, snapshot)
+                written = await asyncio.to_thread(self._write, snapshot, durable)
             except Exception as exc:
                 self._on_failure(exc)
                 return False
@@ -467,7 +475,7 @@ class SessionStore:
             now_ms=self._now_ms(),
         )
 
-    def _write(self, snapshot: _Snapshot) -> _Written:
+    def _write(self, snapshot: _Snapshot, durable: bool = True) -> _Written:
         # Runs in a worker thread (or the caller's, for save_now); touches only the snapshot.
         with self._disk_lock:
             disk = self._read_disk(force=False)
@@ -484,7 +492,7 @@ class SessionStore:
                     if key in snapshot.dirty or key not in merged or merged[key] == entry:
                         merged[key] = entry
             merged = prune(merged, now_ms=snapshot.now_ms, ttl_ms=self._ttl_ms, max_entries=self._max_entries)
-            stat = atomic_write(self.path, render_document(merged.values()))
+            stat = atomic_write(self.path, render_document(merged.values()), durable=durable)
             self._disk_signature = _signature(stat)
             self._write_seq += 1
             return _Written(self._write_seq, merged)

@@ -11,6 +11,7 @@ import errno
 import json
 import logging
 import os
+from typing import Any
 
 import pytest
 
@@ -68,15 +69,42 @@ async def test_sessions_json_truncated_before_start_is_set_aside_and_the_gateway
     assert len(list(world.profile.sessions_path.parent.glob("sessions.json.corrupt-*"))) == 1
 
 
+def _no_space() -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class _FullFile:
+    """A file on a full disk: opening works, writing does not."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def __enter__(self) -> _FullFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+    def write(self, _text: str) -> int:
+        raise _no_space()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._handle, name)
+
+
 class _DiskFull:
-    """The ``os`` module as the store sees it on a full disk: every fsync fails with ENOSPC."""
+    """The ``os`` module as the store sees it on a full disk: writes and fsyncs fail with ENOSPC."""
 
     def __getattr__(self, name: str) -> object:
         return getattr(os, name)
 
     @staticmethod
+    def fdopen(fd: int, *args: Any, **kwargs: Any) -> _FullFile:
+        return _FullFile(os.fdopen(fd, *args, **kwargs))
+
+    @staticmethod
     def fsync(fd: int) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        raise _no_space()
 
 
 async def test_sessions_json_unwritable_keeps_serving_keeps_the_old_file_and_saves_once_it_can(

@@ -359,7 +359,8 @@ async def test_pending_run_marker_survives_a_crash(h: Harness) -> None:
     run = h.runner.hold(key="111")
     task = h.submit("111", "deploy to production")
     await run.started.wait()
-    marker = h.on_disk()["111"]["pendingRun"]  # on disk before claude started
+    await asyncio.gather(*h.manager._background)  # the marker's write, started with the run
+    marker = h.on_disk()["111"]["pendingRun"]  # on disk while claude runs, with no other save
     assert marker["runner"] == "direct" and marker["prompt"] == "deploy to production"
 
     # The gateway dies here: nothing is closed or flushed. A new one starts.

@@ -121,15 +121,25 @@ def test_reads_the_array_form_mpg_code_writes(path: Path, clock: FakeClock) -> N
     assert (only.key, only.session_id) == ("123", "new")
 
 
+def test_a_non_durable_write_skips_fsync_but_is_still_atomic(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    atomic_write(path, '{"a": 1}\n', durable=False)
+    assert synced == []
+    assert path.read_text() == '{"a": 1}\n'
+    atomic_write(path, '{"b": 2}\n')
+    assert len(synced) == 2  # the file, then the directory holding the rename
+
+
 async def test_burst_of_updates_is_one_write(path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
     import mpg_tui.core.store as store_module
 
     writes: list[str] = []
     real = store_module.atomic_write
 
-    def counting(target: Path, text: str) -> os.stat_result:
+    def counting(target: Path, text: str, *, durable: bool = True) -> os.stat_result:
         writes.append(text)
-        return real(target, text)
+        return real(target, text, durable=durable)
 
     monkeypatch.setattr(store_module, "atomic_write", counting)
     store = make_store(path, clock)
@@ -335,10 +345,10 @@ async def test_changes_made_while_a_write_is_in_flight_are_kept_and_saved_next(
     entered, proceed = threading.Event(), threading.Event()
     real = store_module.atomic_write
 
-    def paused(target: Path, text: str) -> os.stat_result:
+    def paused(target: Path, text: str, *, durable: bool = True) -> os.stat_result:
         entered.set()
         proceed.wait(5)
-        return real(target, text)
+        return real(target, text, durable=durable)
 
     monkeypatch.setattr(store_module, "atomic_write", paused)
     store = make_store(path, clock)

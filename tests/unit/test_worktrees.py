@@ -224,3 +224,21 @@ def test_git_environment_drops_secrets_and_repository_overrides() -> None:
     env = git_environment({"DISCORD_BOT_TOKEN": "t", "GIT_DIR": "/elsewhere", "PATH": "/bin"})
     assert "DISCORD_BOT_TOKEN" not in env and "GIT_DIR" not in env
     assert env["PATH"] == "/bin" and env["GIT_TERMINAL_PROMPT"] == "0"
+
+
+async def test_whether_a_project_is_a_repository_is_asked_once_per_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = WorktreeManager()
+    asked: list[Path] = []
+    real = manager._find_repo
+
+    async def counting(root: Path) -> object:
+        asked.append(root)
+        return await real(root)
+
+    monkeypatch.setattr(manager, "_find_repo", counting)
+    for key in ("111", "222", "333:pm"):
+        workspace = await manager.ensure(tmp_path, key)
+        assert workspace.worktree_path is None  # a plain directory
+    assert asked == [tmp_path.absolute()]

@@ -91,7 +91,8 @@ class Runtime:
             ttl_ms=defaults.session_ttl_ms,
             max_entries=defaults.max_persisted_sessions,
         )
-        self.runners: dict[RunnerKind, Runner] = {"direct": DirectRunner(self.clock)}
+        self._direct = DirectRunner(self.clock, registry_dir=settings.run_dir)
+        self.runners: dict[RunnerKind, Runner] = {"direct": self._direct}
         if config.uses_tmux:
             self.runners["tmux"] = self._tmux_runner()
         self.sessions = SessionManager(
@@ -229,6 +230,7 @@ class Runtime:
         """Serve until :meth:`request_stop` or the Discord client ends; then shut down cleanly."""
         if self.settings.api_base:
             point_discord_py_at(self.settings.api_base)
+        await self._end_orphaned_direct_runs()
         await self.sessions.load()
         await self.start_dashboard()
         client = asyncio.create_task(self.client.run_until_closed(self.settings.token), name="discord")
@@ -250,6 +252,14 @@ class Runtime:
                 client.cancel()
             with contextlib.suppress(asyncio.CancelledError, DiscordStartError):
                 await client
+
+    async def _end_orphaned_direct_runs(self) -> None:
+        """End the direct runs a killed gateway left going, before Discord connects: none
+        may go on editing a project while its thread is told the run was lost."""
+        try:
+            await self._direct.sweep_orphans()
+        except Exception:  # the gateway must start all the same
+            log.exception("ending the direct runs left by the previous gateway failed")
 
     async def _after_ready(self) -> None:
         await self.client.ready.wait()

@@ -56,6 +56,7 @@ from mpg_tui.core.events import RunnerKind
 from mpg_tui.runners import tmux_wrapper
 from mpg_tui.runners.base import Progress, ProgressCallback, RunRequest, RunResult
 from mpg_tui.runners.command import build_argv, child_env
+from mpg_tui.runners.direct import REGISTRY_PREFIX as DIRECT_REGISTRY_PREFIX
 from mpg_tui.runners.names import is_session_name, session_name
 from mpg_tui.runners.parse import OutputParser, missing_cli_result
 from mpg_tui.runners.tmux_wrapper import (
@@ -401,8 +402,8 @@ class TmuxRunner:
         entries = sorted(self._run_dir.iterdir()) if self._run_dir.is_dir() else []
         for path in entries:
             name = path.name
-            if name in watched:
-                continue
+            if name in watched or name.startswith(DIRECT_REGISTRY_PREFIX):
+                continue  # the direct runner keeps its run records in the same directory
             if not is_session_name(name):
                 log.warning("leaving %s alone: not a run directory of ours", path)
                 continue

@@ -45,33 +45,46 @@ def profile_of(sandbox: SandboxServer, root: Path, *channels: str, **defaults: A
     return profile_for(sandbox, root, {name: CHANNELS[name] for name in channels}, defaults)
 
 
-async def test_sigkill_mid_run_tells_the_thread_on_restart_that_the_run_was_lost(
+async def test_sigkill_mid_run_ends_the_orphaned_run_and_tells_the_thread_on_restart_that_it_was_lost(
     sandbox: SandboxServer, chat: Chat, tmp_path: Path
 ) -> None:
     profile = profile_of(sandbox, tmp_path, "sigkill")
     async with running_gateway(profile) as gateway:
-        posted = await chat.post(chat.channel("sigkill"), "[[sleep:30]] [[reply:never delivered]] work then die")
+        # Claude starts a background child in its process group (a dev server, say). Once the
+        # gateway is gone claude itself dies writing to its closed pipe; the child works on.
+        posted = await chat.post(chat.channel("sigkill"), "[[error:orphan]] [[sleep:30]] work then die")
         thread_id = await chat.thread_for(posted)
         await chat.sent_starting(thread_id, "⚙️ Claude is working", posted.seq)
         gateway.process.send_signal(signal.SIGKILL)
         assert await gateway.wait_exit() == -signal.SIGKILL
     (run,) = profile.agent_log.asked("work then die")
+    (child,) = orphan_pids(profile)
     try:
-        # What the killed gateway left: the marker of a run in progress.
+        # What the killed gateway left: the marker of a run in progress, and what the run started.
         assert profile.stored_sessions()[thread_id]["pendingRun"]["runner"] == "direct"
+        assert process_alive(child)
 
         restarted = sandbox.last_seq
         async with running_gateway(profile) as next_life:
             await chat.sent(thread_id, LOST_RUN_TEXT, restarted)
+            # Ended before the gateway connected, so before the thread was told.
+            assert not process_alive(run.pid) and not process_alive(child)
             # Told once, and the thread works again.
             again = await chat.post(thread_id, "[[reply:working again]] try again")
             await chat.sent(thread_id, "working again", again.seq)
             assert await next_life.terminate() == 0
         assert [a.text for a in chat.actions_in(thread_id)].count(LOST_RUN_TEXT) == 1
         assert "pendingRun" not in profile.stored_sessions()[thread_id]
+        assert f"ended claude left running by the previous gateway for {thread_id}" in next_life.stderr.text
     finally:
-        if process_alive(run.pid):  # a direct run has nobody to end it once its gateway is gone
+        if process_alive(run.pid) or process_alive(child):  # the sweep failed: leave nothing running
             os.killpg(run.pid, signal.SIGKILL)
+
+
+def orphan_pids(profile: Profile) -> list[int]:
+    """The background children the stand-in claude started (its ``orphan_pid`` notes)."""
+    lines = profile.agent_log.path.read_text(encoding="utf-8").splitlines()
+    return [entry["orphan_pid"] for entry in map(json.loads, lines) if "orphan_pid" in entry]
 
 
 def outcome_in(chat: Chat, posted: Posted, thread_id: str, reply: str) -> str:

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
+import logging
 import os
+import re
+import secrets
+import signal
+import stat
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from mpg_tui.core.clock import FakeClock
+from mpg_tui.runners import direct
 from mpg_tui.runners.base import Progress, ProgressCallback, RunRequest
 from mpg_tui.runners.command import build_argv, child_env, is_secret_name
-from mpg_tui.runners.direct import DirectRunner
+from mpg_tui.runners.direct import REGISTRY_PREFIX, RUN_ID_ENV, DirectRunner, RunRecord
 
 if TYPE_CHECKING:
     from tests.unit.conftest import StandIn
@@ -379,3 +390,300 @@ async def test_child_environment_has_no_gateway_secrets(stand_in: StandIn, monke
     assert "DISCORD_BOT_TOKEN" not in names and "MPG_DASHBOARD_TOKEN" not in names
     assert "ANTHROPIC_API_KEY" in names and "CLAUDE_CONFIG_DIR" in names
     assert "bot-token-value" not in json.dumps(stand_in.invocations())
+
+
+# -- the registry of live runs and the start-up sweep ---------------------------------------
+
+# A gateway in a process of its own, to be SIGKILLed mid-run: says "started" once claude has.
+_GATEWAY_SCRIPT = """
+import asyncio, json, sys
+from pathlib import Path
+from mpg_tui.runners.direct import DirectRunner
+from tests.unit.conftest import StandIn
+
+spec = json.loads(sys.argv[1])
+stand_in = StandIn(**{name: Path(value) for name, value in spec["stand_in"].items()})
+
+def on_progress(progress):
+    if progress.step == "init":
+        print("started", flush=True)
+
+runner = DirectRunner(registry_dir=Path(spec["registry"]), kill_grace_s=spec["kill_grace_s"])
+asyncio.run(runner.run(stand_in.request(spec["prompt"]), on_progress))
+"""
+
+
+def registry_files(registry: Path) -> list[Path]:
+    return sorted(registry.iterdir()) if registry.exists() else []
+
+
+def record_of(registry: Path) -> RunRecord:
+    [path] = registry_files(registry)
+    return RunRecord.from_json(path.read_bytes())
+
+
+def write_record(registry: Path, *, pid: int, key: str = "k", run_id: str | None = None, **fields: Any) -> Path:
+    """A registry file as a killed gateway would have left it."""
+    registry.mkdir(mode=0o700, exist_ok=True)
+    run_id = run_id or secrets.token_hex(16)
+    record = {"key": key, "pid": pid, "pgid": pid, "started_at": 1.0, "run_id": run_id, "start_ticks": None}
+    record.update(fields)
+    path = registry / f"{REGISTRY_PREFIX}{run_id}.json"
+    path.write_text(json.dumps(record))
+    return path
+
+
+def start_ticks(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+
+
+@asynccontextmanager
+async def lone_sleeper(env: dict[str, str] | None = None) -> AsyncIterator[int]:
+    """A ``sleep`` leading a process group of its own, as a claude run would; killed after."""
+    process = await asyncio.create_subprocess_exec(
+        "sleep", "60", env={**os.environ, **(env or {})}, start_new_session=True
+    )
+    try:
+        yield process.pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+
+async def orphan_a_run(stand_in: StandIn, registry: Path, prompt: str) -> None:
+    """Start a run in a gateway process, then SIGKILL that gateway: the run is left going."""
+    spec = {
+        "stand_in": {name: str(value) for name, value in dataclasses.asdict(stand_in).items()},
+        "registry": str(registry),
+        "kill_grace_s": 0.2,
+        "prompt": prompt,
+    }
+    gateway = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _GATEWAY_SCRIPT, json.dumps(spec), stdout=asyncio.subprocess.PIPE, cwd=Path.cwd()
+    )
+    try:
+        assert gateway.stdout is not None
+        assert await asyncio.wait_for(gateway.stdout.readline(), 30) == b"started\n"
+    finally:
+        gateway.kill()
+        await gateway.wait()
+
+
+@pytest.mark.parametrize("how", ["exit", "timeout", "cancel", "close", "caller cancelled"])
+async def test_a_live_run_is_registered_with_its_mark_and_unregistered_however_it_ends(
+    stand_in: StandIn, tmp_path: Path, how: str
+) -> None:
+    clock = FakeClock()
+    registry = tmp_path / "run"
+    runner = DirectRunner(clock, registry_dir=registry)
+    seen_during_run: list[RunRecord] = []
+    started = asyncio.Event()
+
+    def on_progress(progress: Progress) -> None:
+        if progress.step == "init":
+            seen_during_run.append(record_of(registry))
+            started.set()
+
+    prompt = "[[sleep:0.2]] done" if how == "exit" else "[[error:hang]]"
+    task = asyncio.create_task(runner.run(stand_in.request(prompt, timeout_s=5.0), on_progress))
+    await asyncio.wait_for(started.wait(), 30)
+    [record] = seen_during_run
+    pid = stand_in.invocations()[-1]["pid"]
+    assert (record.key, record.pid, record.pgid) == ("thread-1", pid, pid)
+    assert record.start_ticks == start_ticks(pid)
+    assert f"{RUN_ID_ENV}={record.run_id}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert stat.S_IMODE(registry.stat().st_mode) == 0o700
+
+    if how == "timeout":
+        clock.advance(5.0)
+    elif how == "cancel":
+        await runner.cancel("thread-1")
+    elif how == "close":
+        await runner.close()
+    elif how == "caller cancelled":
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 30)
+    assert registry_files(registry) == []
+    assert not alive(pid)
+
+
+async def test_a_caller_cancelled_while_its_run_is_being_ended_leaves_the_ending_to_finish_and_unregister(
+    stand_in: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = tmp_path / "run"
+    runner = DirectRunner(kill_grace_s=0.5, registry_dir=registry)
+    sigterm_sent = asyncio.Event()
+    signal_group = direct._signal_group
+
+    def spy(pgid: int, sig: signal.Signals) -> None:
+        signal_group(pgid, sig)
+        if sig == signal.SIGTERM:
+            sigterm_sent.set()
+
+    monkeypatch.setattr(direct, "_signal_group", spy)
+    _, started, on_progress = collect()
+    task = asyncio.create_task(runner.run(stand_in.request("[[error:stubborn]]"), on_progress))
+    await asyncio.wait_for(started.wait(), 30)
+    stopping = asyncio.create_task(runner.cancel("thread-1"))
+    await asyncio.wait_for(sigterm_sent.wait(), 30)  # the stubborn claude ignores it: SIGKILL is due
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(stopping, 30)
+    assert await ended(stand_in.invocations()[-1]["pid"])
+    assert registry_files(registry) == []
+
+
+@pytest.mark.parametrize("failure", ["hang", "stubborn"])
+async def test_sweep_ends_a_run_whose_gateway_was_sigkilled_with_everything_in_its_group(
+    stand_in: StandIn, tmp_path: Path, failure: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = tmp_path / "run"
+    await orphan_a_run(stand_in, registry, f"[[error:orphan]] [[error:{failure}]]")
+    agent_pid = stand_in.invocations()[-1]["pid"]
+    [orphan] = stand_in.orphan_pids()
+    assert alive(agent_pid) and alive(orphan)  # nobody left to end them
+
+    with caplog.at_level(logging.WARNING, logger="mpg_tui.runners.direct"):
+        assert await DirectRunner(kill_grace_s=0.2, registry_dir=registry).sweep_orphans() == ["thread-1"]
+    assert not alive(agent_pid) and not alive(orphan)
+    assert registry_files(registry) == []
+    assert "ended claude left running by the previous gateway for thread-1" in caplog.messages
+
+
+async def test_sweep_ends_a_group_whose_leader_is_gone_but_whose_children_carry_the_mark(tmp_path: Path) -> None:
+    registry = tmp_path / "run"
+    run_id = secrets.token_hex(16)
+    # The leader starts a child in its group and exits, as claude does after its turn.
+    leader = await asyncio.create_subprocess_exec(
+        "sh",
+        "-c",
+        "sleep 60 >/dev/null & echo $!",
+        env={**os.environ, RUN_ID_ENV: run_id},
+        stdout=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    out, _ = await leader.communicate()
+    child = int(out)
+    try:
+        write_record(registry, pid=leader.pid, run_id=run_id, start_ticks=12345)
+        assert await DirectRunner(registry_dir=registry).sweep_orphans() == ["k"]
+        assert not alive(child)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+
+
+async def test_sweep_never_signals_a_process_without_the_runs_mark_and_drops_its_record(tmp_path: Path) -> None:
+    registry = tmp_path / "run"
+    async with lone_sleeper() as pid:
+        path = write_record(registry, pid=pid, start_ticks=start_ticks(pid))
+        assert await DirectRunner(kill_grace_s=0.2, registry_dir=registry).sweep_orphans() == []
+        assert alive(pid)
+        assert not path.exists()
+
+
+async def test_sweep_never_signals_a_marked_group_whose_leader_started_at_another_time(tmp_path: Path) -> None:
+    registry = tmp_path / "run"
+    run_id = secrets.token_hex(16)
+    async with lone_sleeper({RUN_ID_ENV: run_id}) as pid:
+        write_record(registry, pid=pid, run_id=run_id, start_ticks=start_ticks(pid) - 1)
+        assert await DirectRunner(registry_dir=registry).sweep_orphans() == []
+        assert alive(pid)
+        assert registry_files(registry) == []
+
+
+async def test_sweep_signals_nothing_where_it_cannot_verify_and_drops_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = tmp_path / "run"
+    run_id = secrets.token_hex(16)
+    monkeypatch.setattr(direct, "_PROC", tmp_path / "no-proc")
+    async with lone_sleeper({RUN_ID_ENV: run_id}) as pid:
+        write_record(registry, pid=pid, run_id=run_id)
+        assert await DirectRunner(registry_dir=registry).sweep_orphans() == []
+        assert alive(pid)
+        assert registry_files(registry) == []
+
+
+async def test_sweep_drops_records_of_runs_that_already_ended(tmp_path: Path) -> None:
+    registry = tmp_path / "run"
+    finished = await asyncio.create_subprocess_exec("true")
+    await finished.wait()
+    write_record(registry, pid=finished.pid)
+    assert await DirectRunner(registry_dir=registry).sweep_orphans() == []
+    assert registry_files(registry) == []
+
+
+async def test_sweep_removes_unusable_records_and_half_written_files_and_leaves_other_files_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = tmp_path / "run"
+    registry.mkdir()
+    (registry / f"{REGISTRY_PREFIX}{'a' * 32}.json").write_text("{not json")
+    write_record(registry, pid=1, run_id="b" * 32)  # would make killpg() reach init
+    (registry / f"{REGISTRY_PREFIX}{'c' * 32}.json").write_text(
+        json.dumps({"key": "k", "pid": 4242, "pgid": 4242, "started_at": 1, "run_id": "d" * 32})
+    )
+    (registry / f".{REGISTRY_PREFIX}{'e' * 32}.json.tmp").write_text("{")
+    tmux_run = registry / "mpg-1001-0123456789"
+    tmux_run.mkdir()
+    with caplog.at_level(logging.WARNING, logger="mpg_tui.runners.direct"):
+        assert await DirectRunner(registry_dir=registry).sweep_orphans() == []
+    assert registry_files(registry) == [tmux_run]
+    warnings = "\n".join(caplog.messages)
+    assert "not JSON" in warnings and "pid is not a whole number of at least 2: 1" in warnings
+    assert "does not match its name" in warnings
+
+
+async def test_sweep_leaves_the_runners_own_live_runs_alone(stand_in: StandIn, tmp_path: Path) -> None:
+    registry = tmp_path / "run"
+    runner = DirectRunner(registry_dir=registry)
+    _, started, on_progress = collect()
+    task = asyncio.create_task(runner.run(stand_in.request("[[error:hang]]"), on_progress))
+    await asyncio.wait_for(started.wait(), 30)
+    assert await runner.sweep_orphans() == []
+    assert runner.running == ["thread-1"] and len(registry_files(registry)) == 1
+    await runner.cancel("thread-1")
+    assert (await task).error_kind == "cancelled"
+
+
+async def test_without_a_registry_nothing_is_written_and_the_sweep_is_a_no_op(stand_in: StandIn) -> None:
+    runner = DirectRunner()
+    result = await runner.run(stand_in.request("hi"), lambda _p: None)
+    assert result.ok
+    assert RUN_ID_ENV in stand_in.invocations()[-1]["env"]
+    assert await runner.sweep_orphans() == []
+
+
+async def test_an_unwritable_registry_costs_a_warning_not_the_run(
+    stand_in: StandIn, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with caplog.at_level(logging.WARNING, logger="mpg_tui.runners.direct"):
+        result = await DirectRunner(registry_dir=blocked / "run").run(stand_in.request("hi"), lambda _p: None)
+    assert result.ok and result.text == "[claude] hi"
+    assert any("could not record it" in message for message in caplog.messages)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"key": ""}, "no session key"),
+        ({"run_id": "../../etc"}, "no run id"),
+        ({"pgid": 0}, "pgid is not a whole number of at least 2: 0"),
+        ({"pid": True}, "pid is not a whole number"),
+        ({"started_at": "yesterday"}, "no start time"),
+        ({"start_ticks": -1}, "start_ticks is not a whole number"),
+    ],
+)
+def test_a_registry_record_with_a_bad_field_is_refused_with_what_is_wrong(
+    change: dict[str, object], problem: str
+) -> None:
+    good = {"key": "k", "pid": 10, "pgid": 10, "started_at": 1.5, "run_id": "f" * 32, "start_ticks": 7}
+    assert RunRecord.from_json(json.dumps(good).encode()) == RunRecord("k", 10, 10, 1.5, "f" * 32, 7)
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        RunRecord.from_json(json.dumps({**good, **change}).encode())

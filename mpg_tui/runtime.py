@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,6 @@ class RuntimeSettings:
     guild_ready_timeout: float = 2.0
     config_path: Path | None = None
     """The file ``config`` came from: watched while running and reloaded when it changes."""
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 class Runtime:

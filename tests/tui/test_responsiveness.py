@@ -100,3 +100,20 @@ async def test_a_steady_stream_is_applied_at_most_once_per_refresh_interval(
         assert app.main.query_one("#detail-progress") is not None
         info = app.main.sessions[key]
         assert info.progress[-1] == "step 19"
+
+
+async def test_a_cursor_move_is_kept_when_a_batch_of_events_lands_before_its_highlight_message(
+    clock: FakeClock, launches: Launches
+) -> None:
+    core = busy_core(clock)
+    app = CockpitApp(core, clock=clock, launcher=launches, environ={})
+    async with app.run_test(size=(200, 50)) as pilot:
+        await settle(pilot, clock)
+        table = app.main.table
+        table.focus()
+        before = table.selected_key
+        table.action_cursor_down()  # the key press; its RowHighlighted message is still queued
+        table.apply(core.sessions()[:50], (), clock.now())  # a batch of events lands first
+        await settle(pilot, clock)
+        assert table.selected_key != before
+        assert table.selected_key == table.key_at_cursor()

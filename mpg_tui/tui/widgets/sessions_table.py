@@ -9,8 +9,8 @@ kill must not change under them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -83,6 +83,8 @@ class SessionsTable(DataTable[Text]):
         self._reverse = False
         self._now = 0.0
         self._selected: str | None = None
+        self._reshaping = 0
+        """Non-zero while our own updates move rows (and so maybe the cursor)."""
 
     def on_mount(self) -> None:
         for column in COLUMNS:
@@ -114,6 +116,10 @@ class SessionsTable(DataTable[Text]):
 
     def apply(self, changed: Iterable[SessionInfo], removed: Iterable[str], now: float) -> None:
         """Bring the rows in line with new snapshots of ``changed`` and the end of ``removed``."""
+        with self._reshape():
+            self._apply(changed, removed, now)
+
+    def _apply(self, changed: Iterable[SessionInfo], removed: Iterable[str], now: float) -> None:
         self._now = now
         resort = False
         sort_value = self._sort_value(self._sort_column)
@@ -148,8 +154,9 @@ class SessionsTable(DataTable[Text]):
         if named:
             self.apply(named, (), self._now)
             if self._sort_column == "thread":
-                self._sort()
-                self._follow_selection()
+                with self._reshape():
+                    self._sort()
+                    self._follow_selection()
 
     def set_filter(self, query: str) -> None:
         if query.strip() != self._query:
@@ -162,8 +169,9 @@ class SessionsTable(DataTable[Text]):
             self._reverse = not self._reverse
         else:
             self._sort_column, self._reverse = column, column in ("last", "cost", "tokens", "queue", "state")
-        self._sort()
-        self._follow_selection()
+        with self._reshape():
+            self._sort()
+            self._follow_selection()
 
     def refresh_times(self, now: float) -> None:
         """Rewrite the "last activity" cells whose wording changed (``5s ago`` -> ``6s ago``)."""
@@ -199,6 +207,10 @@ class SessionsTable(DataTable[Text]):
     def _rebuild(self) -> None:
         if not self.columns:
             return
+        with self._reshape():
+            self._rebuild_rows()
+
+    def _rebuild_rows(self) -> None:
         self.clear()
         self._shown.clear()
         for info in self._infos.values():
@@ -273,6 +285,26 @@ class SessionsTable(DataTable[Text]):
 
     def _last_cell(self, info: SessionInfo) -> Text:
         return Text(fmt.ago(self._now - info.last_activity), style=fmt.IDLE)
+
+    @contextmanager
+    def _reshape(self) -> Iterator[None]:
+        self._reshaping += 1
+        try:
+            yield
+        finally:
+            self._reshaping -= 1
+
+    def watch_cursor_coordinate(self, old_coordinate: Coordinate, new_coordinate: Coordinate) -> None:
+        super().watch_cursor_coordinate(old_coordinate, new_coordinate)
+        if self._reshaping or old_coordinate.row == new_coordinate.row:
+            return
+        # The operator moved the cursor: take the new selection now, not when RowHighlighted
+        # arrives. A batch of events applied in between would otherwise put the cursor back
+        # on the old selection and the keypress would be lost.
+        key = self.key_at_cursor()
+        if key != self._selected:
+            self._selected = key
+            self.post_message(self.Selected(key))
 
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:

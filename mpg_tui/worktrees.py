@@ -248,6 +248,10 @@ class WorktreeManager:
         return self._repos[root]
 
     async def _find_repo(self, root: Path) -> _Repo | None:
+        # No .git here or above: a plain directory, known without starting git (at start-up
+        # this is asked for every project, and a git process costs milliseconds of CPU).
+        if not await asyncio.to_thread(_has_git_above, root):
+            return None
         # A missing directory fails here too (git cannot -C into it): plain-directory answer.
         result = await self._git(
             root,
@@ -377,3 +381,8 @@ def _add_exclude(exclude: Path) -> None:
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def _has_git_above(root: Path) -> bool:
+    """Whether ``root`` or a folder above it has a ``.git`` (a repository, worktree or submodule)."""
+    return any((folder / ".git").exists() for folder in (root, *root.parents))

@@ -203,7 +203,7 @@ async def test_git_failure_falls_back_to_the_project_directory(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     project = tmp_path / "p"
-    project.mkdir()
+    (project / ".git").mkdir(parents=True)  # looks like a repository, so git is asked
     manager = WorktreeManager(git=str(tmp_path / "no-such-git"))
     with pytest.raises(WorktreeError, match="was not found"):
         await manager.ensure(project, "111")
@@ -242,3 +242,10 @@ async def test_whether_a_project_is_a_repository_is_asked_once_per_directory(
         workspace = await manager.ensure(tmp_path, key)
         assert workspace.worktree_path is None  # a plain directory
     assert asked == [tmp_path.absolute()]
+
+
+async def test_a_plain_directory_is_known_without_starting_git(tmp_path: Path) -> None:
+    manager = WorktreeManager(git=str(tmp_path / "no-such-git"))  # any git process would fail loudly
+    workspace = await manager.ensure(tmp_path, "111")
+    assert workspace.worktree_path is None and workspace.cwd == tmp_path.absolute()
+    assert await manager.reconcile(tmp_path, []) == []

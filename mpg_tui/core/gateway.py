@@ -318,9 +318,14 @@ class Gateway:
             # next message, handled meanwhile, already sees it.
             self._sticky.set(route.thread_id, target.agent.name)
 
-        # Messages of one thread enter their sessions' queues in the order they arrived.
-        lock_key = route.thread_id or msg.channel_id
-        async with self._intake.hold(lock_key):
+        # Messages of one thread enter their sessions' queues in the order they arrived. A
+        # message that opens a thread also holds that thread's lock from the start: Discord
+        # gives the thread the message's ID, and a follow-up may be posted in it before the
+        # opener is queued.
+        async with contextlib.AsyncExitStack() as intake:
+            if route.thread_id is None:
+                await intake.enter_async_context(self._intake.hold(msg.channel_id))
+            await intake.enter_async_context(self._intake.hold(route.thread_id or msg.id))
             if route.thread_id is None:
                 await self._react(msg)  # as MPG: 👀, then the thread, then the reply
             else:

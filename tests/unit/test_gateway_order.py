@@ -1,0 +1,83 @@
+"""Messages of one thread reach claude in the order they were posted, even while the thread is being opened."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from mpg_tui.config import parse_config
+from mpg_tui.core.bus import EventBus
+from mpg_tui.core.clock import FakeClock
+from mpg_tui.core.gateway import Gateway
+from mpg_tui.core.ports import Attachment, Embed, HistoryMessage, InboundMessage
+from mpg_tui.core.sessions import SessionManager
+from mpg_tui.core.store import SessionStore
+from tests.unit.fake_runner import FakeRunner
+
+CHANNEL = "123456789012345678"
+
+
+class SlowThreadChat:
+    """A chat whose thread creation waits until the test lets it finish."""
+
+    def __init__(self) -> None:
+        self.creating = asyncio.Event()
+        self.finish_creating = asyncio.Event()
+
+    async def create_thread(self, channel_id: str, message_id: str, name: str, auto_archive_minutes: int = 1440) -> str:
+        self.creating.set()
+        await self.finish_creating.wait()
+        return message_id  # as Discord: a thread opened on a message has the message's ID
+
+    async def send(self, channel_id: str, content: str | None = None, embed: Embed | None = None) -> str:
+        return "1"
+
+    async def edit(self, channel_id: str, message_id: str, content: str) -> None:
+        return None
+
+    async def delete(self, channel_id: str, message_id: str) -> None:
+        return None
+
+    async def react(self, channel_id: str, message_id: str, emoji: str) -> None:
+        return None
+
+    @contextlib.asynccontextmanager
+    async def typing(self, channel_id: str) -> AsyncIterator[None]:
+        yield
+
+    async def history(self, channel_id: str, limit: int, before: str | None = None) -> list[HistoryMessage]:
+        return []
+
+    async def download(self, attachment: Attachment, dest: Path) -> None:
+        return None
+
+
+async def test_a_follow_up_posted_while_its_thread_is_being_opened_runs_after_the_opener(tmp_path: Path) -> None:
+    config = parse_config({"projects": {CHANNEL: {"directory": str(tmp_path), "worktrees": False}}})
+    clock, bus, runner, chat = FakeClock(), EventBus(), FakeRunner(), SlowThreadChat()
+    sessions = SessionManager(
+        config=config,
+        store=SessionStore(tmp_path / "sessions.json", clock=clock),
+        runners={"direct": runner},
+        bus=bus,
+        clock=clock,
+        worktrees=None,
+    )
+    gateway = Gateway(config=config, sessions=sessions, bus=bus, clock=clock, chat=chat)
+    opener = InboundMessage(id="500", channel_id=CHANNEL, author_id="7", author_name="ann", content="first")
+    follow_up = InboundMessage(
+        id="501", channel_id="500", parent_channel_id=CHANNEL, author_id="7", author_name="ann", content="second"
+    )
+
+    opening = asyncio.create_task(gateway.handle_message(opener))
+    await chat.creating.wait()  # the opener is inside create_thread; the thread exists for users already
+    following = asyncio.create_task(gateway.handle_message(follow_up))
+    for _ in range(20):  # let the follow-up run as far as it can
+        await asyncio.sleep(0)
+    chat.finish_creating.set()
+    await asyncio.gather(opening, following)
+
+    assert [request.prompt for request in runner.requests] == ["first", "second"]
+    await sessions.close()

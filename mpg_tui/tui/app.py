@@ -372,25 +372,6 @@ class CockpitApp(App[None]):
             self.notify(f"{what} exited with status {result}.", severity="warning")
 
 
-def make_app(
-    core: CoreAPI,
-    *,
-    run_core: Callable[[], Awaitable[None]] | None = None,
-    dashboard_url: str | None = None,
-    tmux_socket: str = "mpg-tui",
-    demo_channel_ids: list[tuple[str, str]] | None = None,
-    clock: Clock | None = None,
-    launcher: Launcher | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> CockpitApp:
-    """The cockpit for ``core``: used by the CLI, the screenshots script and the snapshot tests."""
-    return CockpitApp(
-        core,
-        run_core=run_core,
-        dashboard_url=dashboard_url,
-        tmux_socket=tmux_socket,
-        demo_channel_ids=demo_channel_ids,
-        clock=clock,
-        launcher=launcher,
-        environ=environ,
-    )
+make_app = CockpitApp
+"""The cockpit factory used by the CLI, the screenshots script and the tests: the class itself,
+so its options are never a drifting copy of the constructor's."""

@@ -42,7 +42,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table as RichTable  # noqa: E402
 
 from mpg_tui.config import ProjectView, parse_config  # noqa: E402
-from mpg_tui.runners.base import RunRequest  # noqa: E402
+from mpg_tui.core.runner import RunRequest  # noqa: E402
 from mpg_tui.runners.command import build_argv, child_env  # noqa: E402
 from mpg_tui.sandbox.agent import install_shim  # noqa: E402
 from mpg_tui.sandbox.discord import Action, SandboxServer, SandboxSpec  # noqa: E402

@@ -119,7 +119,6 @@ def run_cockpit(
         runtime.gateway,
         run_core=run_core or runtime.run,
         dashboard_url=url,
-        tmux_socket=runtime.settings.config.defaults.tmux_socket,
         demo_channel_ids=demo_channels,
     )
     app.run()

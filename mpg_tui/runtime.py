@@ -26,12 +26,12 @@ from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock, SystemClock, TimerHandle
 from mpg_tui.core.events import RunnerKind
 from mpg_tui.core.gateway import Gateway, Poster, Recovered
+from mpg_tui.core.runner import Runner
 from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.store import SessionStore
 from mpg_tui.dashboard.server import Dashboard, DashboardError
 from mpg_tui.discord_adapter.client import DiscordStartError, GatewayClient
 from mpg_tui.discord_adapter.endpoint import point_discord_py_at
-from mpg_tui.runners.base import Runner
 from mpg_tui.runners.direct import DirectRunner
 from mpg_tui.worktrees import WorktreeManager
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mpg_tui.config import SECRET_ENV_NAMES
+from mpg_tui.core.workspace import Workspace, WorkspaceError, Workspaces
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ _GIT_LOCATION_VARS = (
 )
 
 
-class WorktreeError(Exception):
+class WorktreeError(WorkspaceError):
     """A git operation on a project's worktrees failed; the message says which and why."""
 
 
@@ -105,16 +106,6 @@ def git_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class Workspace:
-    """Where a session's claude runs."""
-
-    cwd: Path
-    worktree_path: Path | None
-    """The worktree's root, or None when the session uses the plain project directory."""
-    project_dir: Path
-
-
-@dataclass(frozen=True)
 class _Repo:
     prefix: str
     """The project directory's path inside the work tree ("" at the top)."""
@@ -128,7 +119,7 @@ class _GitResult:
     stderr: str
 
 
-class WorktreeManager:
+class WorktreeManager(Workspaces):
     """Creates, reuses, removes and reconciles the session worktrees of project repositories."""
 
     def __init__(self, *, git: str = "git", timeout_s: float = DEFAULT_GIT_TIMEOUT_S) -> None:

@@ -42,7 +42,9 @@ class SessionInfo:
     progress: list[str] = field(default_factory=list)
     """Recent progress lines of the current (or last) run, oldest first."""
     tmux_session: str | None = None
-    """Name of the tmux session running it, when tmux-backed."""
+    """Name of the tmux session its run is in, while a tmux-backed run is in progress."""
+    attach_command: list[str] | None = None
+    """The argument list that attaches a terminal to that run (``tmux -L <socket> attach -t <name>``)."""
 
 
 HopState = Literal["running", "done", "failed", "queued"]

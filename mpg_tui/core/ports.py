@@ -1,15 +1,15 @@
 """The transport-neutral edge of the core: messages in, chat operations out.
 
-The Discord adapter turns discord.py objects into :class:`InboundMessage` and implements
-:class:`ChatPort`; tests implement it in memory. Nothing here imports discord.
+The Discord adapter turns discord.py objects into :class:`InboundMessage` and subclasses
+:class:`ChatPort`; tests and the sandbox subclass it in memory. Nothing here imports discord.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 
 class ChatError(Exception):
@@ -71,23 +71,33 @@ class HistoryMessage:
     embeds: tuple[Embed, ...] = field(default=())
 
 
-class ChatPort(Protocol):
+class ChatPort(ABC):
+    """What the core does in chat. Every method raises :class:`ChatError` when it fails."""
+
+    @abstractmethod
     async def create_thread(self, channel_id: str, message_id: str, name: str, auto_archive_minutes: int = 1440) -> str:
-        """Open a thread on a message; returns the thread's channel id. Raises ChatError."""
+        """Open a thread on a message; returns the thread's channel id."""
 
+    @abstractmethod
     async def send(self, channel_id: str, content: str | None = None, embed: Embed | None = None) -> str:
-        """Post a message; returns its id. Raises ChatError."""
+        """Post a message; returns its id."""
 
+    @abstractmethod
     async def edit(self, channel_id: str, message_id: str, content: str) -> None: ...
 
+    @abstractmethod
     async def delete(self, channel_id: str, message_id: str) -> None: ...
 
+    @abstractmethod
     async def react(self, channel_id: str, message_id: str, emoji: str) -> None: ...
 
+    @abstractmethod
     def typing(self, channel_id: str) -> AbstractAsyncContextManager[None]:
         """Keep the typing indicator alive for as long as the context is open."""
 
+    @abstractmethod
     async def history(self, channel_id: str, limit: int, before: str | None = None) -> list[HistoryMessage]:
         """Up to ``limit`` messages before ``before``, oldest first."""
 
+    @abstractmethod
     async def download(self, attachment: Attachment, dest: Path) -> None: ...

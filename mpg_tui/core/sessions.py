@@ -1,7 +1,7 @@
 """Claude sessions, one per thread (or thread and agent): queues, limits, resume and lifecycle.
 
 :class:`SessionManager` owns everything between "run this prompt for session ``key``"
-and a finished :class:`~mpg_tui.runners.base.RunResult`:
+and a finished :class:`~mpg_tui.core.runner.RunResult`:
 
 * one FIFO queue per session key, so one claude run at a time per key;
 * a global limit of ``maxConcurrentSessions`` runs, granted first come, first served;
@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core.api import SessionInfo
@@ -47,9 +47,9 @@ from mpg_tui.core.events import (
     SessionRestarted,
     SessionState,
 )
+from mpg_tui.core.runner import ErrorKind, Progress, ProgressCallback, Runner, RunRequest, RunResult
 from mpg_tui.core.store import PendingRun, SessionStore, StoredSession
-from mpg_tui.runners.base import ErrorKind, Progress, ProgressCallback, Runner, RunRequest, RunResult
-from mpg_tui.worktrees import WorktreeError, WorktreeManager
+from mpg_tui.core.workspace import WorkspaceError, Workspaces
 
 log = logging.getLogger(__name__)
 
@@ -79,27 +79,6 @@ class TurnOutcome:
     notices: list[str]
     """Lines for the thread before the reply ("Previous session expired — starting fresh.")."""
     session: SessionInfo
-
-
-@runtime_checkable
-class NamesTmuxSessions(Protocol):
-    """Optional runner ability: the tmux session a key's run lives in (shown in the cockpit)."""
-
-    def tmux_session_name(self, key: str) -> str | None: ...
-
-
-@runtime_checkable
-class ReleasesSessions(Protocol):
-    """Optional runner ability: drop whatever the runner keeps for an idle session."""
-
-    async def release(self, key: str) -> None: ...
-
-
-@runtime_checkable
-class AcknowledgesResults(Protocol):
-    """Optional runner ability: keep a result on disk until the thread has it (tmux)."""
-
-    async def acknowledge(self, key: str) -> None: ...
 
 
 RecoveredWait = Callable[[ProgressCallback], Awaitable[RunResult]]
@@ -221,7 +200,7 @@ class SessionManager:
         runners: Mapping[RunnerKind, Runner],
         bus: EventBus,
         clock: Clock,
-        worktrees: WorktreeManager | None,
+        worktrees: Workspaces | None,
         command: tuple[str, ...] = ("claude",),
         child_env: Mapping[str, str] | None = None,
         stop_grace_s: float = 10.0,
@@ -270,7 +249,7 @@ class SessionManager:
             async with at_once:
                 try:
                     await worktrees.reconcile(directory, known)
-                except WorktreeError as exc:
+                except WorkspaceError as exc:
                     log.warning("could not reconcile worktrees of %s: %s", directory, exc)
 
         # Side by side (a few at a time): each is a few git processes, and 100 projects one
@@ -524,11 +503,10 @@ class SessionManager:
     async def acknowledge(self, key: str) -> None:
         """The thread has the result of ``key``'s last run: let runners drop what they kept for it."""
         for runner in self._runners.values():
-            if isinstance(runner, AcknowledgesResults):
-                try:
-                    await runner.acknowledge(key)
-                except Exception:
-                    log.exception("the %s runner could not acknowledge %s", runner.kind, key)
+            try:
+                await runner.acknowledge(key)
+            except Exception:
+                log.exception("the %s runner could not acknowledge %s", runner.kind, key)
 
     async def _mark_started(self, session: _Session, runner: Runner, turn: _Turn) -> None:
         now = self._clock.now()
@@ -687,7 +665,7 @@ class SessionManager:
     def _cut_short(self, session: _Session) -> RunResult:
         if session.killed:
             return RunResult(ok=False, error=KILLED_ERROR, error_kind="cancelled")
-        if self._runner_for(session.project).kind == "tmux":
+        if self._runner_for(session.project).runs_outlive_gateway:
             return RunResult(ok=False, error=DETACHED_ERROR, error_kind="detached")
         return RunResult(ok=False, error=SHUTDOWN_ERROR, error_kind="cancelled")
 
@@ -696,7 +674,7 @@ class SessionManager:
         state: SessionState = "queued" if session.queue else "idle"
         if session.current is not None:
             state = "recovering" if session.current.recovered is not None else "running"
-        tmux = runner.tmux_session_name(session.key) if isinstance(runner, NamesTmuxSessions) else None
+        in_run = session.current is not None
         return SessionInfo(
             key=session.key,
             project_key=session.project.key,
@@ -717,7 +695,8 @@ class SessionManager:
             last_reply=session.last_reply,
             last_error=session.last_error,
             progress=list(session.progress),
-            tmux_session=tmux,
+            tmux_session=runner.tmux_session(session.key) if in_run else None,
+            attach_command=runner.attach_command(session.key) if in_run else None,
         )
 
     # -- commands ------------------------------------------------------------------
@@ -746,6 +725,7 @@ class SessionManager:
                 worker.add_done_callback(lambda task: self._ended(key, task))
                 # Let the run end before its directory goes; bounded, a stuck runner must not stall kill.
                 await asyncio.wait({worker}, timeout=self._stop_grace_s)
+            await self._release(self._runner_for(session.project), key)
         self._pending_from_disk.pop(key, None)
         self._store.delete(key)
         await self._store.flush()
@@ -777,7 +757,7 @@ class SessionManager:
             return
         try:
             await self._worktrees.remove(project_dir, key)
-        except WorktreeError as exc:
+        except WorkspaceError as exc:
             log.warning("could not remove the worktree of %s: %s", key, exc)
 
     async def restart(self, key: str) -> bool:
@@ -818,7 +798,7 @@ class SessionManager:
         for session in self._sessions.values():
             if session.worker is None:
                 continue
-            if self._runner_for(session.project).kind == "tmux":
+            if self._runner_for(session.project).runs_outlive_gateway:
                 session.worker.cancel()  # its run outlives us by design; the marker stays for recovery
             workers.add(session.worker)
         if workers:
@@ -850,9 +830,7 @@ class SessionManager:
         del self._sessions[session.key]
         log.info("session %s idle; dropped from memory (kept on disk)", session.key)
         self._publish(SessionIdled(key=session.key, project_key=session.project.key))
-        runner = self._runner_for(session.project)
-        if isinstance(runner, ReleasesSessions):
-            self._spawn_background(self._release(runner, session.key))
+        self._spawn_background(self._release(self._runner_for(session.project), session.key))
 
     def _spawn_background(self, work: Coroutine[Any, Any, object]) -> None:
         async def run() -> None:
@@ -863,7 +841,7 @@ class SessionManager:
         task.add_done_callback(self._background.discard)
 
     @staticmethod
-    async def _release(runner: ReleasesSessions, key: str) -> None:
+    async def _release(runner: Runner, key: str) -> None:
         try:
             await runner.release(key)
         except Exception:

@@ -18,7 +18,7 @@ from typing import Any
 from mpg_tui.core.clock import Clock, TimerHandle
 from mpg_tui.core.embeds import format_duration, still_working_text
 from mpg_tui.core.ports import ChatError, ChatPort
-from mpg_tui.runners.base import Progress
+from mpg_tui.core.runner import Progress
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 import discord
 
-from mpg_tui.core.ports import Attachment, ChatError, Embed, HistoryMessage
+from mpg_tui.core.ports import Attachment, ChatError, ChatPort, Embed, HistoryMessage
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def _chat_error(exc: discord.HTTPException, action: str) -> ChatError:
     return ChatError(f"Discord refused to {action}: {exc.status} {exc.text or exc}", status=exc.status)
 
 
-class DiscordChat:
+class DiscordChat(ChatPort):
     def __init__(self, client: discord.Client, *, send_retry_delays_s: Sequence[float] = SEND_RETRY_DELAYS_S) -> None:
         self._client = client
         self._send_retry_delays_s = tuple(send_retry_delays_s)

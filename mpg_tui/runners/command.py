@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping
 
 from mpg_tui.config import SECRET_ENV_NAMES
-from mpg_tui.runners.base import RunRequest
+from mpg_tui.core.runner import RunRequest
 
 OUTPUT_FORMAT_FLAG = "--output-format"
 _CLAUDE_OWN_PREFIXES = ("ANTHROPIC_", "CLAUDE_")

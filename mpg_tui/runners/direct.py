@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from mpg_tui.core.clock import Clock, SystemClock
 from mpg_tui.core.events import RunnerKind
-from mpg_tui.runners.base import Progress, ProgressCallback, RunRequest, RunResult
+from mpg_tui.core.runner import Progress, ProgressCallback, Runner, RunRequest, RunResult
 from mpg_tui.runners.command import build_argv, child_env
 from mpg_tui.runners.parse import OutputParser, missing_cli_result
 
@@ -120,10 +120,11 @@ class _LiveRun:
             self.stopped.set()
 
 
-class DirectRunner:
-    """The :class:`~mpg_tui.runners.base.Runner` that spawns ``claude --print`` itself."""
+class DirectRunner(Runner):
+    """The :class:`~mpg_tui.core.runner.Runner` that spawns ``claude --print`` itself."""
 
     kind: RunnerKind = "direct"
+    runs_outlive_gateway = False
 
     def __init__(
         self,
@@ -222,6 +223,18 @@ class DirectRunner:
             run.stop("cancel")
         for run in runs:
             await run.finished.wait()
+
+    def tmux_session(self, key: str) -> None:
+        return None
+
+    def attach_command(self, key: str) -> None:
+        return None
+
+    async def acknowledge(self, key: str) -> None:
+        """Nothing to drop: a direct run's result lives only in memory."""
+
+    async def release(self, key: str) -> None:
+        """Nothing to drop: no process outlives its turn."""
 
     async def _supervise(self, live: _LiveRun, prompt: str) -> None:
         stdin = live.transport.get_pipe_transport(0)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mpg_tui.runners.base import ErrorKind, Progress, RunResult, Usage
+from mpg_tui.core.runner import ErrorKind, Progress, RunResult, Usage
 
 MAX_LINE_CHARS = 32 * 1024 * 1024
 """A line longer than this is dropped unparsed (a real result line is far smaller)."""

@@ -53,8 +53,8 @@ import libtmux
 
 from mpg_tui.core.clock import Clock
 from mpg_tui.core.events import RunnerKind
+from mpg_tui.core.runner import Progress, ProgressCallback, Runner, RunRequest, RunResult
 from mpg_tui.runners import tmux_wrapper
-from mpg_tui.runners.base import Progress, ProgressCallback, RunRequest, RunResult
 from mpg_tui.runners.command import build_argv, child_env
 from mpg_tui.runners.direct import REGISTRY_PREFIX as DIRECT_REGISTRY_PREFIX
 from mpg_tui.runners.names import is_session_name, session_name
@@ -218,10 +218,11 @@ class _Watch:
             self.stopped.set()
 
 
-class TmuxRunner:
-    """The :class:`~mpg_tui.runners.base.Runner` whose runs live in tmux and survive restarts."""
+class TmuxRunner(Runner):
+    """The :class:`~mpg_tui.core.runner.Runner` whose runs live in tmux and survive restarts."""
 
     kind: RunnerKind = "tmux"
+    runs_outlive_gateway = True
 
     def __init__(
         self,
@@ -263,7 +264,7 @@ class TmuxRunner:
         """Keys of the runs being watched (recovered ones included)."""
         return sorted(self._watches)
 
-    def session_name(self, key: str) -> str:
+    def tmux_session(self, key: str) -> str:
         """The tmux session (and run directory) name used for ``key``."""
         return session_name(key)
 
@@ -374,6 +375,9 @@ class TmuxRunner:
             log.warning("not removing the run directory of %s: a run for it is in progress", key)
             return
         await asyncio.to_thread(self._end_run, session_name(key), remove=True)
+
+    async def release(self, key: str) -> None:
+        """Nothing to drop: a finished run's directory goes with :meth:`acknowledge`."""
 
     async def _wait_recovered(self, run: RecoveredRun, on_progress: ProgressCallback) -> RunResult:
         self._check_open()

@@ -70,7 +70,6 @@ class CockpitApp(App[None]):
         *,
         run_core: Callable[[], Awaitable[None]] | None = None,
         dashboard_url: str | None = None,
-        tmux_socket: str = "mpg-tui",
         demo_channel_ids: list[tuple[str, str]] | None = None,
         clock: Clock | None = None,
         launcher: Launcher | None = None,
@@ -84,7 +83,6 @@ class CockpitApp(App[None]):
             core: the gateway's read-and-command API.
             run_core: runs the Discord client and gateway until they stop; run as a worker.
             dashboard_url: shown in the header when the HTTP dashboard is up.
-            tmux_socket: the tmux server (``tmux -L``) that tmux-backed runs live on.
             demo_channel_ids: (channel_id, label) pairs: shows a chat box posting to them.
             clock: time for uptime, relative times and the refresh throttle.
             launcher: starts claude/tmux for jump and attach (tests record instead).
@@ -96,7 +94,6 @@ class CockpitApp(App[None]):
         super().__init__()
         self.core = core
         self.clock: Clock = clock or SystemClock()
-        self.tmux_socket = tmux_socket
         self.demo_channel_ids = list(demo_channel_ids or [])
         self.launcher: Launcher = launcher or run_process
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
@@ -259,14 +256,14 @@ class CockpitApp(App[None]):
         info = self._selected()
         if info is None:
             return
-        if not info.tmux_session:
+        if not info.attach_command:
             self.notify(
                 f"{info.key} runs {info.runner}, not in tmux: there is nothing to attach to. Use j to jump in.",
                 title="Cannot attach",
                 severity="warning",
             )
             return
-        self._hand_over(attach_handover(info, self.tmux_socket, self.environ))
+        self._hand_over(attach_handover(info, self.environ))
 
     def action_filter(self) -> None:
         self.main.open_filter()

@@ -67,11 +67,11 @@ def resume_handover(info: SessionInfo, environ: Mapping[str, str], claude: Seque
     return Handover(command, cwd, True, what)
 
 
-def attach_handover(info: SessionInfo, socket: str, environ: Mapping[str, str]) -> Handover:
-    """``tmux -L <socket> attach -t <session>`` for a tmux-backed run. Requires ``info.tmux_session``."""
-    if not info.tmux_session:
+def attach_handover(info: SessionInfo, environ: Mapping[str, str]) -> Handover:
+    """The gateway's attach command for a tmux-backed run. Requires ``info.attach_command``."""
+    if not info.attach_command or not info.tmux_session:
         raise ValueError(f"session {info.key} is not running in tmux")
-    command = ["tmux", "-L", socket, "attach", "-t", info.tmux_session]
+    command = list(info.attach_command)
     what = f"tmux session {info.tmux_session}"
     if inside_tmux(environ):
         # A client of another tmux server may run inside one of our panes: tmux only

@@ -30,9 +30,9 @@ from mpg_tui.config import GatewayConfig, ProjectView, parse_config
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import SystemClock
 from mpg_tui.core.events import Event
+from mpg_tui.core.runner import Progress, Runner, RunRequest
 from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.store import SessionStore, StoredSession
-from mpg_tui.runners.base import Progress, Runner, RunRequest
 from mpg_tui.runners.direct import DirectRunner
 from mpg_tui.runners.tmux import TmuxRunner
 from tests.contract.messages_api import MessagesAPI

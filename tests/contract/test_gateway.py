@@ -17,8 +17,8 @@ import pytest
 from mpg_tui.core.clock import SystemClock
 from mpg_tui.core.embeds import agent_author
 from mpg_tui.core.gateway import Gateway
-from mpg_tui.core.ports import Attachment, ChatError, Embed, HistoryMessage, InboundMessage
-from mpg_tui.runners.base import Runner
+from mpg_tui.core.ports import Attachment, ChatError, ChatPort, Embed, HistoryMessage, InboundMessage
+from mpg_tui.core.runner import Runner
 from tests.contract.conftest import CHANNEL, ClaudeWorld, MakeCore
 from tests.contract.messages_api import ApiError, Text
 
@@ -37,7 +37,7 @@ class Post:
 
 
 @dataclass
-class MemoryChat:
+class MemoryChat(ChatPort):
     """A :class:`~mpg_tui.core.ports.ChatPort` that keeps what the gateway posts."""
 
     posts: list[Post] = field(default_factory=list)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mpg_tui.runners.base import Runner
+from mpg_tui.core.runner import Runner
 from mpg_tui.runners.command import build_argv
 from tests.contract.conftest import ClaudeWorld, ProgressLog, RunnerFactory, RunnerKind
 from tests.contract.messages_api import ApiError, Text, ToolUse

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from mpg_tui.core.clock import Clock, FakeClock
-from mpg_tui.runners.base import Progress, RunRequest
+from mpg_tui.core.runner import Progress, RunRequest
 from mpg_tui.runners.tmux import TmuxRunner
 from mpg_tui.sandbox.agent import install_shim
 

@@ -169,7 +169,7 @@ SCRIPT = """
 import asyncio, sys
 from pathlib import Path
 from mpg_tui.core.clock import SystemClock
-from mpg_tui.runners.base import RunRequest
+from mpg_tui.core.runner import RunRequest
 from mpg_tui.runners.tmux import TmuxRunner
 
 async def main() -> None:

@@ -162,6 +162,7 @@ class FakeCore:
         info = replace(info, **fields)
         if runner == "tmux" and info.tmux_session is None:
             info.tmux_session = f"mpg-{key.replace(':', '-')}"
+            info.attach_command = ["tmux", "-L", "mpg-test", "attach", "-t", info.tmux_session]
         self._sessions[key] = info
         return info
 

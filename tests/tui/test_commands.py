@@ -248,7 +248,7 @@ async def test_a_launch_that_fails_is_reported(make_app: Callable[..., CockpitAp
 async def test_attach_inside_tmux_opens_a_window_on_the_runs_socket(
     make_app: Callable[..., CockpitApp], launches: Launches
 ) -> None:
-    app = make_app(environ={"TMUX": "x"}, tmux_socket="mpg-test")
+    app = make_app(environ={"TMUX": "x"})
     async with app.run_test(size=SIZE) as pilot:
         await select(app, f"{BACKUPS}:devops")
         await pilot.press("a")
@@ -260,7 +260,7 @@ async def test_attach_inside_tmux_opens_a_window_on_the_runs_socket(
 
 
 async def test_attach_outside_tmux_suspends_and_attaches(core: FakeCore, clock: FakeClock, launches: Launches) -> None:
-    app = SuspendingApp(core, clock=clock, launcher=launches, environ={}, tmux_socket="mpg-test")
+    app = SuspendingApp(core, clock=clock, launcher=launches, environ={})
     async with app.run_test(size=SIZE) as pilot:
         await select(app, f"{BACKUPS}:devops")
         await pilot.press("a")

@@ -61,14 +61,18 @@ def test_workdir_prefers_the_worktree() -> None:
     assert session_workdir(info(worktree_path="/w")) == "/w"
 
 
-def test_attach_outside_tmux_attaches_in_the_foreground_on_the_runs_socket() -> None:
-    handover = attach_handover(info(runner="tmux", tmux_session="mpg-101-engineer"), "mpg-tui", {})
+def tmux_info(name: str, socket: str) -> SessionInfo:
+    return info(runner="tmux", tmux_session=name, attach_command=["tmux", "-L", socket, "attach", "-t", name])
+
+
+def test_attach_outside_tmux_runs_the_gateways_attach_command_in_the_foreground() -> None:
+    handover = attach_handover(tmux_info("mpg-101-engineer", "mpg-tui"), {})
     assert handover.argv == ["tmux", "-L", "mpg-tui", "attach", "-t", "mpg-101-engineer"]
     assert handover.foreground
 
 
 def test_attach_inside_tmux_opens_a_window_running_the_attach() -> None:
-    handover = attach_handover(info(runner="tmux", tmux_session="mpg-101"), "sock", {"TMUX": "x"})
+    handover = attach_handover(tmux_info("mpg-101", "sock"), {"TMUX": "x"})
     assert handover.argv[:2] == ["tmux", "new-window"]
     assert handover.argv[-7:] == ["--", "tmux", "-L", "sock", "attach", "-t", "mpg-101"]
     assert not handover.foreground
@@ -76,4 +80,4 @@ def test_attach_inside_tmux_opens_a_window_running_the_attach() -> None:
 
 def test_attach_to_a_direct_run_is_refused() -> None:
     with pytest.raises(ValueError, match="not running in tmux"):
-        attach_handover(info(), "mpg-tui", {})
+        attach_handover(info(), {})

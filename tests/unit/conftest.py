@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mpg_tui.runners.base import RunRequest
+from mpg_tui.core.runner import RunRequest
 from mpg_tui.sandbox.agent import install_shim
 
 

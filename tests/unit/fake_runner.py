@@ -1,4 +1,4 @@
-"""An in-memory :class:`~mpg_tui.runners.base.Runner` for tests, scripted call by call.
+"""An in-memory :class:`~mpg_tui.core.runner.Runner` for tests, scripted call by call.
 
 Each call to :meth:`FakeRunner.run` plays the next :class:`ScriptedRun` queued for its
 session key (or, failing that, the next one queued for any key; or a default successful
@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mpg_tui.core.events import RunnerKind
-from mpg_tui.runners.base import Progress, ProgressCallback, RunRequest, RunResult, Usage
+from mpg_tui.core.runner import Progress, ProgressCallback, Runner, RunRequest, RunResult, Usage
 
 CANCELLED_ERROR = "Cancelled."
 
@@ -53,7 +53,7 @@ class ScriptedRun:
         self._gate.set()
 
 
-class FakeRunner:
+class FakeRunner(Runner):
     """Records every request; plays scripted runs; cancel() ends a held run as "cancelled"."""
 
     def __init__(self, kind: RunnerKind = "direct", *, runs_survive_close: bool = False) -> None:
@@ -62,6 +62,8 @@ class FakeRunner:
         self.runs_survive_close = runs_survive_close
         self.requests: list[RunRequest] = []
         self.cancel_calls: list[str] = []
+        self.acknowledged: list[str] = []
+        self.released: list[str] = []
         self.closed = False
         self._any: deque[ScriptedRun] = deque()
         self._by_key: dict[str, deque[ScriptedRun]] = {}
@@ -124,7 +126,7 @@ class FakeRunner:
                 self._changed.append(waiter)
                 await waiter
 
-    # -- the Runner protocol -------------------------------------------------------
+    # -- the Runner port -----------------------------------------------------------
 
     async def run(self, request: RunRequest, on_progress: ProgressCallback) -> RunResult:
         self.requests.append(request)
@@ -167,6 +169,22 @@ class FakeRunner:
             return
         for key in list(self._running):
             await self.cancel(key)
+
+    @property
+    def runs_outlive_gateway(self) -> bool:
+        return self.runs_survive_close
+
+    def tmux_session(self, key: str) -> str | None:
+        return f"mpg-{key}" if self.kind == "tmux" else None
+
+    def attach_command(self, key: str) -> list[str] | None:
+        return ["tmux", "-L", "fake", "attach", "-t", f"mpg-{key}"] if self.kind == "tmux" else None
+
+    async def acknowledge(self, key: str) -> None:
+        self.acknowledged.append(key)
+
+    async def release(self, key: str) -> None:
+        self.released.append(key)
 
     # -- internals -----------------------------------------------------------------
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from mpg_tui.core.clock import FakeClock
+from mpg_tui.core.runner import Progress, ProgressCallback, RunRequest
 from mpg_tui.runners import direct
-from mpg_tui.runners.base import Progress, ProgressCallback, RunRequest
 from mpg_tui.runners.command import build_argv, child_env, is_secret_name
 from mpg_tui.runners.direct import REGISTRY_PREFIX, RUN_ID_ENV, DirectRunner, RunRecord
 

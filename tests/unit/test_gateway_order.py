@@ -11,7 +11,7 @@ from mpg_tui.config import parse_config
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.core.gateway import Gateway
-from mpg_tui.core.ports import Attachment, Embed, HistoryMessage, InboundMessage
+from mpg_tui.core.ports import Attachment, ChatPort, Embed, HistoryMessage, InboundMessage
 from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.store import SessionStore
 from tests.unit.fake_runner import FakeRunner
@@ -19,7 +19,7 @@ from tests.unit.fake_runner import FakeRunner
 CHANNEL = "123456789012345678"
 
 
-class SlowThreadChat:
+class SlowThreadChat(ChatPort):
     """A chat whose thread creation waits until the test lets it finish."""
 
     def __init__(self) -> None:

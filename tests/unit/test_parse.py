@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from mpg_tui.core.runner import Progress, Usage
 from mpg_tui.runners import parse
-from mpg_tui.runners.base import Progress, Usage
 from mpg_tui.runners.parse import OutputParser, classify_error
 
 SESSION = "3f1c2a9e-8b7d-4c55-9a10-2f4d6e8b0c11"

@@ -1,16 +1,19 @@
-"""What a runner is: run one claude turn for a session key and report progress.
+"""The core's port for running claude: one turn for a session key, with progress.
 
-Both runners (direct subprocess and tmux) take a :class:`RunRequest`, call
-``on_progress`` for each stream-json line worth showing, and return a :class:`RunResult`
-parsed by the one shared parser in :mod:`mpg_tui.runners.parse`.
+The runners in :mod:`mpg_tui.runners` (direct subprocess, tmux) subclass :class:`Runner`;
+the core only ever sees this class. Its optional abilities (a tmux session to attach to,
+results kept until acknowledged, state released when a session goes idle) are abstract
+methods rather than capabilities discovered by name at run time, so a runner that misses or
+misspells one cannot be instantiated and ``mypy --strict`` says so.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 from mpg_tui.core.events import RunnerKind
 
@@ -85,14 +88,41 @@ class RunResult:
 ProgressCallback = Callable[[Progress], None]
 
 
-class Runner(Protocol):
+class Runner(ABC):
+    """Runs claude turns. Every method is abstract: a runner says what it does for each."""
+
     kind: RunnerKind
 
+    @property
+    @abstractmethod
+    def runs_outlive_gateway(self) -> bool:
+        """True when a run goes on after the gateway stops (tmux), so shutdown detaches
+        from it instead of cutting it short, and the next gateway delivers it."""
+
+    @abstractmethod
     async def run(self, request: RunRequest, on_progress: ProgressCallback) -> RunResult:
         """Run one turn to completion (or timeout/cancel). Never raises for claude's failures."""
 
+    @abstractmethod
     async def cancel(self, key: str) -> bool:
         """End the run in progress for ``key`` (its whole process group); False if none."""
 
+    @abstractmethod
     async def close(self) -> None:
         """End every run this runner owns that would not survive the gateway (direct runs)."""
+
+    @abstractmethod
+    def tmux_session(self, key: str) -> str | None:
+        """The tmux session ``key``'s runs live in, or None when they are not in tmux."""
+
+    @abstractmethod
+    def attach_command(self, key: str) -> list[str] | None:
+        """The argument list that attaches a terminal to ``key``'s run, or None if there is none."""
+
+    @abstractmethod
+    async def acknowledge(self, key: str) -> None:
+        """The thread has the result of ``key``'s last run: drop whatever was kept to deliver it."""
+
+    @abstractmethod
+    async def release(self, key: str) -> None:
+        """Session ``key`` went idle or was killed: drop whatever the runner keeps for it."""

@@ -46,7 +46,7 @@ from common import (
 
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.events import Event, RunFinished, RunStarted
-from mpg_tui.core.store import atomic_write
+from mpg_tui.fsutil import atomic_write
 from mpg_tui.sandbox.discord import SandboxServer
 
 Mode = Literal["existing", "new", "agent"]

@@ -26,7 +26,9 @@ from pathlib import Path
 from common import STATS_COLUMNS, Stats, Table, command_line, emit, parser, quiet_logging
 
 from mpg_tui.core.clock import SystemClock
-from mpg_tui.core.store import SessionStore, StoredSession, atomic_write, parse_document, render_document
+from mpg_tui.core.sessions_file import StoredSession, parse_document, render_document
+from mpg_tui.core.store import SessionStore
+from mpg_tui.fsutil import atomic_write
 
 
 def entry(i: int, now_ms: int) -> StoredSession:

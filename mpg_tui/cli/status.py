@@ -1,98 +1,51 @@
 """``mpg-tui status``: the persisted sessions of a profile, and whether its gateway runs.
 
-Reads ``sessions.json`` directly (MPG's schema: ``{"<key>": {sessionId, projectKey, cwd,
-lastActivity, worktreePath?, projectDir?}}``; MPG before 0.6 wrote a list of the same
-entries). It never reads the ``.env`` files, so it cannot show a secret.
+Reads ``sessions.json`` with the gateway's own reader (:mod:`mpg_tui.core.sessions_file`:
+MPG's object or array form), so it lists exactly what a gateway would load. It never
+reads the ``.env`` files, so it cannot show a secret.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.table import Table
 
 from mpg_tui.cli.common import EXIT_FAILURE, EXIT_OK, Io, format_age, make_console, plain
 from mpg_tui.config import GatewayConfig, load_config
+from mpg_tui.core.sessions_file import CorruptSessionsFile, StoredSession, parse_document
 from mpg_tui.locations import resolve_locations
 from mpg_tui.pidfile import running_pid
 
-# lastActivity is epoch milliseconds (JavaScript's Date.now()); anything below this is
-# taken to be seconds, from a writer that used Python's time.time().
-_MS_THRESHOLD = 100_000_000_000
-
 
 class SessionsFileError(Exception):
-    """``sessions.json`` exists but is not readable JSON of the expected shape."""
+    """``sessions.json`` exists but is not readable as sessions."""
 
 
-@dataclass(frozen=True)
-class PersistedSession:
-    key: str
-    session_id: str | None
-    project_key: str
-    cwd: str
-    last_activity: float
-    """Seconds since the epoch."""
-    worktree_path: str | None = None
-
-    @property
-    def thread_id(self) -> str:
-        return self.key.split(":", 1)[0]
-
-    @property
-    def agent(self) -> str | None:
-        _, _, agent = self.key.partition(":")
-        return agent or None
-
-
-def _entry(key: str, raw: Any) -> PersistedSession | None:
-    if not isinstance(raw, dict):
-        return None
-    # Our gateway writes the project's channel as channelId; MPG's projectKey is the session key.
-    project_key = raw.get("channelId") or raw.get("projectKey")
-    session_id, last = raw.get("sessionId"), raw.get("lastActivity")
-    # A null sessionId is a session whose first run has not finished, or was restarted.
-    if not (session_id is None or isinstance(session_id, str)) or not isinstance(project_key, str):
-        return None
-    if not isinstance(last, int | float) or isinstance(last, bool):
-        return None
-    worktree = raw.get("worktreePath")
-    cwd = raw.get("cwd")
-    return PersistedSession(
-        key=key,
-        session_id=session_id,
-        project_key=project_key,
-        cwd=cwd if isinstance(cwd, str) else "",
-        last_activity=last / 1000 if last >= _MS_THRESHOLD else float(last),
-        worktree_path=worktree if isinstance(worktree, str) else None,
-    )
-
-
-def read_sessions(path: Path) -> tuple[list[PersistedSession], int]:
+def read_sessions(path: Path) -> tuple[list[StoredSession], int]:
     """(sessions, number of malformed entries skipped); a missing file is no sessions."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return [], 0
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise SessionsFileError(f"{path}: cannot read sessions: {exc}") from None
-    if isinstance(data, dict):
-        pairs = list(data.items())
-    elif isinstance(data, list):  # MPG before 0.6: a list keyed by projectKey
-        pairs = [(str(item.get("projectKey", "?")) if isinstance(item, dict) else "?", item) for item in data]
-    else:
-        raise SessionsFileError(f"{path}: expected a JSON object of sessions")
-    sessions = [s for key, raw in pairs if (s := _entry(key, raw)) is not None]
-    return sessions, len(pairs) - len(sessions)
+    try:
+        entries, problems = parse_document(text)
+    except CorruptSessionsFile as exc:
+        raise SessionsFileError(f"{path}: cannot read sessions: {exc}") from None
+    return list(entries.values()), len(problems)
 
 
-def _project_name(config: GatewayConfig, key: str) -> str:
-    view = config.project(key)
-    return view.name if view else f"{key} (not in config)"
+def _project_name(config: GatewayConfig, session: StoredSession) -> str:
+    """Our entries name their project's channel; MPG's only say where claude ran."""
+    view = config.project(session.channel_id) if session.channel_id else None
+    if view is None:
+        view = next((v for v in config.views() if session.cwd.startswith(v.directory)), None)
+    if view is not None:
+        return view.name
+    return f"{session.channel_id} (not in config)" if session.channel_id else "?"
 
 
 def run(args: argparse.Namespace, io: Io) -> int:
@@ -127,13 +80,13 @@ def run(args: argparse.Namespace, io: Io) -> int:
     table = Table(title=f"{len(sessions)} session{'s' * (len(sessions) != 1)}", title_justify="left")
     for column in ("Project", "Thread", "Agent", "Session ID", "Idle", "Directory"):
         table.add_column(column, no_wrap=column in {"Thread", "Session ID", "Idle"})
-    for session in sorted(sessions, key=lambda s: s.last_activity, reverse=True):
+    for session in sorted(sessions, key=lambda s: s.last_activity_ms, reverse=True):
         table.add_row(
-            plain(_project_name(config, session.project_key)),
-            plain(session.thread_id),
-            plain(session.agent or "-"),
+            plain(_project_name(config, session)),
+            plain(session.thread_id or session.key.split(":", 1)[0]),
+            plain(session.agent or session.key.partition(":")[2] or "-"),
             plain(session.session_id or "— (no run finished yet)"),
-            plain(format_age(now - session.last_activity)),
+            plain(format_age(now - session.last_activity_ms / 1000)),
             plain(session.worktree_path or session.cwd),
         )
     console.print(table)

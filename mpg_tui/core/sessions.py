@@ -48,7 +48,8 @@ from mpg_tui.core.events import (
     SessionState,
 )
 from mpg_tui.core.runner import ErrorKind, Progress, ProgressCallback, Runner, RunRequest, RunResult
-from mpg_tui.core.store import PendingRun, SessionStore, StoredSession
+from mpg_tui.core.sessions_file import PendingRun, StoredSession
+from mpg_tui.core.store import SessionStore
 from mpg_tui.core.workspace import WorkspaceError, Workspaces
 
 log = logging.getLogger(__name__)

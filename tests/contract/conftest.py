@@ -32,7 +32,8 @@ from mpg_tui.core.clock import SystemClock
 from mpg_tui.core.events import Event
 from mpg_tui.core.runner import Progress, Runner, RunRequest
 from mpg_tui.core.sessions import SessionManager
-from mpg_tui.core.store import SessionStore, StoredSession
+from mpg_tui.core.sessions_file import StoredSession
+from mpg_tui.core.store import SessionStore
 from mpg_tui.runners.direct import DirectRunner
 from mpg_tui.runners.tmux import TmuxRunner
 from tests.contract.messages_api import MessagesAPI

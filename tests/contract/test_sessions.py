@@ -10,7 +10,7 @@ import pytest
 from mpg_tui.core.events import RunFinished, RunProgress, RunStarted
 from mpg_tui.core.runner import Runner
 from mpg_tui.core.sessions import EXPIRED_NOTICE
-from mpg_tui.core.store import StoredSession
+from mpg_tui.core.sessions_file import StoredSession
 from tests.contract.conftest import CHANNEL, THREAD, ClaudeWorld, MakeCore
 from tests.contract.messages_api import Text, ToolUse
 

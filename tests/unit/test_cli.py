@@ -27,7 +27,8 @@ from mpg_tui.cli.doctor import probe_version
 from mpg_tui.cli.init import env_text_with_token
 from mpg_tui.config import ConfigError
 from mpg_tui.core.clock import FakeClock
-from mpg_tui.core.store import SessionStore, StoredSession
+from mpg_tui.core.sessions_file import StoredSession
+from mpg_tui.core.store import SessionStore
 from mpg_tui.locations import resolve_locations
 from mpg_tui.logs import reset_logging, setup_logging
 from mpg_tui.pidfile import PidFile
@@ -414,15 +415,16 @@ def test_status_shows_sessions_with_project_names_agents_and_age(world: World) -
     write_sessions(
         world,
         {
-            "900000000000000001": {
+            "900000000000000001": {  # as MPG writes it: projectKey is the session key
                 "sessionId": "sess-a",
-                "projectKey": CID,
+                "projectKey": "900000000000000001",
                 "cwd": "/srv/web",
                 "lastActivity": (NOW - 300) * 1000,
             },
-            "900000000000000002:pm": {
+            "900000000000000002:pm": {  # as mpg-tui writes it: channelId names the project
                 "sessionId": "sess-b",
-                "projectKey": CID2,
+                "projectKey": "900000000000000002:pm",
+                "channelId": CID2,
                 "cwd": "/srv/x",
                 "lastActivity": (NOW - 7200) * 1000,
                 "worktreePath": "/srv/web/.worktrees/900000000000000002-pm",

@@ -32,7 +32,8 @@ from mpg_tui.core.sessions import (
     SessionManager,
     TurnOutcome,
 )
-from mpg_tui.core.store import SessionStore, StoredSession
+from mpg_tui.core.sessions_file import StoredSession
+from mpg_tui.core.store import SessionStore
 from mpg_tui.worktrees import WorktreeManager, git_environment
 from tests.unit.fake_runner import FakeRunner
 

@@ -6,13 +6,9 @@ from pathlib import Path
 import pytest
 
 from mpg_tui.core.clock import FakeClock
-from mpg_tui.core.store import (
-    PendingRun,
-    SessionStore,
-    StoredSession,
-    atomic_write,
-    parse_document,
-)
+from mpg_tui.core.sessions_file import PendingRun, StoredSession, parse_document
+from mpg_tui.core.store import SessionStore
+from mpg_tui.fsutil import atomic_write
 
 DAY_MS = 86_400_000
 

@@ -47,7 +47,8 @@ from mpg_tui.core.history import with_history
 from mpg_tui.core.ports import ChatError, ChatPort, Embed, InboundMessage
 from mpg_tui.core.ratelimit import RateLimiter
 from mpg_tui.core.router import Route, Router
-from mpg_tui.core.sessions import RecoveredWait, SessionManager, TurnOutcome
+from mpg_tui.core.session_state import RecoveredWait, TurnOutcome
+from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.status import RunStatus
 from mpg_tui.core.turns import StickyAgents, TurnCounter, turn_limit_text
 

@@ -20,174 +20,36 @@ cancelled result instead of leaving their callers hanging.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core.api import SessionInfo
 from mpg_tui.core.bus import EventBus
-from mpg_tui.core.clock import Clock, TimerHandle
-from mpg_tui.core.embeds import RECOVERED_PREFIX, SESSION_CHANGED_NOTICE, SESSION_EXPIRED_NOTICE
+from mpg_tui.core.clock import Clock
 from mpg_tui.core.events import (
     Event,
-    RunFinished,
     RunnerKind,
-    RunProgress,
-    RunRecovering,
-    RunStarted,
     SessionIdled,
     SessionKilled,
     SessionQueued,
     SessionRestarted,
-    SessionState,
 )
-from mpg_tui.core.runner import ErrorKind, Progress, ProgressCallback, Runner, RunRequest, RunResult
-from mpg_tui.core.sessions_file import PendingRun, StoredSession
+from mpg_tui.core.runner import ErrorKind, Progress, Runner, RunResult
+from mpg_tui.core.session_state import LiveSession, RecoveredWait, Turn, TurnOutcome, project_dir_of
+from mpg_tui.core.sessions_file import StoredSession
+from mpg_tui.core.slots import RunSlots
 from mpg_tui.core.store import SessionStore
+from mpg_tui.core.turn_runner import KILLED_ERROR, SHUTDOWN_ERROR, TurnRunner, cut_short
 from mpg_tui.core.workspace import WorkspaceError, Workspaces
 
 log = logging.getLogger(__name__)
 
-EXPIRED_NOTICE = SESSION_EXPIRED_NOTICE
-CHANGED_NOTICE = SESSION_CHANGED_NOTICE
-RECOVERED_NOTICE = f"🔄 {RECOVERED_PREFIX}"
-KILLED_ERROR = "Session was killed."
-SHUTDOWN_ERROR = "The gateway is shutting down."
-DETACHED_ERROR = "The gateway stopped watching this tmux run; the next gateway delivers its result."
-PROGRESS_TAIL = 20
-PREVIEW_CHARS = 120
-
-# Failures that say "this session cannot be resumed". Auth, limits, API trouble and
-# timeouts would fail a fresh session just the same, and retrying would throw away the
-# conversation for nothing.
 RECONCILE_AT_ONCE = 8
 """Projects whose worktrees are checked at the same time at start-up."""
-
-RETRY_FRESH_ON: frozenset[ErrorKind] = frozenset({"session_not_found", "crash", "empty"})
-
-
-@dataclass(frozen=True)
-class TurnOutcome:
-    """What one submitted prompt came to."""
-
-    result: RunResult
-    notices: list[str]
-    """Lines for the thread before the reply ("Previous session expired — starting fresh.")."""
-    session: SessionInfo
-
-
-RecoveredWait = Callable[[ProgressCallback], Awaitable[RunResult]]
-"""Waits for a run an earlier gateway started (``RecoveredRun.wait``)."""
-
-
-@dataclass(eq=False)
-class _Turn:
-    prompt: str
-    agent: Agent | None
-    timeout_s: float
-    on_progress: Callable[[Progress], None] | None
-    future: asyncio.Future[TurnOutcome]
-    recovered: RecoveredWait | None = None
-    """Set for a run adopted from an earlier gateway: wait for it instead of starting one."""
-    started_at: float | None = None
-    on_started: Callable[[], None] | None = None
-    """Called when the run really starts (after any wait in the queue)."""
-
-
-class _Session:
-    """A live session's state; only the event loop touches it."""
-
-    def __init__(self, key: str, project: ProjectView, thread_id: str, agent: str | None, now: float) -> None:
-        self.key = key
-        self.project = project
-        self.thread_id = thread_id
-        self.agent = agent
-        self.session_id: str | None = None
-        self.cwd: Path | None = None
-        self.worktree_path: Path | None = None
-        self.project_dir: Path | None = None
-        self.workspace_ready = False
-        self.workspace_lock = asyncio.Lock()
-        self.last_activity = now
-        self.cost_usd = 0.0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.runs = 0
-        self.queue: deque[_Turn] = deque()
-        self.current: _Turn | None = None
-        self.slot: asyncio.Future[None] | None = None
-        self.worker: asyncio.Task[None] | None = None
-        self.idle_timer: TimerHandle | None = None
-        self.pending: PendingRun | None = None
-        self.run_started_at: float | None = None
-        self.progress: deque[str] = deque(maxlen=PROGRESS_TAIL)
-        self.last_reply = ""
-        self.last_error: str | None = None
-        self.generation = 0  # bumped by restart: a run that started before must not restore the old ID
-        self.killed = False
-
-    @property
-    def busy(self) -> bool:
-        return self.worker is not None or bool(self.queue) or self.current is not None
-
-
-class _Slots:
-    """The global run limit: a FIFO of waiters, each handed a slot directly on release."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.active = 0
-        self.waiters: deque[asyncio.Future[None]] = deque()
-
-    def request(self) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.active < self.limit and not self.waiters:
-            self.active += 1
-            future.set_result(None)
-        else:
-            self.waiters.append(future)
-        return future
-
-    def release(self) -> None:
-        if self.active > self.limit:
-            self.active -= 1  # the limit was lowered: this slot goes away rather than on
-            return
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # the slot moves on; ``active`` is unchanged
-                return
-        self.active -= 1
-
-    def withdraw(self, future: asyncio.Future[None]) -> None:
-        """Give up a request: hand the slot on if it was granted, else leave the line."""
-        if future.done() and not future.cancelled():
-            self.release()
-            return
-        with contextlib.suppress(ValueError):
-            self.waiters.remove(future)
-        future.cancel()
-
-    def resize(self, limit: int) -> None:
-        """A new limit; raising it lets waiters in at once, lowering it lets runs finish."""
-        self.limit = limit
-        while self.waiters and self.active < self.limit:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                self.active += 1
-                waiter.set_result(None)
-
-    def position_for_new(self) -> int:
-        """0 if a new request would get a slot at once, else its 1-based place in line."""
-        if self.active < self.limit and not self.waiters:
-            return 0
-        return len(self.waiters) + 1
 
 
 class SessionManager:
@@ -217,13 +79,22 @@ class SessionManager:
         self._command = command
         self._child_env = child_env
         self._stop_grace_s = stop_grace_s
-        self._sessions: dict[str, _Session] = {}
-        self._slots = _Slots(config.defaults.max_concurrent_sessions)
+        self._sessions: dict[str, LiveSession] = {}
+        self._slots = RunSlots(config.defaults.max_concurrent_sessions)
         self._pending_from_disk: dict[str, StoredSession] = {}
         self._closing = False
         self._background: set[asyncio.Task[None]] = set()
         self._ending: dict[str, asyncio.Task[None]] = {}  # workers of killed sessions, still winding down
         self._warned_runner: set[str] = set()
+        self._turns = TurnRunner(
+            store=store,
+            bus=bus,
+            clock=clock,
+            command=command,
+            child_env=child_env,
+            spawn=self._spawn_background,
+            closing=lambda: self._closing,
+        )
 
     def reload(self, config: GatewayConfig) -> None:
         """Use a new config: its run limit at once; its project settings from each session's next prompt."""
@@ -304,7 +175,7 @@ class SessionManager:
         session = self._session_for(key, project, thread_id, agent)
         position = self.position(key)
         timeout = timeout_s if timeout_s is not None else project.defaults.run_timeout_ms / 1000
-        turn = _Turn(
+        turn = Turn(
             prompt, agent, timeout, on_progress, asyncio.get_running_loop().create_future(), on_started=on_started
         )
         session.queue.append(turn)
@@ -348,36 +219,27 @@ class SessionManager:
                 return ahead
         return self._slots.position_for_new()
 
-    def _session_for(self, key: str, project: ProjectView, thread_id: str, agent: Agent | None) -> _Session:
+    def _session_for(self, key: str, project: ProjectView, thread_id: str, agent: Agent | None) -> LiveSession:
         session = self._sessions.get(key)
         if session is not None:
             session.project = project  # the config may have been reloaded
             if agent is not None:
                 session.agent = agent.name
             return session
-        session = _Session(key, project, thread_id, agent.name if agent else None, self._clock.now())
+        session = LiveSession(key, project, thread_id, agent.name if agent else None, self._clock.now())
         stored = self._store.get(key)
         if stored is not None:
-            # Revive: same claude session, same directory (claude resumes only from there).
-            session.session_id = stored.session_id
-            session.cwd = Path(stored.cwd)
-            session.worktree_path = Path(stored.worktree_path) if stored.worktree_path else None
-            session.project_dir = Path(stored.project_dir) if stored.project_dir else None
-            session.cost_usd = stored.cost_usd
-            session.input_tokens = stored.input_tokens
-            session.output_tokens = stored.output_tokens
-            session.runs = stored.runs
-            session.agent = session.agent or stored.agent
+            session.revive(stored)
             log.info("revived session %s from disk (claude session %s)", key, stored.session_id)
         self._sessions[key] = session
         return session
 
-    def _ensure_worker(self, session: _Session) -> None:
+    def _ensure_worker(self, session: LiveSession) -> None:
         if session.worker is None:
             session.slot = self._slots.request()
             session.worker = asyncio.get_running_loop().create_task(self._drain(session), name=f"session {session.key}")
 
-    async def _drain(self, session: _Session) -> None:
+    async def _drain(self, session: LiveSession) -> None:
         try:
             ending = self._ending.get(session.key)
             if ending is not None:
@@ -395,7 +257,7 @@ class SessionManager:
                 result: RunResult | None = None
                 notices: list[str] = []
                 try:
-                    result, notices = await self._run_turn(session, turn)
+                    result, notices = await self._turns.run(session, turn, self._runner_for(session.project))
                 except Exception as exc:
                     log.exception("running a turn of %s failed", session.key)
                     result = RunResult(ok=False, error=f"Internal error: {exc}", error_kind="crash")
@@ -404,7 +266,7 @@ class SessionManager:
                     self._slots.release()
                     session.slot = None
                     if result is None:  # cancelled mid-run (shutdown): the caller still gets an answer
-                        result = self._cut_short(session)
+                        result = cut_short(session, self._runner_for(session.project))
                     if not turn.future.done():
                         turn.future.set_result(TurnOutcome(result=result, notices=notices, session=self._info(session)))
         except asyncio.CancelledError:
@@ -419,13 +281,13 @@ class SessionManager:
             if not session.killed and not self._closing and self._sessions.get(session.key) is session:
                 self._arm_idle(session)
 
-    async def _prepare_workspace(self, session: _Session) -> None:
+    async def _prepare_workspace(self, session: LiveSession) -> None:
         async with session.workspace_lock:
             if not session.workspace_ready:
                 await self._choose_workspace(session)
 
-    async def _choose_workspace(self, session: _Session) -> None:
-        project_dir = _project_dir(session.project)
+    async def _choose_workspace(self, session: LiveSession) -> None:
+        project_dir = project_dir_of(session.project)
         use_worktree = self._worktrees is not None and session.project.worktrees
         if session.cwd is not None and not await asyncio.to_thread(session.cwd.is_dir):
             if use_worktree and session.worktree_path is not None:
@@ -442,40 +304,6 @@ class SessionManager:
                 session.cwd, session.worktree_path = project_dir, None
         session.project_dir = session.project_dir or project_dir
         session.workspace_ready = True
-
-    async def _run_turn(self, session: _Session, turn: _Turn) -> tuple[RunResult, list[str]]:
-        if turn.recovered is not None:
-            return await self._run_recovered(session, turn, turn.recovered)
-        runner = self._runner_for(session.project)
-        args = session.project.claude_args(warn=False)
-        if turn.agent is not None:
-            args += ["--append-system-prompt", turn.agent.system_prompt]
-        generation = session.generation
-        await self._mark_started(session, runner, turn)
-        runs, notices = await self._run_resuming(runner, session, turn, args, generation)
-        result = runs[-1]
-        if session.killed and not result.ok:
-            result = dataclasses.replace(result, error=KILLED_ERROR, error_kind="cancelled")
-        elif self._closing and not result.ok:
-            result = self._cut_short(session)
-        self._record(session, result, runs, generation)
-        return result, notices
-
-    async def _run_recovered(self, session: _Session, turn: _Turn, wait: RecoveredWait) -> tuple[RunResult, list[str]]:
-        session.run_started_at = turn.started_at or self._clock.now()
-        session.progress.clear()
-        generation = session.generation
-        self._publish(RunRecovering(key=session.key, project_key=session.project.key, thread_id=session.thread_id))
-        _notify_started(turn)
-        try:
-            result = await wait(lambda progress: self._on_progress(session, turn, progress))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.exception("waiting for the recovered run of %s failed", session.key)
-            result = RunResult(ok=False, error=f"The recovered run could not be read: {exc}", error_kind="crash")
-        self._record(session, result, [result], generation, recovered=True)
-        return result, [RECOVERED_NOTICE]
 
     async def adopt(
         self,
@@ -495,7 +323,7 @@ class SessionManager:
         """
         session = self._session_for(key, project, thread_id, agent)
         future: asyncio.Future[TurnOutcome] = asyncio.get_running_loop().create_future()
-        turn = _Turn("", agent, 0.0, on_progress, future, recovered=wait, started_at=started_at, on_started=on_started)
+        turn = Turn("", agent, 0.0, on_progress, future, recovered=wait, started_at=started_at, on_started=on_started)
         session.queue.appendleft(turn)
         self._cancel_idle(session)
         self._ensure_worker(session)
@@ -508,134 +336,6 @@ class SessionManager:
                 await runner.acknowledge(key)
             except Exception:
                 log.exception("the %s runner could not acknowledge %s", runner.kind, key)
-
-    async def _mark_started(self, session: _Session, runner: Runner, turn: _Turn) -> None:
-        now = self._clock.now()
-        session.run_started_at = now
-        session.last_activity = now
-        session.progress.clear()
-        session.pending = PendingRun(int(now * 1000), runner.kind, _preview(turn.prompt, 200))
-        self._persist(session)
-        # Written alongside the spawn rather than before it, and without fsync: it only has to
-        # outlive a killed gateway (so the next start tells the thread), and waiting for it
-        # would add a disk write to every reply.
-        self._spawn_background(self._store.flush(durable=False))
-        self._publish(
-            RunStarted(
-                key=session.key,
-                project_key=session.project.key,
-                thread_id=session.thread_id,
-                agent=session.agent,
-                runner=runner.kind,
-                cwd=str(session.cwd),
-                session_id=session.session_id,
-                prompt_preview=_preview(turn.prompt),
-            )
-        )
-        _notify_started(turn)
-
-    async def _run_resuming(
-        self, runner: Runner, session: _Session, turn: _Turn, args: list[str], generation: int
-    ) -> tuple[list[RunResult], list[str]]:
-        """Run, resuming the stored session; once more, fresh, if it cannot be resumed.
-
-        Returns every attempt's result (the last one counts) and the notices for the thread.
-        """
-        resumed = session.session_id
-        result, raised = await self._call_runner(runner, session, turn, args, resumed)
-        restarted = session.generation != generation
-        if result.ok:
-            changed = resumed and result.session_id and result.session_id != resumed and not restarted
-            return [result], [CHANGED_NOTICE] if changed else []
-        retry = resumed and not raised and result.error_kind in RETRY_FRESH_ON
-        if not retry or session.killed or self._closing or restarted:
-            return [result], []
-        log.info("session %s could not resume %s (%s); retrying fresh", session.key, resumed, result.error_kind)
-        fresh, _ = await self._call_runner(runner, session, turn, args, None)
-        if fresh.ok or result.error_kind == "session_not_found":
-            session.session_id = None  # gone for good; a transient failure keeps it for next time
-        return [result, fresh], [EXPIRED_NOTICE] if fresh.ok else []
-
-    def _record(
-        self, session: _Session, result: RunResult, runs: list[RunResult], generation: int, *, recovered: bool = False
-    ) -> None:
-        """Fold a finished turn into the session, persist it and publish RunFinished."""
-        cost = sum(run.cost_usd for run in runs)
-        input_tokens = sum(run.usage.input_tokens for run in runs)
-        output_tokens = sum(run.usage.output_tokens for run in runs)
-        session.run_started_at = None
-        session.last_activity = self._clock.now()
-        session.runs += 1
-        session.cost_usd += cost
-        session.input_tokens += input_tokens
-        session.output_tokens += output_tokens
-        if result.session_id and session.generation == generation:  # a restart mid-run wins
-            session.session_id = result.session_id
-        if result.ok:
-            session.last_reply = result.text
-            session.last_error = None
-        else:
-            session.last_error = result.error
-        if not session.killed and not (self._closing and not result.ok):
-            # A run our own shutdown cut short keeps its marker: the next start tells the thread.
-            session.pending = None
-            self._persist(session)
-        self._publish(
-            RunFinished(
-                key=session.key,
-                project_key=session.project.key,
-                thread_id=session.thread_id,
-                agent=session.agent,
-                ok=result.ok,
-                session_id=session.session_id,
-                reply_preview=_preview(result.text),
-                error=result.error,
-                cost_usd=cost,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                duration_ms=sum(run.duration_ms for run in runs),
-                recovered=recovered,
-            )
-        )
-
-    async def _call_runner(
-        self, runner: Runner, session: _Session, turn: _Turn, args: list[str], session_id: str | None
-    ) -> tuple[RunResult, bool]:
-        """The runner's result, and whether it raised (a bug, not claude's failure: no retry)."""
-        assert session.cwd is not None  # set by _prepare_workspace
-        if session.killed or self._closing:
-            # Killed or shut down while the marker was being saved: never start it.
-            error = KILLED_ERROR if session.killed else SHUTDOWN_ERROR
-            return RunResult(ok=False, error=error, error_kind="cancelled"), True
-        request = RunRequest(
-            key=session.key,
-            cwd=session.cwd,
-            prompt=turn.prompt,
-            args=args,
-            session_id=session_id,
-            timeout_s=turn.timeout_s,
-            command=self._command,
-            env=self._child_env,
-            thread_id=session.thread_id,
-            project_key=session.project.key,
-        )
-        try:
-            return await runner.run(request, lambda progress: self._on_progress(session, turn, progress)), False
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.exception("the %s runner failed on session %s", runner.kind, session.key)
-            return RunResult(ok=False, error=f"Running claude failed: {exc}", error_kind="crash"), True
-
-    def _on_progress(self, session: _Session, turn: _Turn, progress: Progress) -> None:
-        session.progress.append(_progress_line(progress))
-        session.last_activity = self._clock.now()
-        self._publish(RunProgress(key=session.key, step=progress.step, text=progress.text, tool=progress.tool))
-        if turn.on_progress is not None:
-            try:
-                turn.on_progress(progress)
-            except Exception:
-                log.exception("on_progress callback failed for %s", session.key)
 
     def _runner_for(self, project: ProjectView) -> Runner:
         runner = self._runners.get(project.persistence)
@@ -662,43 +362,6 @@ class SessionManager:
     def get(self, key: str) -> SessionInfo | None:
         session = self._sessions.get(key)
         return self._info(session) if session is not None else None
-
-    def _cut_short(self, session: _Session) -> RunResult:
-        if session.killed:
-            return RunResult(ok=False, error=KILLED_ERROR, error_kind="cancelled")
-        if self._runner_for(session.project).runs_outlive_gateway:
-            return RunResult(ok=False, error=DETACHED_ERROR, error_kind="detached")
-        return RunResult(ok=False, error=SHUTDOWN_ERROR, error_kind="cancelled")
-
-    def _info(self, session: _Session) -> SessionInfo:
-        runner = self._runner_for(session.project)
-        state: SessionState = "queued" if session.queue else "idle"
-        if session.current is not None:
-            state = "recovering" if session.current.recovered is not None else "running"
-        in_run = session.current is not None
-        return SessionInfo(
-            key=session.key,
-            project_key=session.project.key,
-            thread_id=session.thread_id,
-            agent=session.agent,
-            cwd=str(session.cwd or session.project.directory),
-            session_id=session.session_id,
-            state=state,
-            queue_depth=len(session.queue),
-            last_activity=session.last_activity,
-            runner=runner.kind,
-            cost_usd=session.cost_usd,
-            input_tokens=session.input_tokens,
-            output_tokens=session.output_tokens,
-            runs=session.runs,
-            worktree_path=str(session.worktree_path) if session.worktree_path else None,
-            run_started_at=session.run_started_at,
-            last_reply=session.last_reply,
-            last_error=session.last_error,
-            progress=list(session.progress),
-            tmux_session=runner.tmux_session(session.key) if in_run else None,
-            attach_command=runner.attach_command(session.key) if in_run else None,
-        )
 
     # -- commands ------------------------------------------------------------------
 
@@ -738,7 +401,7 @@ class SessionManager:
         if self._ending.get(key) is worker:
             del self._ending[key]
 
-    async def _remove_worktree(self, key: str, session: _Session | None, stored: StoredSession | None) -> None:
+    async def _remove_worktree(self, key: str, session: LiveSession | None, stored: StoredSession | None) -> None:
         if self._worktrees is None:
             return
         # A live session on a worktree project may have been killed mid-creation, before
@@ -753,7 +416,7 @@ class SessionManager:
         elif stored is not None and stored.project_dir:
             project_dir = Path(stored.project_dir)
         elif session is not None:
-            project_dir = _project_dir(session.project)
+            project_dir = project_dir_of(session.project)
         else:
             return
         try:
@@ -814,17 +477,17 @@ class SessionManager:
 
     # -- idle ----------------------------------------------------------------------
 
-    def _arm_idle(self, session: _Session) -> None:
+    def _arm_idle(self, session: LiveSession) -> None:
         self._cancel_idle(session)
         delay = session.project.idle_timeout_ms / 1000
         session.idle_timer = self._clock.call_later(delay, lambda: self._on_idle(session))
 
-    def _cancel_idle(self, session: _Session) -> None:
+    def _cancel_idle(self, session: LiveSession) -> None:
         if session.idle_timer is not None:
             session.idle_timer.cancel()
             session.idle_timer = None
 
-    def _on_idle(self, session: _Session) -> None:
+    def _on_idle(self, session: LiveSession) -> None:
         session.idle_timer = None
         if self._sessions.get(session.key) is not session or session.busy:
             return  # replaced, killed, or working again: activity re-arms the timer later
@@ -850,7 +513,7 @@ class SessionManager:
 
     # -- helpers -------------------------------------------------------------------
 
-    def _stop_waiting(self, session: _Session) -> None:
+    def _stop_waiting(self, session: LiveSession) -> None:
         """Cancel a worker that is not running claude (waiting for a slot or a worktree)."""
         if session.worker is not None:
             session.worker.cancel()
@@ -859,7 +522,7 @@ class SessionManager:
             self._slots.withdraw(session.slot)
             session.slot = None
 
-    def _abandon(self, session: _Session, error: str, *, queued_only: bool = False) -> None:
+    def _abandon(self, session: LiveSession, error: str, *, queued_only: bool = False) -> None:
         turns = list(session.queue)
         session.queue.clear()
         if not queued_only and session.current is not None:
@@ -868,54 +531,15 @@ class SessionManager:
             if not turn.future.done():
                 turn.future.set_result(self._failed_outcome(session, error))
 
-    def _failed_outcome(self, session: _Session, error: str, *, kind: ErrorKind = "cancelled") -> TurnOutcome:
+    def _failed_outcome(self, session: LiveSession, error: str, *, kind: ErrorKind = "cancelled") -> TurnOutcome:
         result = RunResult(ok=False, error=error, error_kind=kind)
         return TurnOutcome(result=result, notices=[], session=self._info(session))
 
-    def _persist(self, session: _Session) -> None:
-        self._store.put(
-            StoredSession(
-                key=session.key,
-                session_id=session.session_id,
-                cwd=str(session.cwd or session.project.directory),
-                last_activity_ms=int(session.last_activity * 1000),
-                channel_id=session.project.key,
-                thread_id=session.thread_id,
-                agent=session.agent,
-                worktree_path=str(session.worktree_path) if session.worktree_path else None,
-                project_dir=str(session.project_dir) if session.project_dir else None,
-                cost_usd=session.cost_usd,
-                input_tokens=session.input_tokens,
-                output_tokens=session.output_tokens,
-                runs=session.runs,
-                pending_run=session.pending,
-            )
-        )
+    def _persist(self, session: LiveSession) -> None:
+        self._store.put(session.stored())
+
+    def _info(self, session: LiveSession) -> SessionInfo:
+        return session.info(self._runner_for(session.project))
 
     def _publish(self, event: Event) -> None:
         self._bus.publish(dataclasses.replace(event, at=self._clock.now()))
-
-
-def _notify_started(turn: _Turn) -> None:
-    if turn.on_started is not None:
-        try:
-            turn.on_started()
-        except Exception:
-            log.exception("on_started callback failed")
-
-
-def _project_dir(project: ProjectView) -> Path:
-    return Path(project.directory).expanduser()
-
-
-def _preview(text: str, limit: int = PREVIEW_CHARS) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _progress_line(progress: Progress) -> str:
-    if progress.step == "tool":
-        return _preview(f"{progress.tool}: {progress.text}" if progress.tool else progress.text, 200)
-    if progress.step == "init":
-        return "session started"
-    return _preview(progress.text, 200)

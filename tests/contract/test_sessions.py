@@ -9,8 +9,8 @@ import pytest
 
 from mpg_tui.core.events import RunFinished, RunProgress, RunStarted
 from mpg_tui.core.runner import Runner
-from mpg_tui.core.sessions import EXPIRED_NOTICE
 from mpg_tui.core.sessions_file import StoredSession
+from mpg_tui.core.turn_runner import EXPIRED_NOTICE
 from tests.contract.conftest import CHANNEL, THREAD, ClaudeWorld, MakeCore
 from tests.contract.messages_api import Text, ToolUse
 

@@ -12,7 +12,8 @@ import pytest
 from mpg_tui.config import GatewayConfig, parse_config
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import FakeClock
-from mpg_tui.core.sessions import SessionManager, TurnOutcome
+from mpg_tui.core.session_state import TurnOutcome
+from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.store import SessionStore
 from tests.faults.conftest import StartWorld
 from tests.unit.fake_runner import FakeRunner

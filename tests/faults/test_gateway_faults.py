@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 
 from mpg_tui.core.gateway import LOST_RUN_TEXT
-from mpg_tui.core.sessions import SHUTDOWN_ERROR
+from mpg_tui.core.turn_runner import SHUTDOWN_ERROR
 from mpg_tui.sandbox.discord import SandboxServer
 from tests.e2e.gateway_process import WAIT_S, Chat, Posted, Profile, open_thread, process_alive, running_gateway
 from tests.faults.conftest import ERROR_PREFIX, profile_for, sandbox_spec

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from mpg_tui.core import store as store_module
+from mpg_tui import fsutil
 from tests.e2e.gateway_process import Profile
 from tests.faults.conftest import Channels, StartWorld, World
 
@@ -117,7 +117,7 @@ async def test_sessions_json_unwritable_keeps_serving_keeps_the_old_file_and_sav
     before = await saved(world)
     text_before = world.profile.sessions_path.read_text(encoding="utf-8")
 
-    monkeypatch.setattr(store_module, "os", _DiskFull())
+    monkeypatch.setattr(fsutil, "os", _DiskFull())
     second, thread_b = await world.ask("work", "[[reply:answered anyway]] a session the disk refuses")
     await world.chat.sent(thread_b, "answered anyway", second.seq)
     assert not await world.runtime.store.flush()

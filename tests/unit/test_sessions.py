@@ -22,18 +22,18 @@ from mpg_tui.core.events import (
     SessionRestarted,
 )
 from mpg_tui.core.runner import Progress, RunRequest, RunResult
-from mpg_tui.core.sessions import (
+from mpg_tui.core.session_state import TurnOutcome
+from mpg_tui.core.sessions import SessionManager
+from mpg_tui.core.sessions_file import StoredSession
+from mpg_tui.core.store import SessionStore
+from mpg_tui.core.turn_runner import (
     CHANGED_NOTICE,
     DETACHED_ERROR,
     EXPIRED_NOTICE,
     KILLED_ERROR,
     RECOVERED_NOTICE,
     SHUTDOWN_ERROR,
-    SessionManager,
-    TurnOutcome,
 )
-from mpg_tui.core.sessions_file import StoredSession
-from mpg_tui.core.store import SessionStore
 from mpg_tui.worktrees import WorktreeManager, git_environment
 from tests.unit.fake_runner import FakeRunner
 

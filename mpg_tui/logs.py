@@ -12,15 +12,20 @@ is read back by :func:`parse_line` for ``mpg-tui logs``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import logging.handlers
 import sys
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+
+from mpg_tui.core.bus import EventBus
+from mpg_tui.core.events import LogLine
 
 LEVELS: dict[str, int] = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 _ALIASES = {"warning": "warn", "critical": "error", "fatal": "error"}
@@ -32,6 +37,8 @@ MIN_SECRET_LENGTH = 4
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 _OUR_HANDLER = "_mpg_tui_handler"
+MAX_LOG_LINE = 500
+"""Characters of a log message shown in the faces' event logs."""
 
 
 def level_number(level: str | int) -> int:
@@ -101,6 +108,10 @@ class SecretRedactor(logging.Filter):
             elif not isinstance(value, int | float | bool) and value is not None:
                 setattr(record, key, self.redact(str(value)))
         return True
+
+
+_current_redactor: SecretRedactor | None = None
+"""The redactor of the handlers :func:`setup_logging` installed last (the bus handler shares it)."""
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -179,9 +190,10 @@ def setup_logging(
     stderr for the readable lines; the file rotates at ``max_bytes``, keeping
     :data:`BACKUP_COUNT` old files.
     """
+    global _current_redactor
     levelno = level_number(level)
     reset_logging()
-    redactor = SecretRedactor(secrets)
+    redactor = _current_redactor = SecretRedactor(secrets)
     handlers: list[logging.Handler] = []
     if log_file is not None:
         log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -269,3 +281,46 @@ def read_entries(log_file: Path) -> Iterator[LogEntry]:
                 entry = parse_line(line)
                 if entry is not None:
                     yield entry
+
+
+class BusHandler(logging.Handler):
+    """Hands warnings and errors to the event bus as :class:`LogLine`, for the faces' event logs.
+
+    The cockpit has no stderr to write to, so this is how an operator there sees what went
+    wrong. Records from other threads (``asyncio.to_thread`` work) are handed to the loop.
+    """
+
+    def __init__(self, bus: EventBus, loop: asyncio.AbstractEventLoop, level: int = logging.WARNING) -> None:
+        super().__init__(level)
+        self._bus = bus
+        self._loop = loop
+        self._emitting = threading.local()
+        if _current_redactor is not None:
+            self.addFilter(_current_redactor)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self._emitting, "active", False):
+            return  # a listener that logs while handling a LogLine must not loop
+        self._emitting.active = True
+        try:
+            event = LogLine(level=record.levelname, logger=record.name, message=record.getMessage()[:MAX_LOG_LINE])
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is self._loop:
+                self._bus.publish(event)
+            elif not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._bus.publish, event)
+        except Exception:
+            self.handleError(record)
+        finally:
+            self._emitting.active = False
+
+
+def publish_logs_to(bus: EventBus) -> Callable[[], None]:
+    """Send warnings and errors to ``bus`` from now on (call inside the loop); returns the undo."""
+    handler = BusHandler(bus, asyncio.get_running_loop())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    return lambda: root.removeHandler(handler)

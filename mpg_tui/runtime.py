@@ -32,6 +32,7 @@ from mpg_tui.core.store import SessionStore
 from mpg_tui.dashboard.server import Dashboard, DashboardError
 from mpg_tui.discord_adapter.client import DiscordStartError, GatewayClient
 from mpg_tui.discord_adapter.endpoint import point_discord_py_at
+from mpg_tui.logs import publish_logs_to
 from mpg_tui.runners.direct import DirectRunner
 from mpg_tui.worktrees import WorktreeManager
 
@@ -83,7 +84,7 @@ class Runtime:
         config = settings.config
         defaults = config.defaults
         self.clock: Clock = clock or SystemClock()
-        self.bus = bus or EventBus()
+        self.bus = bus or EventBus(self.clock)
         self.store = SessionStore(
             settings.sessions_path,
             clock=self.clock,
@@ -229,6 +230,13 @@ class Runtime:
         """Serve until :meth:`request_stop` or the Discord client ends; then shut down cleanly."""
         if self.settings.api_base:
             point_discord_py_at(self.settings.api_base)
+        stop_publishing_logs = publish_logs_to(self.bus)
+        try:
+            await self._serve()
+        finally:
+            stop_publishing_logs()
+
+    async def _serve(self) -> None:
         await self._end_orphaned_direct_runs()
         await self.sessions.load()
         await self.start_dashboard()

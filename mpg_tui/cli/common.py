@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from mpg_tui.core.clock import SystemClock
-from mpg_tui.core.embeds import format_duration
+from mpg_tui.timefmt import format_duration
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -8,10 +8,12 @@ than slowing the gateway down.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
+from mpg_tui.core.clock import Clock, SystemClock
 from mpg_tui.core.events import Event
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,9 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        """``clock`` stamps events published without a time (``at`` left at 0)."""
+        self._clock: Clock = clock or SystemClock()
         self._subscriptions: list[Subscription] = []
         self._listeners: list[Callable[[Event], None]] = []
 
@@ -81,6 +85,8 @@ class EventBus:
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
     def publish(self, event: Event) -> None:
+        if not event.at:
+            event = dataclasses.replace(event, at=self._clock.now())
         for sub in self._subscriptions:
             if sub.wants(event):
                 sub.offer(event)

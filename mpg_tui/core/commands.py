@@ -39,9 +39,9 @@ from mpg_tui.core import access
 from mpg_tui.core.api import SessionInfo
 from mpg_tui.core.chunking import chunk_text
 from mpg_tui.core.dispatch import AgentTarget, UnknownAgent, parse_agent_command, session_key
-from mpg_tui.core.embeds import format_duration
 from mpg_tui.core.ports import InboundMessage
 from mpg_tui.core.router import Route
+from mpg_tui.timefmt import format_duration
 
 BuiltinName = Literal["sessions", "session", "restart", "kill", "agents", "help"]
 _BUILTINS: tuple[BuiltinName, ...] = ("sessions", "session", "restart", "kill", "agents", "help")

@@ -8,8 +8,7 @@ the dashboard, headless logging) only render them. Each event names its kind in
 from __future__ import annotations
 
 import dataclasses
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 ConnectionState = Literal["connecting", "ready", "resuming", "disconnected"]
@@ -20,7 +19,8 @@ SessionState = Literal["idle", "queued", "running", "recovering"]
 @dataclass(frozen=True, kw_only=True)
 class Event:
     kind: ClassVar[str] = "event"
-    at: float = field(default_factory=time.time)
+    at: float = 0.0
+    """When it happened (epoch seconds). Left at 0, the bus stamps it from its clock on publish."""
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

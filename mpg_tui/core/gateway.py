@@ -14,37 +14,33 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from mpg_tui import __version__
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core import access
-from mpg_tui.core.api import ChainHop, ChainState, HandoffChain, SessionInfo, Totals
+from mpg_tui.core.api import ChainHop, HandoffChain, SessionInfo, Totals
 from mpg_tui.core.attachments import AttachmentLimits, save_attachments
 from mpg_tui.core.bus import EventBus
-from mpg_tui.core.chunking import chunk_text
+from mpg_tui.core.chains import ChainBook, Observed
 from mpg_tui.core.clock import Clock
 from mpg_tui.core.commands import CommandContext, CommandResult, handle_command
+from mpg_tui.core.delivery import Delivery
 from mpg_tui.core.dispatch import AgentTarget, UnknownAgent, detect_handoff, resolve_target, session_key
-from mpg_tui.core.embeds import EYES, agent_embeds, handoff_text, queued_text
+from mpg_tui.core.embeds import EYES, handoff_text, queued_text
 from mpg_tui.core.events import (
-    ConnectionChanged,
     ConnectionState,
-    Event,
     HandoffStep,
-    HandoffStopped,
     MessageReceived,
     MessageRejected,
-    RunFinished,
-    RunRecovering,
-    RunStarted,
+    ReplySent,
     ThreadOpened,
 )
 from mpg_tui.core.history import with_history
-from mpg_tui.core.ports import ChatError, ChatPort, Embed, InboundMessage
+from mpg_tui.core.keyed_locks import KeyedLocks
+from mpg_tui.core.ports import ChatError, ChatPort, InboundMessage
 from mpg_tui.core.ratelimit import RateLimiter
 from mpg_tui.core.router import Route, Router
 from mpg_tui.core.session_state import RecoveredWait, TurnOutcome
@@ -57,9 +53,6 @@ log = logging.getLogger(__name__)
 HISTORY_LIMIT = 20
 THREAD_NAME_LIMIT = 100
 THREAD_ARCHIVE_MINUTES = 1440
-MAX_CHAINS = 500
-THREAD_REFUSED_STATUSES = frozenset({403, 404})
-"""Statuses with which a thread refuses a post (locked, deleted, closed to the bot): post in its channel."""
 LOST_RUN_TEXT = (
     "⚠️ The gateway restarted while Claude was working on this thread, and that run was lost. "
     "Send your message again to retry."
@@ -77,37 +70,6 @@ class Recovered:
     project_key: str
     started_at: float | None
     wait: RecoveredWait
-
-
-StopReason = Literal["done", "turn_limit", "self_handoff", "error"]
-_CHAIN_STATE: dict[StopReason, ChainState] = {
-    "done": "done",
-    "self_handoff": "done",
-    "turn_limit": "turn_limit",
-    "error": "error",
-}
-
-
-class _KeyedLocks:
-    """One lock per key (a thread, or a channel), kept only while someone holds or awaits it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: dict[str, int] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        # Counted rather than judged by ``Lock.locked()``: between a release and the next
-        # waiter waking, the lock looks free while a message still waits for it.
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._users[key] = self._users.get(key, 0) + 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._users[key] -= 1
-            if not self._users[key]:
-                del self._users[key], self._locks[key]
 
 
 class Gateway:
@@ -135,19 +97,14 @@ class Gateway:
         self._rate = RateLimiter(clock)
         self._turns = TurnCounter()
         self._sticky = StickyAgents()
-        self._intake = _KeyedLocks()
+        self._intake = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
-        self._chains: OrderedDict[str, HandoffChain] = OrderedDict()
-        self._connection: ConnectionState = "disconnected"
-        self._runs = 0
-        self._failures = 0
-        self._cost = 0.0
-        self._tokens_in = 0
-        self._tokens_out = 0
+        self._chain_book = ChainBook(bus, clock)
+        self._observed = Observed(bus)
+        self._delivery = Delivery(lambda: self.chat)
         self._handling = 0
         self._all_handled = asyncio.Event()
         self._all_handled.set()
-        bus.listen(self._observe)
 
     # -- wiring -----------------------------------------------------------------------
 
@@ -169,7 +126,7 @@ class Gateway:
 
     @property
     def connection_state(self) -> ConnectionState:
-        return self._connection
+        return self._observed.connection
 
     def projects(self) -> Sequence[ProjectView]:
         return self._config.views()
@@ -183,10 +140,10 @@ class Gateway:
     get = session  # commands' SessionControl name for the same lookup
 
     def chains(self) -> list[HandoffChain]:
-        return list(self._chains.values())
+        return self._chain_book.chains()
 
     def totals(self) -> Totals:
-        return Totals(self._runs, self._failures, self._cost, self._tokens_in, self._tokens_out)
+        return self._observed.totals()
 
     async def kill(self, key: str) -> bool:
         info = self._sessions.get(key)
@@ -286,19 +243,19 @@ class Gateway:
         denial = access.check(project, msg)
         if denial is not None:
             self._reject(msg, project, "missing role")
-            await self._send(msg.channel_id, denial)
+            await self._delivery.send(msg.channel_id, denial)
             return
         ctx = CommandContext.for_message(route, msg, self._config.views(), self._clock.now())
         command = await handle_command(msg.content, ctx, self)
         if isinstance(command, CommandResult):
             for chunk in command.chunks:
-                await self._send(msg.channel_id, chunk)
+                await self._delivery.send(msg.channel_id, chunk)
             return
         if project.rate_limit_per_user:
             decision = self._rate.check(project.key, msg.author_id, project.rate_limit_per_user)
             if decision.reply is not None:
                 self._reject(msg, project, "rate limited")
-                await self._send(msg.channel_id, decision.reply)
+                await self._delivery.send(msg.channel_id, decision.reply)
                 return
         if command is not None:
             target: AgentTarget | UnknownAgent = command.target
@@ -306,10 +263,10 @@ class Gateway:
             sticky = self._sticky.get(route.thread_id) if route.thread_id else None
             target = resolve_target(msg.content, project.agents, sticky=sticky)
         if isinstance(target, UnknownAgent):
-            await self._send(msg.channel_id, target.reply(project.agents))
+            await self._delivery.send(msg.channel_id, target.reply(project.agents))
             return
         if not target.prompt.strip() and not msg.attachments:
-            await self._send(msg.channel_id, "Send a message with some text for Claude to work on.")
+            await self._delivery.send(msg.channel_id, "Send a message with some text for Claude to work on.")
             return
 
         if target.agent is not None and route.thread_id is not None:
@@ -386,7 +343,7 @@ class Gateway:
                 self.chat, msg.attachments, AttachmentLimits.from_defaults(project.defaults), base, msg.id
             )
             if saved.notice:
-                await self._send(thread_id, saved.notice)
+                await self._delivery.send(thread_id, saved.notice)
             prompt += saved.prompt_suffix
         return prompt
 
@@ -416,7 +373,7 @@ class Gateway:
         )
 
         async def on_queued(position: int) -> None:
-            await self._send(thread_id, queued_text(position))
+            await self._delivery.send(thread_id, queued_text(position))
 
         async def turn() -> TurnOutcome:
             try:
@@ -470,7 +427,7 @@ class Gateway:
         first: asyncio.Task[TurnOutcome],
     ) -> None:
         """Run the human's turn, then follow agent handoffs until done or the turn limit."""
-        chain = self._new_chain(project, thread_id, agent)
+        chain = self._chain_book.new(project, thread_id, agent)
         task = first
         max_turns = project.defaults.max_turns_per_agent
         while True:
@@ -485,29 +442,30 @@ class Gateway:
             hop.cost_usd = result.cost_usd
             parent = project.channel_id
             for notice in outcome.notices:
-                await self._send(thread_id, notice, parent=parent)
+                await self._delivery.send(thread_id, notice, parent=parent)
             if not result.ok:
                 error = f"**Error**: {result.error or 'Claude failed without saying why.'}"
-                await self._send(thread_id, error, parent=parent)
+                await self._delivery.send(thread_id, error, parent=parent)
                 await self._sessions.acknowledge(outcome.session.key)
-                self._stop_chain(chain, "error")
+                self._chain_book.stop(chain, "error")
                 return
-            await self._reply(thread_id, agent, result.text, parent=parent)
+            chunks = await self._delivery.reply(thread_id, agent, result.text, parent=parent)
+            self.bus.publish(ReplySent(channel_id=thread_id, chunks=chunks, agent=agent.name if agent else None))
             await self._sessions.acknowledge(outcome.session.key)
             if agent is None:
-                self._stop_chain(chain, "done")
+                self._chain_book.stop(chain, "done")
                 return
             self._sticky.set(thread_id, agent.name)
             handoff = detect_handoff(result.text, project.agents, current=agent.name)
             if handoff is None:
-                self._stop_chain(chain, "done")
+                self._chain_book.stop(chain, "done")
                 return
             if handoff.is_self:
-                self._stop_chain(chain, "self_handoff")
+                self._chain_book.stop(chain, "self_handoff")
                 return
             if not self._turns.try_take(thread_id, max_turns):
-                await self._send(thread_id, turn_limit_text(max_turns), parent=parent)
-                self._stop_chain(chain, "turn_limit")
+                await self._delivery.send(thread_id, turn_limit_text(max_turns), parent=parent)
+                self._chain_book.stop(chain, "turn_limit")
                 return
             chain.turns = self._turns.turns(thread_id)
             self.bus.publish(
@@ -520,7 +478,7 @@ class Gateway:
                     max_turns=max_turns,
                 )
             )
-            await self._send(thread_id, handoff_text(handoff.agent.name), parent=parent)
+            await self._delivery.send(thread_id, handoff_text(handoff.agent.name), parent=parent)
             agent = handoff.agent
             chain.hops.append(ChainHop(agent=agent.name, state="queued", started_at=self._clock.now()))
             prompt = await self._handoff_prompt(thread_id, handoff.prompt, project)
@@ -536,72 +494,4 @@ class Gateway:
         # is the prompt itself, so neither belongs in the history block.
         return with_history(prompt, history[:-2], project.agents) if len(history) > 2 else prompt
 
-    async def _reply(self, thread_id: str, agent: Agent | None, text: str, *, parent: str | None = None) -> None:
-        if agent is not None:
-            for embed in agent_embeds(agent, text):
-                await self._deliver(thread_id, None, embed, parent)
-        else:
-            for chunk in chunk_text(text):
-                await self._deliver(thread_id, chunk, None, parent)
-
-    async def _send(self, channel_id: str, text: str, *, parent: str | None = None) -> None:
-        await self._deliver(channel_id, text, None, parent)
-
-    async def _deliver(self, channel_id: str, text: str | None, embed: Embed | None, parent: str | None) -> None:
-        """Post in ``channel_id``; when that is a thread that refuses posts, post in ``parent`` instead.
-
-        A thread can be locked, deleted or closed to the bot while claude works on it; the
-        answer then goes to the thread's channel, led by a link to the thread, rather than
-        being lost. Other failures are logged: the run's result is never lost for the rest.
-        """
-        try:
-            await self.chat.send(channel_id, text, embed=embed)
-            return
-        except ChatError as exc:
-            if parent is None or parent == channel_id or exc.status not in THREAD_REFUSED_STATUSES:
-                log.warning("could not post in %s: %s", channel_id, exc)
-                return
-            log.warning("could not post in thread %s (%s); posting in its channel %s", channel_id, exc, parent)
-        link = f"<#{channel_id}>"
-        try:
-            if embed is not None:
-                await self.chat.send(parent, link, embed=embed)
-            else:
-                for piece in chunk_text(f"{link} {text or ''}"):
-                    await self.chat.send(parent, piece)
-        except ChatError as exc:
-            log.warning("could not post in %s either: %s", parent, exc)
-
     # -- chains and totals -------------------------------------------------------------
-
-    def _new_chain(self, project: ProjectView, thread_id: str, agent: Agent | None) -> HandoffChain:
-        chain = HandoffChain(
-            thread_id=thread_id,
-            project_key=project.key,
-            hops=[ChainHop(agent=agent.name if agent else "claude", state="queued", started_at=self._clock.now())],
-            turns=0,
-            max_turns=project.defaults.max_turns_per_agent,
-            state="running",
-        )
-        self._chains.pop(thread_id, None)
-        self._chains[thread_id] = chain
-        while len(self._chains) > MAX_CHAINS:
-            self._chains.popitem(last=False)
-        return chain
-
-    def _stop_chain(self, chain: HandoffChain, reason: StopReason) -> None:
-        chain.state = _CHAIN_STATE[reason]
-        self.bus.publish(
-            HandoffStopped(project_key=chain.project_key, thread_id=chain.thread_id, reason=reason, turns=chain.turns)
-        )
-
-    def _observe(self, event: Event) -> None:
-        if isinstance(event, ConnectionChanged):
-            self._connection = event.state
-        elif isinstance(event, RunStarted | RunRecovering):
-            self._runs += 1
-        elif isinstance(event, RunFinished):
-            self._failures += 0 if event.ok else 1
-            self._cost += event.cost_usd
-            self._tokens_in += event.input_tokens
-            self._tokens_out += event.output_tokens

@@ -16,9 +16,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from mpg_tui.core.clock import Clock, TimerHandle
-from mpg_tui.core.embeds import format_duration, still_working_text
+from mpg_tui.core.embeds import still_working_text
 from mpg_tui.core.ports import ChatError, ChatPort
 from mpg_tui.core.runner import Progress
+from mpg_tui.timefmt import format_duration
 
 log = logging.getLogger(__name__)
 

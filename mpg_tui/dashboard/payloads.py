@@ -68,6 +68,7 @@ def session_json(info: SessionInfo, names: Mapping[str, str]) -> JSON:
         "queueLength": info.queue_depth,
         "runner": info.runner,
         "tmuxSession": info.tmux_session,
+        "attachCommand": info.attach_command,
         "lastActivity": round(info.last_activity * 1000),
         "lastActivityAt": iso(info.last_activity),
         "runStartedAt": iso(info.run_started_at),

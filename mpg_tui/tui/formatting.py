@@ -14,8 +14,8 @@ from pathlib import Path
 
 from rich.text import Text
 
-from mpg_tui.core.embeds import format_duration
 from mpg_tui.core.events import ConnectionState, SessionState
+from mpg_tui.timefmt import format_duration
 
 RUNNING = "#a3be8c"
 QUEUED = "#ebcb8b"

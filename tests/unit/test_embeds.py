@@ -8,7 +8,6 @@ from mpg_tui.core.embeds import (
     agent_author,
     agent_color,
     agent_embeds,
-    format_duration,
     handoff_embed,
     handoff_text,
     is_notice,
@@ -17,6 +16,7 @@ from mpg_tui.core.embeds import (
     still_working_text,
 )
 from mpg_tui.core.ports import Embed
+from mpg_tui.timefmt import format_duration
 
 PM = Agent(name="pm", role="Product Manager", prompt="p")
 ENGINEER = Agent(name="engineer", role="Software Engineer", prompt="e")

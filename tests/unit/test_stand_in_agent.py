@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from mpg_tui.sandbox import agent
 from mpg_tui.sandbox.agent import UsageError, filler, parse_args, parse_directives, user_part
 
 if TYPE_CHECKING:
     from tests.unit.conftest import StandIn
 
+REPO = Path(__file__).resolve().parents[2]
 STREAM = ["-p", "--output-format", "stream-json", "--verbose"]
 JSON = ["-p", "--output-format", "json"]
 
@@ -473,10 +473,11 @@ def test_demo_personas_yield_to_reply_directives(stand_in: StandIn) -> None:
 
 def test_loading_the_stand_in_imports_nothing_heavy() -> None:
     probe = (
-        "import runpy, sys; runpy.run_path(sys.argv[1]); "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'asyncio', 'argparse', 'subprocess', 'mpg_tui'}))"
+        "import runpy, sys; sys.argv = ['claude', '--version']\n"
+        "try:\n    runpy.run_module('mpg_tui.sandbox.agent', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "loaded = {m for m in sys.modules if m.startswith('mpg_tui')} - {'mpg_tui', 'mpg_tui.sandbox'}\n"
+        "heavy = {m.split('.')[0] for m in sys.modules} & {'asyncio', 'argparse', 'subprocess', 'discord', 'textual'}\n"
+        "print(sorted(heavy | {m for m in loaded if not m.startswith('mpg_tui.sandbox.agent')}))"
     )
-    done = subprocess.run(
-        [sys.executable, "-P", "-c", probe, agent.__file__], capture_output=True, text=True, timeout=60
-    )
-    assert done.stdout.strip() == "[]", done.stderr
+    done = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr

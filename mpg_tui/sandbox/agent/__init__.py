@@ -1,0 +1,83 @@
+"""A stand-in for ``claude --print``, for tests, end-to-end runs, benchmarks and the demo.
+
+It is spawned once per turn, so it imports only the standard library and starts fast.
+:func:`install_shim` writes an executable ``claude`` that runs this file; put its
+directory first on ``PATH`` (or use its path as ``RunRequest.command``).
+
+Command line
+    The flags of the real CLI: ``-p/--print``, ``--output-format text|json|stream-json``,
+    ``--verbose``, ``-r/--resume ID``, ``--session-id UUID``, ``--append-system-prompt``,
+    ``--system-prompt``, ``--allowed-tools/--allowedTools`` and
+    ``--disallowed-tools/--disallowedTools`` (variadic: they take every following word
+    that does not start with ``-``, a prompt too), ``--add-dir`` (variadic),
+    ``--permission-mode``, ``--model``, ``--max-turns``, ``--dangerously-skip-permissions``,
+    ``--version``. As with the real one: an unknown flag is an error (exit 1),
+    ``stream-json`` needs ``--verbose``, ``--dangerously-skip-permissions`` is refused for
+    root unless ``IS_SANDBOX=1``. The prompt is a trailing argument or standard input.
+
+Sessions
+    Kept like the real CLI's under ``$CLAUDE_CONFIG_DIR`` (else ``~/.claude``) in
+    ``projects/<cwd with / replaced by ->/<session id>.jsonl``; each turn appends the
+    prompt and the reply. ``--resume ID`` of a session not made in this directory fails
+    with ``No conversation found with session ID: ID`` on stderr and exit 1; with
+    ``stream-json`` also a ``result`` line of subtype ``error_during_execution`` whose
+    ``errors`` say the same (as 2.1.330 does), otherwise no output.
+
+Reply
+    ``[<role>] <first line of the user's part>``, where the role comes from a
+    ``Your role: X`` line of the system prompt (else ``claude``) and the user's part is
+    the prompt after a ``<thread-history>…</thread-history>`` block, if there is one.
+
+Directives
+    Written ``[[name]]`` or ``[[name:argument]]`` in the user's part (never read from
+    the history block), on one line; text in double brackets with any other name is
+    left alone. A directive with a bad argument fails the run (stderr, exit 2).
+
+    ``[[reply:TEXT]]``        reply exactly TEXT (``\\n`` and ``\\t`` escapes allowed)
+    ``[[echo]]``              reply with the user's part verbatim
+    ``[[echo:full]]``         reply with the whole prompt verbatim (history included)
+    ``[[chars:N]]``           reply with exactly N characters, in lines of 80
+    ``[[recall]]``            reply with the previous prompt of this session
+    ``[[sleep:S]]``           take S more seconds, with a tool_use progress line every 0.2 s
+    ``[[tool:NAME:TARGET]]``  use tool NAME on TARGET (a tool_use + tool_result pair)
+    ``[[handoff:AGENT:TASK]]`` end the reply with the line ``HANDOFF @AGENT: TASK``
+    ``[[newsession]]``        answer with a new session id, even when resuming
+    ``[[error:KIND]]``        fail the way the real CLI does:
+
+    ``auth``      is_error result "Not logged in · Please run /login", exit 1
+    ``401|429|500|529``  is_error result in 2.1.330's words ("Invalid API key · Fix external
+                  API key", "API Error: Request rejected (429) · …", "API Error: 500 …")
+                  carrying ``api_error_status``, after the CLI's synthetic assistant
+                  message (``is_api_error_message``), exit 1
+    ``usage``     is_error result "Claude AI usage limit reached|<reset epoch>", exit 1
+    ``max_turns`` result with subtype ``error_max_turns`` and no ``result``, exit 1
+    ``crash``     a Node-style stack trace on stderr, no output, exit 2
+    ``garbage``   lines that are not JSON, exit 0
+    ``empty``     no output at all, exit 0
+    ``partial``   the first half of a result line, then exit 0
+    ``hang``      announce the session, then never finish
+    ``stubborn``  like ``hang``, but ignore SIGTERM (only SIGKILL ends it)
+    ``flood:N``   N MB of junk lines before a normal reply
+    ``orphan``    start ``sleep 300`` in our process group, left behind when we exit;
+                  combines with the others (``[[error:orphan]] [[error:hang]]``)
+
+Environment
+    ``MPG_AGENT_MODE=demo``  persona replies for the demo: a Product Manager plans and
+                             hands off to @engineer (approves when the new message
+                             has ``HANDOFF @pm``); a Software Engineer shows Read/Grep/Edit/
+                             Bash(git) progress and hands back with
+                             ``HANDOFF @pm: ready for review``; no role: one helpful
+                             paragraph. Deterministic. Directives still win.
+    ``MPG_AGENT_PACE=F``     multiply the demo personas' pauses by F (0 = no pauses).
+    ``MPG_AGENT_LOG=FILE``   append one JSON line per invocation: argv, cwd, prompt,
+                             sorted environment variable names, pid (and a line with
+                             ``orphan_pid`` when one is started).
+"""
+
+from __future__ import annotations
+
+from mpg_tui.sandbox.agent.cli import install_shim, main
+from mpg_tui.sandbox.agent.options import UsageError, parse_args
+from mpg_tui.sandbox.agent.turn import filler, parse_directives, user_part
+
+__all__ = ["UsageError", "filler", "install_shim", "main", "parse_args", "parse_directives", "user_part"]

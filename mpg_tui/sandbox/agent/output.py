@@ -1,0 +1,199 @@
+"""The stand-in's output: the lines the real CLI prints for each output format, and what a turn costs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+from mpg_tui.sandbox.agent.options import DEFAULT_TOOLS, VERSION, Options
+
+_TOOL_INPUT_KEY = {
+    "Read": "file_path",
+    "Edit": "file_path",
+    "Write": "file_path",
+    "NotebookEdit": "notebook_path",
+    "Grep": "pattern",
+    "Glob": "pattern",
+    "Bash": "command",
+    "WebFetch": "url",
+    "WebSearch": "query",
+    "Task": "description",
+}
+_PATH_TOOLS = {"Read", "Edit", "Write", "NotebookEdit"}
+
+
+class Emitter:
+    """Writes what the real CLI would for the chosen output format."""
+
+    def __init__(self, options: Options, session_id: str, cwd: str) -> None:
+        self.format = options.output_format
+        self.options = options
+        self.session_id = session_id
+        self.cwd = cwd
+        self.tool_uses = 0
+        self.started = time.monotonic()
+
+    def raw(self, text: str) -> None:
+        sys.stdout.buffer.write(text.encode("utf-8"))
+        sys.stdout.buffer.flush()
+
+    def line(self, obj: dict[str, Any]) -> None:
+        self.raw(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+
+    def init(self) -> None:
+        if self.format != "stream-json":
+            return
+        tools = self.options.allowed_tools or DEFAULT_TOOLS
+        self.line(
+            {
+                "type": "system",
+                "subtype": "init",
+                "cwd": self.cwd,
+                "session_id": self.session_id,
+                "tools": [t for part in tools for t in re.split(r"[,\s]+", part) if t],
+                "mcp_servers": [],
+                "model": self.options.model,
+                "permissionMode": self.options.permission_mode,
+                "slash_commands": [],
+                "apiKeySource": "none",
+                "claude_code_version": VERSION.split()[0],
+                "output_style": "default",
+                "uuid": str(uuid.uuid4()),
+            }
+        )
+
+    def tool(self, name: str, target: str) -> None:
+        self.tool_uses += 1
+        if self.format != "stream-json":
+            return
+        key = _TOOL_INPUT_KEY.get(name, "target")
+        value = os.path.join(self.cwd, target) if name in _PATH_TOOLS and target else target
+        tool_id = "toolu_" + uuid.uuid4().hex[:24]
+        self._assistant([{"type": "tool_use", "id": tool_id, "name": name, "input": {key: value}}])
+        self.line(
+            {
+                "type": "user",
+                "message": {
+                    "role": "user",
+                    "content": [{"tool_use_id": tool_id, "type": "tool_result", "content": f"{name} done"}],
+                },
+                "parent_tool_use_id": None,
+                "session_id": self.session_id,
+                "uuid": str(uuid.uuid4()),
+            }
+        )
+
+    def text(self, text: str) -> None:
+        if self.format == "stream-json":
+            self._assistant([{"type": "text", "text": text}])
+
+    def api_error(self, message: str, status: int, tag: str, error_type: str) -> None:
+        """The CLI's own assistant message for a failed API call (not claude's words)."""
+        if self.format == "stream-json":
+            self._assistant(
+                [{"type": "text", "text": message}],
+                model="<synthetic>",
+                error=tag,
+                is_api_error_message=True,
+                api_error_status=status,
+                api_error_type=error_type,
+            )
+
+    def _assistant(self, content: list[dict[str, Any]], *, model: str | None = None, **extra: Any) -> None:
+        self.line(
+            {
+                "type": "assistant",
+                "message": {
+                    "id": "msg_" + uuid.uuid4().hex[:24],
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model or self.options.model,
+                    "content": content,
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 0, "output_tokens": 0},
+                },
+                "parent_tool_use_id": None,
+                "session_id": self.session_id,
+                "uuid": str(uuid.uuid4()),
+                **extra,
+            }
+        )
+
+    def result(
+        self,
+        prompt: str,
+        reply: str,
+        *,
+        is_error: bool = False,
+        subtype: str = "success",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        result = {**self.result_object(prompt, reply, is_error=is_error, subtype=subtype), **(extra or {})}
+        if self.format == "text":
+            self.raw(("Error: Reached max turns" if subtype == "error_max_turns" else reply) + "\n")
+        else:
+            self.line(result)
+
+    def result_object(self, prompt: str, reply: str, *, is_error: bool, subtype: str) -> dict[str, Any]:
+        usage = token_usage(prompt + self.options.append_system_prompt + self.options.system_prompt, reply)
+        cost = cost_of(usage)
+        elapsed = int((time.monotonic() - self.started) * 1000)
+        result: dict[str, Any] = {
+            "type": "result",
+            "subtype": subtype,
+            "is_error": is_error,
+            "duration_ms": elapsed,
+            "duration_api_ms": max(0, elapsed - 5),
+            "num_turns": 1 + self.tool_uses,
+            "result": reply,
+            "stop_reason": "end_turn",
+            "session_id": self.session_id,
+            "total_cost_usd": cost,
+            "usage": {**usage, "server_tool_use": {"web_search_requests": 0}, "service_tier": "standard"},
+            "modelUsage": {
+                self.options.model: {
+                    "inputTokens": usage["input_tokens"],
+                    "outputTokens": usage["output_tokens"],
+                    "cacheReadInputTokens": usage["cache_read_input_tokens"],
+                    "cacheCreationInputTokens": usage["cache_creation_input_tokens"],
+                    "webSearchRequests": 0,
+                    "costUSD": cost,
+                    "contextWindow": 200000,
+                }
+            },
+            "permission_denials": [],
+            "uuid": str(uuid.uuid4()),
+        }
+        if subtype == "error_max_turns":
+            del result["result"]
+        return result
+
+
+def token_usage(prompt: str, reply: str) -> dict[str, int]:
+    """Deterministic token counts: about four characters a token."""
+    return {
+        "input_tokens": len(prompt) // 4 + 3,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 1024,
+        "output_tokens": len(reply) // 4 + 1,
+    }
+
+
+def cost_of(usage: dict[str, int]) -> float:
+    """Dollars at Sonnet-like prices per million tokens."""
+    dollars = (
+        usage["input_tokens"] * 3.0
+        + usage["output_tokens"] * 15.0
+        + usage["cache_creation_input_tokens"] * 3.75
+        + usage["cache_read_input_tokens"] * 0.3
+    ) / 1_000_000
+    return round(dollars, 8)
+
+
+# -- one turn ------------------------------------------------------------------------------

@@ -1,0 +1,427 @@
+"""One turn of the stand-in: directives, the session file, the output lines and the demo personas."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from mpg_tui.sandbox.agent.options import ERROR_KINDS, Options
+from mpg_tui.sandbox.agent.output import Emitter, token_usage
+
+# The wording, ``error`` tag and API error type of Claude Code 2.1.330 for each HTTP status
+# (the part after "usually temporary" names the configured API host; it is left out here).
+_API_ERRORS: dict[str, tuple[str, str, str]] = {
+    "401": ("Invalid API key · Fix external API key", "authentication_failed", "authentication_error"),
+    "429": (
+        "API Error: Request rejected (429) · Number of requests has exceeded your rate limit.",
+        "rate_limit",
+        "rate_limit_error",
+    ),
+    "500": (
+        "API Error: 500 Internal server error. This is a server-side issue, usually temporary — try again in a moment.",
+        "server_error",
+        "api_error",
+    ),
+    "529": (
+        "API Error: 529 Overloaded. This is a server-side issue, usually temporary — try again in a moment.",
+        "server_error",
+        "overloaded_error",
+    ),
+}
+_DIRECTIVE = re.compile(r"\[\[(reply|echo|chars|recall|sleep|tool|handoff|newsession|error)(?::([^\n]*?))?\]\]")
+_ROLE = re.compile(r"^Your role:\s*(.+?)\s*$", re.MULTILINE)
+_HISTORY_END = "</thread-history>"
+
+
+class DirectiveError(Exception):
+    """A directive with an argument the stand-in cannot use."""
+
+
+@dataclass(frozen=True)
+class Directive:
+    name: str
+    arg: str | None
+
+
+def user_part(prompt: str) -> str:
+    """The text after the thread-history block, or the whole prompt if there is none."""
+    _, found, rest = prompt.rpartition(_HISTORY_END)
+    return rest.lstrip("\n") if found else prompt
+
+
+def parse_directives(text: str) -> list[Directive]:
+    found = [Directive(m.group(1), m.group(2)) for m in _DIRECTIVE.finditer(text)]
+    for directive in found:
+        _check(directive)
+    return found
+
+
+def _check(directive: Directive) -> None:
+    name, arg = directive.name, directive.arg
+    problem = None
+    if name in {"reply", "tool", "handoff", "chars", "sleep", "error"} and not arg:
+        problem = "needs an argument"
+    elif name == "chars" and not (arg or "").isdigit():
+        problem = "expects a whole number of characters"
+    elif name == "sleep" and not _is_number(arg or ""):
+        problem = "expects a number of seconds"
+    elif name == "handoff" and ":" not in (arg or ""):
+        problem = "expects AGENT:TASK"
+    elif name == "echo" and arg not in (None, "full"):
+        problem = "takes no argument or 'full'"
+    elif name in {"recall", "newsession"} and arg is not None:
+        problem = "takes no argument"
+    elif name == "error":
+        kind, _, count = (arg or "").partition(":")
+        if kind not in ERROR_KINDS:
+            problem = f"kind must be one of {', '.join(ERROR_KINDS)}"
+        elif kind == "flood" and not _is_number(count):
+            problem = "flood expects a number of megabytes: [[error:flood:N]]"
+    if problem:
+        shown = f"[[{name}:{arg}]]" if arg is not None else f"[[{name}]]"
+        raise DirectiveError(f"stand-in claude: bad directive {shown}: {problem}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return float(text) >= 0
+    except ValueError:
+        return False
+
+
+def first_line(text: str) -> str:
+    cleaned = _DIRECTIVE.sub("", text)
+    return next((line.strip() for line in cleaned.splitlines() if line.strip()), "")
+
+
+def role_of(options: Options) -> str | None:
+    found = _ROLE.search(options.append_system_prompt) or _ROLE.search(options.system_prompt)
+    return found.group(1) if found else None
+
+
+def filler(count: int) -> str:
+    """Exactly ``count`` characters of text, in lines of 80 (newline included)."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    chars = ["\n" if i % 80 == 79 else letters[i % 26] for i in range(count)]
+    if chars and chars[-1] == "\n":
+        chars[-1] = "."
+    return "".join(chars)
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+
+def config_dir() -> Path:
+    configured = os.environ.get("CLAUDE_CONFIG_DIR")
+    return Path(configured) if configured else Path.home() / ".claude"
+
+
+def session_file(cwd: str, session_id: str) -> Path:
+    return config_dir() / "projects" / cwd.replace("/", "-") / f"{session_id}.jsonl"
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
+def _append_record(path: Path, session_id: str, cwd: str, role: str, content: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "type": role,
+        "sessionId": session_id,
+        "cwd": cwd,
+        "uuid": str(uuid.uuid4()),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "message": {"role": role, "content": content},
+    }
+    with path.open("a", encoding="utf-8") as file:
+        file.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+# -- output --------------------------------------------------------------------------------
+
+
+class Turn:
+    def __init__(self, options: Options, prompt: str) -> None:
+        self.options = options
+        self.prompt = prompt
+        self.user = user_part(prompt)
+        self.directives = parse_directives(self.user)
+        self.role = role_of(options)
+        self.cwd = os.getcwd()
+        self.errors = [(d.arg or "").partition(":") for d in self.directives if d.name == "error"]
+        self.pace = _env_float("MPG_AGENT_PACE", 1.0)
+
+    def run(self) -> int:
+        kinds = [kind for kind, _, _ in self.errors]
+        failure = next((kind for kind in kinds if kind not in {"orphan", "flood"}), None)
+        session_id, history = self._session()
+        if session_id is None:
+            return 1
+        if "orphan" in kinds:
+            self._start_orphan()
+        if failure in {"crash", "garbage", "empty", "partial"}:
+            return self._fail_early(failure)
+        out = Emitter(self.options, session_id, self.cwd)
+        path = session_file(self.cwd, session_id)
+        _append_record(path, session_id, self.cwd, "user", self.prompt)
+        out.init()
+        if failure in {"hang", "stubborn"}:
+            if failure == "stubborn":
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            _sleep_forever()
+        if failure is not None:
+            return self._fail_with_result(out, failure)
+        for kind, _, megabytes in self.errors:
+            if kind == "flood":
+                _flood(out, float(megabytes))
+        reply = self._work(out, history)
+        _append_record(path, session_id, self.cwd, "assistant", [{"type": "text", "text": reply}])
+        out.text(reply)
+        out.result(self.prompt, reply)
+        return 0
+
+    def _session(self) -> tuple[str | None, list[dict[str, Any]]]:
+        """The session id to answer with and its earlier records (None: refused)."""
+        wants_new = any(d.name == "newsession" for d in self.directives)
+        if self.options.resume:
+            # Only sessions made in this directory resume. The real 2.1.330 resumes across
+            # directories too; our tests rely on the stricter rule of older versions, which
+            # is also the one MPG's README tells users about.
+            path = session_file(self.cwd, self.options.resume)
+            if not path.is_file():
+                self._no_conversation(self.options.resume)
+                return None, []
+            history = _read_records(path)
+            if not wants_new:
+                return self.options.resume, history
+            fresh = str(uuid.uuid4())
+            new_path = session_file(self.cwd, fresh)
+            new_path.write_bytes(path.read_bytes())
+            return fresh, history
+        if self.options.session_id:
+            if session_file(self.cwd, self.options.session_id).exists():
+                sys.stderr.write(f"Error: Session ID {self.options.session_id} is already in use.\n")
+                return None, []
+            return self.options.session_id, []
+        return str(uuid.uuid4()), []
+
+    def _no_conversation(self, session_id: str) -> None:
+        """How 2.1.330 fails a ``--resume`` it cannot find: stderr, and in stream-json a result line."""
+        message = f"No conversation found with session ID: {session_id}"
+        sys.stderr.write(message + "\n")
+        if self.options.output_format == "stream-json":
+            out = Emitter(self.options, session_id, self.cwd)
+            result = out.result_object(self.prompt, "", is_error=True, subtype="error_during_execution")
+            del result["result"]
+            nothing = dict.fromkeys(token_usage("", ""), 0)
+            result.update(
+                num_turns=0, stop_reason=None, total_cost_usd=0, usage=nothing, modelUsage={}, errors=[message]
+            )
+            out.line(result)
+
+    def _start_orphan(self) -> None:
+        import subprocess  # only here: it is the slowest import and rarely needed
+
+        child = subprocess.Popen(["sleep", "300"], stdin=subprocess.DEVNULL)
+        sys.stderr.write(f"started background process {child.pid}\n")
+        sys.stderr.flush()
+        _log({"pid": os.getpid(), "orphan_pid": child.pid})
+
+    def _fail_early(self, failure: str) -> int:
+        if failure == "crash":
+            sys.stderr.write(
+                "file:///usr/lib/node_modules/@anthropic-ai/claude-code/cli.js:1\n"
+                "TypeError: Cannot read properties of undefined (reading 'content')\n"
+                "    at processTurn (file:///usr/lib/node_modules/@anthropic-ai/claude-code/cli.js:1:4242)\n"
+                "    at async main (file:///usr/lib/node_modules/@anthropic-ai/claude-code/cli.js:1:9001)\n"
+                "\nNode.js v22.11.0\n"
+            )
+            return 2
+        if failure == "garbage":
+            sys.stdout.write("Welcome to Claude Code!\n<<binary noise>> \x1b[31m???\x1b[0m\nnot json at all\n")
+            return 0
+        if failure == "partial":
+            line = json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": "cut off here"})
+            sys.stdout.write(line[: len(line) // 2])
+            return 0
+        return 0  # empty
+
+    def _fail_with_result(self, out: Emitter, failure: str) -> int:
+        if failure == "max_turns":
+            out.result(self.prompt, "", is_error=True, subtype="error_max_turns")
+            return 1
+        if failure in _API_ERRORS:
+            message, tag, error_type = _API_ERRORS[failure]
+            out.api_error(message, int(failure), tag, error_type)
+            status = {"api_error_status": int(failure), "api_error_type": error_type}
+            out.result(self.prompt, message, is_error=True, extra=status)
+            return 1
+        if failure == "auth":
+            message = "Not logged in · Please run /login"
+        else:
+            reset = (int(time.time()) // 3600 + 1) * 3600
+            message = f"Claude AI usage limit reached|{reset}"
+        out.text(message)
+        out.result(self.prompt, message, is_error=True)
+        return 1
+
+    def _work(self, out: Emitter, history: list[dict[str, Any]]) -> str:
+        """Run the progress directives, then compose the reply."""
+        shaped = any(d.name in {"reply", "echo", "chars", "recall"} for d in self.directives)
+        persona = os.environ.get("MPG_AGENT_MODE") == "demo" and not shaped
+        reply = self._persona(out) if persona else None
+        for directive in self.directives:
+            if directive.name == "tool":
+                name, _, target = (directive.arg or "").partition(":")
+                out.tool(name, target)
+            elif directive.name == "sleep":
+                _sleep_with_ticks(out, float(directive.arg or 0))
+        if reply is None:
+            reply = self._reply(history)
+        handoffs = [d.arg.partition(":") for d in self.directives if d.name == "handoff" and d.arg]
+        lines = [f"HANDOFF @{agent}: {task}" for agent, _, task in handoffs]
+        return "\n\n".join([reply, "\n".join(lines)]) if lines else reply
+
+    def _reply(self, history: list[dict[str, Any]]) -> str:
+        reply = None
+        for directive in self.directives:
+            if directive.name == "reply":
+                reply = (directive.arg or "").replace("\\n", "\n").replace("\\t", "\t")
+            elif directive.name == "echo":
+                reply = self.prompt if directive.arg == "full" else self.user
+            elif directive.name == "chars":
+                reply = filler(int(directive.arg or 0))
+            elif directive.name == "recall":
+                earlier = [r for r in history if r.get("type") == "user"]
+                content = earlier[-1].get("message", {}).get("content") if earlier else None
+                reply = f"previous: {content}" if isinstance(content, str) else "previous: (none)"
+        if reply is not None:
+            return reply
+        return f"[{self.role or 'claude'}] {first_line(self.user)}".rstrip()
+
+    # -- demo personas ---------------------------------------------------------------------
+
+    def _persona(self, out: Emitter) -> str:
+        role = (self.role or "").lower()
+        task = first_line(self.user) or "the request"
+        if "product manager" in role:
+            # Only the new message counts: the history may hold an earlier round's hand-back.
+            if "handoff @pm" in self.user.lower():
+                return (
+                    "Reviewed the engineer's change against the plan: it covers the request, the diff is small "
+                    "and the tests pass. Approved — ready to merge."
+                )
+            return (
+                f'Plan for "{task}":\n'
+                "1. Pin down the expected behaviour and the edge cases.\n"
+                "2. Implement it in small steps, with a test for each.\n"
+                "3. Review the diff and the test run before merging.\n\n"
+                f"HANDOFF @engineer: {task}"
+            )
+        if "engineer" in role:
+            return self._engineer(out, self._handed_task() or task)
+        if role:
+            return (
+                f'As the {self.role}, my take on "{task}": the request is clear enough to act on. I would '
+                "start with the smallest change that shows the idea working, check it with the people who asked, "
+                "and only then widen it; the risks are mostly in the edges, so those get written down first."
+            )
+        return (
+            f'Here is how I would approach "{task}": read the code around it first, make the smallest change '
+            "that does the job, cover it with a test, and run the suite before calling it done. If anything in "
+            "the request is ambiguous, say which reading you picked so it is easy to correct."
+        )
+
+    def _handed_task(self) -> str | None:
+        found = re.findall(r"^HANDOFF @engineer:\s*(.+)$", self.user, re.IGNORECASE | re.MULTILINE)
+        return str(found[-1]).strip() if found else None
+
+    def _engineer(self, out: Emitter, task: str) -> str:
+        source, test = _project_files(self.cwd)
+        word = next((w for w in re.findall(r"[A-Za-z]{4,}", task)), "TODO")
+        steps = [
+            ("Read", source, 0.4),
+            ("Grep", word, 0.3),
+            ("Read", test, 0.5),
+            ("Edit", source, 0.6),
+            ("Edit", test, 0.4),
+            ("Bash", "git diff --stat", 0.3),
+        ]
+        for name, target, pause in steps:
+            out.tool(name, target)
+            if self.pace > 0:
+                time.sleep(pause * self.pace)
+        added = 12 + len(task) % 29
+        return (
+            f"Done: {task}.\n\n"
+            f"- `{source}`: implemented the change.\n"
+            f"- `{test}`: added a test that covers it.\n\n"
+            f"2 files changed, {added} insertions(+), 3 deletions(-).\n\n"
+            "HANDOFF @pm: ready for review"
+        )
+
+
+def _project_files(cwd: str) -> tuple[str, str]:
+    """A plausible source file and test file of the project, chosen deterministically."""
+    try:
+        names = sorted(os.listdir(cwd))
+    except OSError:
+        names = []
+    code = [n for n in names if n.endswith((".py", ".ts", ".js", ".go", ".rs")) and not n.startswith("test")]
+    source = code[0] if code else "src/app.py"
+    stem = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return source, f"tests/test_{stem}.py"
+
+
+def _sleep_with_ticks(out: Emitter, seconds: float) -> None:
+    ticks = max(1, round(seconds / 0.2))
+    for tick in range(ticks):
+        out.tool("Bash", f"sleep {seconds:g}  # step {tick + 1}/{ticks}")
+        time.sleep(seconds / ticks)
+
+
+def _flood(out: Emitter, megabytes: float) -> None:
+    line = "flood " + "x" * 1017 + "\n"  # 1 KiB a line
+    block = line * 64
+    for _ in range(int(megabytes * 1024) // 64):
+        out.raw(block)
+
+
+def _sleep_forever() -> NoReturn:
+    while True:
+        time.sleep(3600)
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return max(0.0, float(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+def _log(entry: dict[str, Any]) -> None:
+    path = os.environ.get("MPG_AGENT_LOG")
+    if not path:
+        return
+    data = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+    # One write with O_APPEND so concurrent stand-ins never interleave their lines.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)

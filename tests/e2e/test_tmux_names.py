@@ -67,6 +67,7 @@ async def test_a_running_tmux_session_is_named_in_chat_on_the_dashboard_and_in_t
             launches = Launches()
             app = CockpitApp(world.runtime.gateway, launcher=launches, environ={"TMUX": "x"}, which=installed)
             async with app.run_test(size=(200, 50)) as pilot:
+                await app.ready.wait()
                 assert app.main.select_session(thread_id)
                 await pilot.pause()
                 assert name in plain(app.main.query_one("#detail-head").content)  # type: ignore[attr-defined]

@@ -247,7 +247,7 @@ class OutputParser:
         text = text if isinstance(text, str) else ""
         metrics: dict[str, Any] = {
             "text": text,
-            "cost_usd": _float(result.get("total_cost_usd", result.get("cost_usd"))),
+            "cost_usd": _turn_cost(result),
             "usage": _usage(result.get("usage")),
             "duration_ms": _int(result.get("duration_ms")),
             "num_turns": _int(result.get("num_turns")),
@@ -408,3 +408,13 @@ def _duration_words(seconds: float | None) -> str:
     if seconds < 60:
         return f"{seconds:g} s"
     return f"{seconds / 60:g} min"
+
+
+def _turn_cost(result: dict[str, Any]) -> float:
+    """What this turn cost. ``total_cost_usd`` counts everything the process spent, and after
+    ``--resume`` the resumed session's earlier turns too (CLI 2.1.330); the turn's own share is
+    ``model_usage_since_last_result``, where the CLI gives it."""
+    since_last = result.get("model_usage_since_last_result")
+    if isinstance(since_last, dict) and since_last:
+        return sum(_float(usage.get("costUSD")) for usage in since_last.values() if isinstance(usage, dict))
+    return _float(result.get("total_cost_usd", result.get("cost_usd")))

@@ -30,7 +30,10 @@ def tool_result_text(block: dict[str, Any]) -> str:
 async def test_a_reply_carries_session_cost_and_tokens_and_the_next_turn_resumes_it(
     world: ClaudeWorld, runner: Runner
 ) -> None:
-    world.api.script(Text("Noted: heliotrope.", input_tokens=21, output_tokens=8), Text("It was heliotrope."))
+    world.api.script(
+        Text("Noted: heliotrope.", input_tokens=21, output_tokens=8),
+        Text("It was heliotrope.", input_tokens=21, output_tokens=8),
+    )
     progress = ProgressLog()
 
     first = await runner.run(world.request("Remember the word heliotrope."), progress)
@@ -52,6 +55,8 @@ async def test_a_reply_carries_session_cost_and_tokens_and_the_next_turn_resumes
     resumed = world.api.requests[-1]
     assert resumed.user_prompts() == ["Remember the word heliotrope.", "Which word?"]
     assert resumed.assistant_texts() == ["Noted: heliotrope."]
+    # The same tokens cost the same: a resumed turn is not charged for the turns before it.
+    assert second.cost_usd == pytest.approx(first.cost_usd)
 
 
 HOSTILE_PROMPT = (

@@ -1,4 +1,5 @@
-"""Command line: ``mpg-tui [start]``, ``demo``, ``init``, ``status``, ``logs``, ``doctor``, ``stop``.
+"""Command line: ``mpg-tui [start]``, ``cockpit``, ``demo``, ``init``, ``status``, ``logs``, ``doctor``,
+``stop``.
 
 Importing this module stays cheap and headless: each command's module (and the gateway,
 with Textual and discord.py behind it) is imported only when that command runs.
@@ -16,7 +17,7 @@ from mpg_tui import __version__
 if TYPE_CHECKING:
     from mpg_tui.cli.common import Io
 
-COMMANDS = ("start", "demo", "init", "status", "logs", "doctor", "stop", "help")
+COMMANDS = ("start", "cockpit", "demo", "init", "status", "logs", "doctor", "stop", "help")
 _TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
 
 
@@ -41,6 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="serve the web dashboard (default: on unless httpPort is false)",
+    )
+
+    cockpit = sub.add_parser(
+        "cockpit", parents=[where], help="the cockpit alone, attached to running gateways (local or remote)"
+    )
+    cockpit.add_argument(
+        "--connect",
+        action="append",
+        metavar="[NAME=]URL",
+        help="a gateway's dashboard URL (http://host:port) or unix:/path/control.sock; repeatable",
+    )
+    cockpit.add_argument(
+        "--token-file", metavar="PATH", help="file holding the dashboard token (else $MPG_DASHBOARD_TOKEN)"
+    )
+    cockpit.add_argument(
+        "--cockpit-config", metavar="PATH", help="cockpit config with a 'remotes' list ($MPG_HOME/cockpit.json)"
     )
 
     demo = sub.add_parser("demo", help="run everything against a local sandbox: no token, no Claude account")
@@ -105,7 +122,14 @@ def _dispatch(args: argparse.Namespace, io: Io) -> int:
     command: str = args.command
     if command in ("start", "demo"):
         return _launch(command, args, io)
-    module_name = {"init": "init", "status": "status", "logs": "logs_cmd", "doctor": "doctor", "stop": "stop"}
+    module_name = {
+        "init": "init",
+        "status": "status",
+        "logs": "logs_cmd",
+        "doctor": "doctor",
+        "stop": "stop",
+        "cockpit": "cockpit",
+    }
     module = importlib.import_module(f"mpg_tui.cli.{module_name[command]}")
     result: int = module.run(args, io)
     return result

@@ -1,5 +1,5 @@
 """Command line: ``mpg-tui [start]``, ``cockpit``, ``demo``, ``init``, ``status``, ``logs``, ``doctor``,
-``stop``.
+``stop``, ``daemon``.
 
 Importing this module stays cheap and headless: each command's module (and the gateway,
 with Textual and discord.py behind it) is imported only when that command runs.
@@ -17,7 +17,7 @@ from mpg_tui import __version__
 if TYPE_CHECKING:
     from mpg_tui.cli.common import Io
 
-COMMANDS = ("start", "cockpit", "demo", "init", "status", "logs", "doctor", "stop", "help")
+COMMANDS = ("start", "cockpit", "demo", "init", "status", "logs", "doctor", "stop", "daemon", "help")
 _TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
 
 
@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", parents=[where], help="stop the running gateway of this profile")
     stop.add_argument("--timeout", type=float, default=15.0, metavar="S", help="seconds to wait (15)")
 
+    daemon = sub.add_parser("daemon", help="run the gateway as a systemd user service")
+    daemon.add_argument("action", choices=("install", "uninstall", "status", "logs"))
+    daemon.add_argument("--profile", metavar="NAME", default="default", help="the profile to serve (default)")
+    daemon.add_argument("--print", action="store_true", help="install: show the unit instead of installing it")
+    daemon.add_argument("-f", "--follow", action="store_true", help="logs: keep printing new lines")
+
     sub.add_parser("help", help="show this help")
     return parser
 
@@ -129,6 +135,7 @@ def _dispatch(args: argparse.Namespace, io: Io) -> int:
         "doctor": "doctor",
         "stop": "stop",
         "cockpit": "cockpit",
+        "daemon": "daemon",
     }
     module = importlib.import_module(f"mpg_tui.cli.{module_name[command]}")
     result: int = module.run(args, io)

@@ -1,4 +1,5 @@
-"""Command line: ``mpg-tui [start]``, ``demo``, ``init``, ``status``, ``logs``, ``doctor``, ``stop``.
+"""Command line: ``mpg-tui [start]``, ``cockpit``, ``demo``, ``init``, ``status``, ``logs``, ``doctor``,
+``stop``, ``daemon``.
 
 Importing this module stays cheap and headless: each command's module (and the gateway,
 with Textual and discord.py behind it) is imported only when that command runs.
@@ -16,7 +17,7 @@ from mpg_tui import __version__
 if TYPE_CHECKING:
     from mpg_tui.cli.common import Io
 
-COMMANDS = ("start", "demo", "init", "status", "logs", "doctor", "stop", "help")
+COMMANDS = ("start", "cockpit", "demo", "init", "status", "logs", "doctor", "stop", "daemon", "help")
 _TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
 
 
@@ -43,6 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the web dashboard (default: on unless httpPort is false)",
     )
 
+    cockpit = sub.add_parser(
+        "cockpit", parents=[where], help="the cockpit alone, attached to running gateways (local or remote)"
+    )
+    cockpit.add_argument(
+        "--connect",
+        action="append",
+        metavar="[NAME=]URL",
+        help="a gateway's dashboard URL (http://host:port) or unix:/path/control.sock; repeatable",
+    )
+    cockpit.add_argument(
+        "--token-file", metavar="PATH", help="file holding the dashboard token (else $MPG_DASHBOARD_TOKEN)"
+    )
+    cockpit.add_argument(
+        "--cockpit-config", metavar="PATH", help="cockpit config with a 'remotes' list ($MPG_HOME/cockpit.json)"
+    )
+
     demo = sub.add_parser("demo", help="run everything against a local sandbox: no token, no Claude account")
     demo.add_argument("--no-ui", action="store_true", help="run headless")
     demo.add_argument("--real-claude", action="store_true", help="run the real claude CLI instead of the stand-in")
@@ -67,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     stop = sub.add_parser("stop", parents=[where], help="stop the running gateway of this profile")
     stop.add_argument("--timeout", type=float, default=15.0, metavar="S", help="seconds to wait (15)")
+
+    daemon = sub.add_parser("daemon", help="run the gateway as a systemd user service")
+    daemon.add_argument("action", choices=("install", "uninstall", "status", "logs"))
+    daemon.add_argument("--profile", metavar="NAME", default="default", help="the profile to serve (default)")
+    daemon.add_argument("--print", action="store_true", help="install: show the unit instead of installing it")
+    daemon.add_argument("-f", "--follow", action="store_true", help="logs: keep printing new lines")
 
     sub.add_parser("help", help="show this help")
     return parser
@@ -105,7 +128,15 @@ def _dispatch(args: argparse.Namespace, io: Io) -> int:
     command: str = args.command
     if command in ("start", "demo"):
         return _launch(command, args, io)
-    module_name = {"init": "init", "status": "status", "logs": "logs_cmd", "doctor": "doctor", "stop": "stop"}
+    module_name = {
+        "init": "init",
+        "status": "status",
+        "logs": "logs_cmd",
+        "doctor": "doctor",
+        "stop": "stop",
+        "cockpit": "cockpit",
+        "daemon": "daemon",
+    }
     module = importlib.import_module(f"mpg_tui.cli.{module_name[command]}")
     result: int = module.run(args, io)
     return result

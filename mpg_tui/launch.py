@@ -17,7 +17,7 @@ from mpg_tui.config import ConfigError, load_config
 from mpg_tui.discord_adapter.client import DiscordStartError
 from mpg_tui.locations import Locations, load_env, resolve_locations
 from mpg_tui.logs import setup_logging
-from mpg_tui.pidfile import AlreadyRunning, PidFile
+from mpg_tui.pidfile import AlreadyRunning, PidFile, running_pid
 from mpg_tui.runtime import Runtime, RuntimeSettings, StartupError
 
 log = logging.getLogger("mpg_tui")
@@ -36,6 +36,8 @@ def start(args: argparse.Namespace) -> int:
         locations = resolve_locations(args.config, args.profile)
     except ValueError as exc:
         return _fail(str(exc), EXIT_CONFIG)
+    if not args.no_ui and running_pid(locations.pid_file) is not None:
+        return attach_local(locations)
     try:
         config_path = locations.require_config()
         config = load_config(config_path)
@@ -70,9 +72,22 @@ def start(args: argparse.Namespace) -> int:
                 return run_headless(runtime.run, runtime.request_stop, reload=runtime.request_reload)
             return run_cockpit(runtime, locations)
     except AlreadyRunning as exc:
+        if not args.no_ui:  # it started while we were loading the config
+            return attach_local(locations)
         return _fail(str(exc), EXIT_FAILED)
     except StartupError as exc:
         return _fail(str(exc), EXIT_CONFIG)
+
+
+def attach_local(locations: Locations) -> int:
+    """The cockpit over the profile's gateway already running (its control socket)."""
+    from mpg_tui.attach import run_attached
+    from mpg_tui.control.client import Endpoint
+    from mpg_tui.control.server import socket_path
+
+    setup_logging("info", locations.log_dir / "cockpit.log", stderr=False)
+    log.info("A gateway of profile %s is running; attaching to it", locations.profile)
+    return run_attached([Endpoint(url=f"unix:{socket_path(locations.run_dir)}")])
 
 
 def run_headless(

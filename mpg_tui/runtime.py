@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from mpg_tui.config import ConfigError, GatewayConfig, load_config
+from mpg_tui.control.journal import EventJournal
+from mpg_tui.control.server import ControlService, socket_path
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock, SystemClock, TimerHandle
 from mpg_tui.core.events import RunnerKind
@@ -32,6 +34,7 @@ from mpg_tui.core.store import SessionStore
 from mpg_tui.dashboard.server import Dashboard, DashboardError
 from mpg_tui.discord_adapter.client import DiscordStartError, GatewayClient
 from mpg_tui.discord_adapter.endpoint import point_discord_py_at
+from mpg_tui.locations import LocationError, ensure_private_dir
 from mpg_tui.logs import publish_logs_to
 from mpg_tui.runners.direct import DirectRunner
 from mpg_tui.worktrees import WorktreeManager
@@ -74,6 +77,8 @@ class RuntimeSettings:
     guild_ready_timeout: float = 2.0
     config_path: Path | None = None
     """The file ``config`` came from: watched while running and reloaded when it changes."""
+    control_socket: bool = True
+    """Serve the control API on a Unix socket in ``run_dir`` (cockpits attach through it)."""
 
 
 class Runtime:
@@ -115,6 +120,13 @@ class Runtime:
             guild_ready_timeout=settings.guild_ready_timeout,
         )
         self.gateway.attach_chat(self.client.chat)
+        dashboard_token = settings.dashboard_token or defaults.dashboard_token
+        self.journal = EventJournal(self.gateway, redact=(settings.token, dashboard_token))
+        self.control = ControlService(
+            self.gateway,
+            self.journal,
+            socket_file=socket_path(settings.run_dir) if settings.control_socket else None,
+        )
         self.dashboard: Dashboard | None = None
         port = defaults.http_port
         if settings.dashboard and port is not False:
@@ -122,8 +134,9 @@ class Runtime:
                 self.gateway,
                 host=defaults.http_host,
                 port=port,
-                token=settings.dashboard_token or defaults.dashboard_token,
+                token=dashboard_token,
                 clock=self.clock,
+                control=self.control,
             )
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
@@ -226,6 +239,15 @@ class Runtime:
         else:
             log.info("Dashboard at %s", self.dashboard.url)
 
+    async def start_control(self) -> None:
+        """Open the control socket; without it the gateway serves on, but no cockpit can attach."""
+        try:
+            if self.control.socket_file is not None:
+                ensure_private_dir(self.control.socket_file.parent)
+            await self.control.start()
+        except (OSError, LocationError) as exc:
+            log.error("Control socket not opened: %s (cockpits cannot attach to this gateway)", exc)
+
     async def run(self) -> None:
         """Serve until :meth:`request_stop` or the Discord client ends; then shut down cleanly."""
         if self.settings.api_base:
@@ -239,6 +261,7 @@ class Runtime:
     async def _serve(self) -> None:
         await self._end_orphaned_direct_runs()
         await self.sessions.load()
+        await self.start_control()
         await self.start_dashboard()
         client = asyncio.create_task(self.client.run_until_closed(self.settings.token), name="discord")
         stop = asyncio.create_task(self._stop.wait(), name="stop")
@@ -313,6 +336,7 @@ class Runtime:
             log.warning("some messages were still being handled after %ss; closing Discord anyway", DRAIN_TIMEOUT_S)
         if not self.client.is_closed():
             await self.client.close()
+        await self.control.stop()
         if self.dashboard is not None:
             await self.dashboard.stop()
 

@@ -191,3 +191,17 @@ class LogLine(Event):
     level: str
     logger: str
     message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateResynced(Event):
+    """A face's copy of a gateway's state was replaced by a fresh snapshot (after a reconnect).
+
+    Published by a remote view of the core, never by the core itself: it names every
+    session and thread whose snapshot may differ, so faces re-read them.
+    """
+
+    kind: ClassVar[str] = "state_resynced"
+    keys: tuple[str, ...]
+    threads: tuple[str, ...]
+    detail: str = ""

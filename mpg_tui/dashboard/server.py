@@ -12,6 +12,7 @@ and its event bus. Routes:
 ``GET /api/events``     server-sent events from the bus
 ``GET /metrics``        Prometheus text exposition
 ``GET|POST /login``     sign in with the token (only when a token is set)
+``/control/v1/...``     the control API (:mod:`mpg_tui.control.server`), when the runtime serves it
 
 Every response carries security headers (a CSP without inline scripts, no framing,
 no referrer, no MIME sniffing). Static files are served from an in-memory table of the
@@ -26,7 +27,7 @@ import json
 import logging
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -46,6 +47,9 @@ from mpg_tui.dashboard.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mpg_tui.dashboard.metrics import Metrics
 from mpg_tui.dashboard.page import EVENT_LIMIT, render_login, render_page
 from mpg_tui.dashboard.stream import HEARTBEAT_S, QUEUE_SIZE, EventStreams, RecentEvents
+
+if TYPE_CHECKING:
+    from mpg_tui.control.server import ControlService
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +140,10 @@ class Dashboard:
         clock: Clock | None = None,
         heartbeat_s: float = HEARTBEAT_S,
         stream_queue_size: int = QUEUE_SIZE,
+        control: ControlService | None = None,
     ) -> None:
         self.core = core
+        self._control = control
         self.host = host
         self.port = port
         self.clock: Clock = clock or SystemClock()
@@ -241,6 +247,9 @@ class Dashboard:
         app.router.add_get(LOGIN_PATH, self._login)
         app.router.add_post(LOGIN_PATH, self._login)
         app.router.add_get(LOGIN_STYLE_PATH, self._login_style)
+        if self._control is not None:
+            # The control API's HTTP door, behind the same token rules as every other route.
+            self._control.add_routes(app, http=True)
         return app
 
     def _status_document(self) -> dict[str, Any]:

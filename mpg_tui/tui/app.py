@@ -77,6 +77,7 @@ class CockpitApp(App[None]):
         claude_command: Sequence[str] = ("claude",),
         which: Callable[[str], str | None] = shutil.which,
         refresh_interval: float = 0.1,
+        attached_to: str | None = None,
     ) -> None:
         """
         Args:
@@ -90,6 +91,8 @@ class CockpitApp(App[None]):
             claude_command: the claude executable and any fixed leading arguments.
             which: finds an executable on PATH (tests pretend claude is installed).
             refresh_interval: the shortest time between two batches of events applied.
+            attached_to: names the gateway when ``core`` is a view of one in another process
+                (quitting then stops nothing but the cockpit).
         """
         super().__init__()
         self.core = core
@@ -101,6 +104,7 @@ class CockpitApp(App[None]):
         self.which = which
         self.refresh_interval = refresh_interval
         self._run_core = run_core
+        self.attached_to = attached_to
         self._pending: list[Event] = []
         self._flush_scheduled = False
         self._panes_ready = False
@@ -116,6 +120,7 @@ class CockpitApp(App[None]):
             dashboard_url=dashboard_url,
             demo_channel_ids=self.demo_channel_ids,
             claude_command=self.claude_command,
+            attached_to=attached_to,
         )
 
     def get_default_screen(self) -> Screen[None]:
@@ -166,8 +171,8 @@ class CockpitApp(App[None]):
     @on(FlushEvents)
     def _apply_pending(self) -> None:
         self._flush_scheduled = False
-        if not self._panes_ready:
-            return  # kept until the main screen is ready
+        if not self._panes_ready or not self.is_running:
+            return  # kept until the main screen is ready; dropped once the app shuts down
         self._last_flush = self.clock.monotonic()
         events, self._pending = self._pending, []
         if events:
@@ -275,7 +280,7 @@ class CockpitApp(App[None]):
         self.main.focus_chat()
 
     async def action_quit(self) -> None:
-        running = direct_runs_in_progress(self.core.sessions())
+        running = 0 if self.attached_to is not None else direct_runs_in_progress(self.core.sessions())
         if not running:
             self.exit()
             return

@@ -30,6 +30,7 @@ from mpg_tui.core.events import (
     SessionKilled,
     SessionQueued,
     SessionRestarted,
+    StateResynced,
     ThreadOpened,
 )
 from mpg_tui.tui import formatting as fmt
@@ -94,6 +95,10 @@ def digest(events: Iterable[Event], project_names: Mapping[str, str]) -> Digest:
             result.thread_names[event.thread_id] = event.name
         elif isinstance(event, ConnectionChanged):
             result.connection = (event.state, event.detail)
+        elif isinstance(event, StateResynced):
+            result.session_keys.update(event.keys)
+            result.threads.update(event.threads)
+            result.totals = True
         entry = describe(event, project_names)
         if entry is not None:
             result.log.append(entry)
@@ -148,6 +153,8 @@ def describe(event: Event, project_names: Mapping[str, str]) -> LogEntry | None:
         case ConnectionChanged(state=state, detail=detail):
             level = _CONNECTION_LEVEL.get(state, "error")
             text = f"Discord {state}" + (f": {detail}" if detail else "")
+        case StateResynced(detail=detail):
+            text = detail or "resynchronised with the gateway"
         case LogLine(level=raw_level, logger=logger, message=message):
             level, text = normalize_level(raw_level), f"{logger}: {message}"
         case _:

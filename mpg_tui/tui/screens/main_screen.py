@@ -48,8 +48,10 @@ class MainScreen(Screen[None]):
         dashboard_url: str | None = None,
         demo_channel_ids: Sequence[tuple[str, str]] | None = None,
         claude_command: Sequence[str] = ("claude",),
+        attached_to: str | None = None,
     ) -> None:
         super().__init__()
+        self.attached_to = attached_to
         self.core = core
         self.clock = clock
         self.projects = list(core.projects())
@@ -66,7 +68,7 @@ class MainScreen(Screen[None]):
     # -- layout ----------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield CockpitHeader(self.core.version, self._dashboard_url, id="header")
+        yield CockpitHeader(self.core.version, self._dashboard_url, attached_to=self.attached_to, id="header")
         with Horizontal(id="body"):
             with Vertical(id="sidebar"):
                 yield ProjectsPane(self.projects, id="projects")

@@ -20,13 +20,24 @@ class CockpitHeader(Widget):
     problem: reactive[str | None] = reactive(None)
     """A gateway failure to keep in sight (the core stopped, ...)."""
 
-    def __init__(self, version: str, dashboard_url: str | None = None, *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        version: str,
+        dashboard_url: str | None = None,
+        *,
+        attached_to: str | None = None,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.version = version
         self.dashboard_url = dashboard_url
+        self.attached_to = attached_to
+        """The gateway this cockpit is attached to, when the gateway runs in another process."""
 
     def render(self) -> RenderableType:
         left = Text.assemble((" ◆ mpg-tui ", f"bold {fmt.ACCENT}"), (self.version, fmt.MUTED), "   ")
+        if self.attached_to is not None:
+            left.append_text(Text.assemble(("attached ", f"bold {fmt.ACCENT}"), (self.attached_to, fmt.MUTED), "   "))
         if self.problem:
             left.append(f"⚠ {self.problem}", style=f"bold {fmt.ERROR}")
         else:

@@ -1,0 +1,134 @@
+"""The recent core events, numbered and serialized once, for every control client.
+
+The journal listens to the bus and gives each event the next sequence number. A few
+moments later (``call_soon``: once the code that published it has finished its step) it
+adds the state the event left behind, the session, thread chain and totals it touched,
+serializes the line once, and wakes the streams. A client resumes with ``since=N`` and
+gets every line after ``N`` still in the ring; if ``N`` fell out of the ring (or comes
+from another gateway instance), it is told to fetch a fresh snapshot instead. Memory is
+bounded by the ring, never by how slow a client is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from mpg_tui.control import protocol
+from mpg_tui.core.api import CoreAPI
+from mpg_tui.core.events import Event, HandoffStep, HandoffStopped, RunFinished, RunRecovering, RunStarted
+
+log = logging.getLogger(__name__)
+
+RING_SIZE = 4096
+_TOTALS_EVENTS = (RunStarted, RunRecovering, RunFinished)
+_CHAIN_EVENTS = (RunStarted, RunFinished, HandoffStep, HandoffStopped)
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    line: bytes
+    """One ``event`` stream line, newline included."""
+
+
+class EventJournal:
+    """A bounded ring of serialized events with monotonically increasing sequence numbers."""
+
+    def __init__(self, core: CoreAPI, *, size: int = RING_SIZE, redact: Iterable[str | None] = ()) -> None:
+        if size < 1:
+            raise ValueError("size must be at least 1")
+        self.core = core
+        self.instance = secrets.token_hex(8)
+        """Names this gateway's life: sequence numbers of another life mean nothing here."""
+        self._ring: deque[Entry] = deque(maxlen=size)
+        self._seq = 0
+        self._published = 0
+        self._pending: list[tuple[int, Event]] = []
+        self._flush_scheduled = False
+        self._changed = asyncio.Event()
+        self._stop: Callable[[], None] | None = None
+        self._redact = sorted({s for s in redact if s and len(s) >= 8}, key=len, reverse=True)
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the newest serialized event (0 before the first)."""
+        return self._published
+
+    def attach(self) -> None:
+        if self._stop is None:
+            self._stop = self.core.bus.listen(self._on_event)
+
+    def detach(self) -> None:
+        if self._stop is not None:
+            self._stop()
+            self._stop = None
+
+    def _on_event(self, event: Event) -> None:
+        self._seq += 1
+        self._pending.append((self._seq, event))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # published outside a loop (tests, shutdown): serialize now
+                self.flush()
+
+    def flush(self) -> None:
+        """Serialize what was published since the last flush, with the state it left."""
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, []
+        for seq, event in pending:
+            try:
+                self._ring.append(Entry(seq, self._line(seq, event)))
+            except Exception:  # one odd event must not stop the journal
+                log.exception("control: could not serialize %s", event.kind)
+                self._ring.append(Entry(seq, self._encode({"type": "ping"})))
+            self._published = seq
+        if pending:
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
+
+    def _line(self, seq: int, event: Event) -> bytes:
+        message: protocol.JSON = {"type": "event", "seq": seq, "event": protocol.event_json(event)}
+        key = getattr(event, "key", None)
+        if isinstance(key, str):
+            info = self.core.session(key)
+            message["session"] = protocol.session_json(info) if info is not None else None
+        if isinstance(event, _CHAIN_EVENTS):
+            found = [c for c in self.core.chains() if c.thread_id == event.thread_id]
+            message["chain"] = protocol.chain_json(found[-1]) if found else None
+        if isinstance(event, _TOTALS_EVENTS):
+            message["totals"] = protocol.totals_json(self.core.totals())
+        return self._encode(message)
+
+    def _encode(self, message: protocol.JSON) -> bytes:
+        return (self.redact(protocol.dumps(message)) + "\n").encode()
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret (the bot and dashboard tokens) blanked out."""
+        for secret in self._redact:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    def after(self, since: int) -> list[Entry] | None:
+        """Entries newer than ``since``, oldest first; None when some of them are gone (resync)."""
+        if since > self._published or since < 0:
+            return None
+        if since == self._published:
+            return []
+        if not self._ring or self._ring[0].seq > since + 1:
+            return None
+        # Sequence numbers are dense in the ring, so the start is found by arithmetic.
+        start = since + 1 - self._ring[0].seq
+        return list(itertools.islice(self._ring, start, None))
+
+    async def wait_newer(self, than: int) -> None:
+        """Return once an event newer than ``than`` is serialized."""
+        while self._published <= than:
+            await self._changed.wait()

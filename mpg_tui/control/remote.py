@@ -1,0 +1,356 @@
+"""The core of a gateway running elsewhere, as a :class:`~mpg_tui.core.api.CoreAPI`.
+
+:class:`RemoteCore` keeps a copy of a gateway's state: the snapshot it attached with,
+kept current by the event stream, each event carrying the session, chain and totals it
+left. It republishes every event on its own bus, so a face attached to it cannot tell it
+from the core in its own process. Commands go to the gateway over the control API.
+
+When the link drops (the gateway restarts, the network goes), the view says
+``disconnected``, keeps retrying, and on return resumes the stream where it stopped, or
+takes a fresh snapshot and publishes :class:`~mpg_tui.core.events.StateResynced` naming
+everything that may have changed.
+
+With a ``label`` (several gateways in one cockpit) every session key, thread, channel and
+project key is prefixed ``<label>/`` and project names read ``<label> · <name>``;
+:class:`MultiCore` merges such views and routes each command to its gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import aiohttp
+
+from mpg_tui import __version__
+from mpg_tui.config import ProjectView
+from mpg_tui.control import protocol
+from mpg_tui.control.client import ControlClient, Endpoint
+from mpg_tui.control.protocol import JSON, ControlError, ProtocolError
+from mpg_tui.core.api import HandoffChain, SessionInfo, Totals
+from mpg_tui.core.bus import EventBus
+from mpg_tui.core.events import ConnectionChanged, ConnectionState, Event, StateResynced
+
+log = logging.getLogger(__name__)
+
+RETRY_MIN_S = 0.2
+RETRY_MAX_S = 5.0
+_LINK_ERRORS = (aiohttp.ClientError, OSError, ControlError, ProtocolError, TimeoutError)
+_LABELLED_FIELDS = ("key", "project_key", "thread_id", "channel_id")
+_STATE_RANK: dict[ConnectionState, int] = {"ready": 0, "resuming": 1, "connecting": 2, "disconnected": 3}
+T = TypeVar("T")
+
+
+class GatewayUnreachable(ConnectionError):
+    """A command was given while the gateway cannot be reached."""
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ControlError):
+        return exc.message
+    return str(exc) or type(exc).__name__
+
+
+class RemoteCore:
+    """A running gateway's core, reached through its control API."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        snapshot: JSON | None = None,
+        *,
+        bus: EventBus | None = None,
+        retry_min_s: float = RETRY_MIN_S,
+        retry_max_s: float = RETRY_MAX_S,
+    ) -> None:
+        self.endpoint = endpoint
+        self.label = endpoint.label
+        self.bus = bus or EventBus()
+        self.version = __version__
+        self.started_at = time.time()
+        self._prefix = f"{self.label}/" if self.label else ""
+        self._retry = (retry_min_s, retry_max_s)
+        self._projects: list[ProjectView] = []
+        self._sessions: dict[str, SessionInfo] = {}
+        self._chains: OrderedDict[str, HandoffChain] = OrderedDict()
+        self._totals = Totals(0, 0, 0.0, 0, 0)
+        self._remote_connection: ConnectionState = "disconnected"
+        self._instance: str | None = None
+        self._seq = 0
+        self._linked = False
+        self._link_detail = "not attached yet"
+        self._link_changed = asyncio.Event()
+        self.resyncs = 0
+        """How many fresh snapshots replaced the copy after a reconnect (tests read it)."""
+        if snapshot is not None:
+            self._load(snapshot)
+
+    @classmethod
+    async def attach(cls, endpoint: Endpoint, **options: Any) -> RemoteCore:
+        """A view holding the gateway's current snapshot; raises when it cannot be reached."""
+        async with ControlClient(endpoint) as client:
+            return cls(endpoint, await client.snapshot(), **options)
+
+    # -- CoreAPI: reads ----------------------------------------------------------------------
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        return self._remote_connection if self._linked else "disconnected"
+
+    @property
+    def linked(self) -> bool:
+        """Whether the event stream is up now."""
+        return self._linked
+
+    @property
+    def instance(self) -> str | None:
+        """Which life of the gateway the copy comes from (changes when it restarts)."""
+        return self._instance
+
+    def projects(self) -> Sequence[ProjectView]:
+        return list(self._projects)
+
+    def sessions(self) -> list[SessionInfo]:
+        return list(self._sessions.values())
+
+    def session(self, key: str) -> SessionInfo | None:
+        return self._sessions.get(key)
+
+    def chains(self) -> list[HandoffChain]:
+        return list(self._chains.values())
+
+    def totals(self) -> Totals:
+        return self._totals
+
+    # -- CoreAPI: commands -----------------------------------------------------------------
+
+    def _remote_name(self, name: str) -> str | None:
+        """``name`` as the gateway knows it, or None when it is not one of this gateway's."""
+        if not name.startswith(self._prefix):
+            return None
+        return name[len(self._prefix) :]
+
+    async def _command(self, name: str, **args: str) -> Any:
+        try:
+            async with ControlClient(self.endpoint) as client:
+                return await client.command(name, **args)
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            raise GatewayUnreachable(f"the gateway at {self.endpoint.describe()} cannot be reached") from exc
+
+    async def kill(self, key: str) -> bool:
+        remote = self._remote_name(key)
+        return remote is not None and bool(await self._command("kill", key=remote))
+
+    async def restart(self, key: str) -> bool:
+        remote = self._remote_name(key)
+        return remote is not None and bool(await self._command("restart", key=remote))
+
+    async def post(self, channel_id: str, author: str, content: str) -> None:
+        remote = self._remote_name(channel_id)
+        if remote is None:
+            raise ValueError(f"channel {channel_id} is not one of {self.label}'s")
+        await self._command("post", channel_id=remote, author=author, content=content)
+
+    # -- the copy ---------------------------------------------------------------------------
+
+    def _relabel(self, value: T) -> T:
+        if not self._prefix:
+            return value
+        changes = {}
+        for name in _LABELLED_FIELDS:
+            current = getattr(value, name, None)
+            if isinstance(current, str):
+                changes[name] = self._prefix + current
+        return dataclasses.replace(value, **changes) if changes else value  # type: ignore[type-var]
+
+    def _load(self, document: JSON) -> tuple[set[str], set[str]]:
+        """Replace the copy with a snapshot; returns the session keys and threads it may have changed."""
+        gateway = document.get("gateway") or {}
+        before_keys, before_threads = set(self._sessions), set(self._chains)
+        projects = []
+        for raw in document.get("projects", []):
+            view = protocol.read_project(raw)
+            if self._prefix:
+                view = protocol.read_project(raw, key=self._prefix + view.key, name=f"{self.label} · {view.name}")
+            projects.append(view)
+        sessions = [self._relabel(protocol.read_session(s)) for s in document.get("sessions", [])]
+        chains = [self._relabel(protocol.read_chain(c)) for c in document.get("chains", [])]
+        self._projects = projects
+        self._sessions = {s.key: s for s in sessions}
+        self._chains = OrderedDict((c.thread_id, c) for c in chains)
+        self._totals = protocol.read_totals(document.get("totals", {}))
+        self._remote_connection = protocol.read_connection(gateway.get("connection"))
+        self.version = str(gateway.get("version", self.version))
+        self.started_at = float(gateway.get("started_at", self.started_at))
+        self._instance = str(document.get("instance"))
+        self._seq = int(document.get("seq", 0))
+        return before_keys | set(self._sessions), before_threads | set(self._chains)
+
+    def _apply(self, message: JSON) -> Event | None:
+        """Bring the copy up to date with one stream line; the event to republish, if any."""
+        self._seq = int(message["seq"])
+        if "session" in message:
+            session = message["session"]
+            raw_event = message.get("event") or {}
+            key = self._prefix + str(raw_event.get("key", ""))
+            if session is None:
+                self._sessions.pop(key, None)
+            else:
+                info = self._relabel(protocol.read_session(session))
+                self._sessions[info.key] = info
+        chain = message.get("chain")
+        if chain is not None:
+            found = self._relabel(protocol.read_chain(chain))
+            self._chains[found.thread_id] = found
+            self._chains.move_to_end(found.thread_id)
+        if "totals" in message:
+            self._totals = protocol.read_totals(message["totals"])
+        event = protocol.read_event(message.get("event"))
+        if event is None:
+            return None
+        if isinstance(event, ConnectionChanged):
+            self._remote_connection = event.state
+            if not self._linked:
+                return None
+        return self._relabel(event)
+
+    # -- the link --------------------------------------------------------------------------
+
+    def _set_link(self, linked: bool, detail: str) -> None:
+        if linked == self._linked and (linked or detail == self._link_detail):
+            return
+        was_linked = self._linked
+        self._linked, self._link_detail = linked, detail
+        changed, self._link_changed = self._link_changed, asyncio.Event()
+        changed.set()
+        if linked or was_linked:
+            log.info("control link to %s: %s", self.endpoint.describe(), detail)
+        self.bus.publish(ConnectionChanged(state=self.connection_state, detail=detail))
+
+    async def wait_linked(self, linked: bool = True, timeout: float = 30.0) -> None:
+        """Until the event stream is up (or, with ``linked=False``, down)."""
+        async with asyncio.timeout(timeout):
+            while self._linked != linked:
+                await self._link_changed.wait()
+
+    async def run(self) -> None:
+        """Follow the gateway until cancelled: reconnect after every loss, resync when needed."""
+        low, high = self._retry
+        delay = low
+        while True:
+            try:
+                async with ControlClient(self.endpoint) as client:
+                    await self._follow(client)
+                delay = low
+                continue  # asked to resync: at once
+            except _LINK_ERRORS as exc:
+                self._set_link(False, f"gateway unreachable: {_describe(exc)}")
+            await asyncio.sleep(delay)
+            delay = min(high, delay * 2)
+
+    async def _follow(self, client: ControlClient) -> None:
+        """Stream events into the copy; returns when the gateway asks for a resync."""
+        if self._instance is None:
+            self._resynced(await client.snapshot())
+        async with client.events(self._seq, self._instance) as lines:
+            async for message in lines:
+                kind = message.get("type")
+                if kind == "event":
+                    event = self._apply(message)
+                    if event is not None:
+                        self.bus.publish(event)
+                elif kind == "hello":
+                    if message.get("instance") == self._instance:
+                        self._set_link(True, f"attached to {self.endpoint.describe()}")
+                elif kind == "resync":
+                    self._resynced(await client.snapshot())
+                    return
+        raise ConnectionError("the gateway ended the event stream")
+
+    def _resynced(self, document: JSON) -> None:
+        keys, threads = self._load(document)
+        self.resyncs += 1
+        self.bus.publish(
+            StateResynced(
+                keys=tuple(sorted(keys)),
+                threads=tuple(sorted(threads)),
+                detail=f"resynchronised with {self.endpoint.describe()}",
+            )
+        )
+
+
+class MultiCore:
+    """Several labelled :class:`RemoteCore` views as one core: each command goes to its gateway."""
+
+    def __init__(self, cores: Sequence[RemoteCore]) -> None:
+        if not cores:
+            raise ValueError("at least one gateway is needed")
+        labels = [c.label for c in cores]
+        if len(set(labels)) != len(labels) or not all(labels):
+            raise ValueError(f"each gateway needs a label of its own, got {labels}")
+        self.cores = list(cores)
+        self.bus = EventBus()
+        self.version = cores[0].version
+        self.started_at = min(c.started_at for c in self.cores)
+        for core in self.cores:
+            core.bus.listen(self._forward)
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        return max((c.connection_state for c in self.cores), key=lambda s: _STATE_RANK.get(s, 3))
+
+    def _forward(self, event: Event) -> None:
+        if isinstance(event, ConnectionChanged):
+            detail = " · ".join(f"{c.label}: {c.connection_state}" for c in self.cores)
+            event = ConnectionChanged(state=self.connection_state, detail=detail, at=event.at)
+        self.bus.publish(event)
+
+    def _owner(self, name: str) -> RemoteCore | None:
+        label = name.partition("/")[0]
+        return next((c for c in self.cores if c.label == label), None)
+
+    def projects(self) -> Sequence[ProjectView]:
+        return [p for c in self.cores for p in c.projects()]
+
+    def sessions(self) -> list[SessionInfo]:
+        return [s for c in self.cores for s in c.sessions()]
+
+    def session(self, key: str) -> SessionInfo | None:
+        owner = self._owner(key)
+        return owner.session(key) if owner is not None else None
+
+    def chains(self) -> list[HandoffChain]:
+        return [chain for c in self.cores for chain in c.chains()]
+
+    def totals(self) -> Totals:
+        all_totals = [c.totals() for c in self.cores]
+        return Totals(
+            runs=sum(t.runs for t in all_totals),
+            failures=sum(t.failures for t in all_totals),
+            cost_usd=sum(t.cost_usd for t in all_totals),
+            input_tokens=sum(t.input_tokens for t in all_totals),
+            output_tokens=sum(t.output_tokens for t in all_totals),
+        )
+
+    async def kill(self, key: str) -> bool:
+        owner = self._owner(key)
+        return owner is not None and await owner.kill(key)
+
+    async def restart(self, key: str) -> bool:
+        owner = self._owner(key)
+        return owner is not None and await owner.restart(key)
+
+    async def post(self, channel_id: str, author: str, content: str) -> None:
+        owner = self._owner(channel_id)
+        if owner is None:
+            raise ValueError(f"no gateway owns channel {channel_id}")
+        await owner.post(channel_id, author, content)
+
+    async def run(self) -> None:
+        """Follow every gateway until cancelled."""
+        await asyncio.gather(*(c.run() for c in self.cores))

@@ -97,8 +97,8 @@ class Harness:
 
     def on_disk(self) -> dict[str, dict[str, Any]]:
         data = json.loads(self.sessions_file.read_text())
-        assert isinstance(data, dict)
-        return data
+        assert isinstance(data, list)  # MPG's form
+        return {item["projectKey"]: item for item in data}
 
 
 @pytest.fixture

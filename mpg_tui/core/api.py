@@ -45,6 +45,8 @@ class SessionInfo:
     """Name of the tmux session its run is in, while a tmux-backed run is in progress."""
     attach_command: list[str] | None = None
     """The argument list that attaches a terminal to that run (``tmux -L <socket> attach -t <name>``)."""
+    thread_name: str | None = None
+    """The thread's name, kept with the session so it outlives a restart of the gateway."""
 
 
 HopState = Literal["running", "done", "failed", "queued"]

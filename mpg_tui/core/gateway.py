@@ -362,6 +362,7 @@ class Gateway:
         except ChatError as exc:
             log.warning("could not open a thread in %s (%s); replying in the channel", project.name, exc)
             return msg.channel_id
+        self._sessions.name_thread(thread_id, name)
         self.bus.publish(
             ThreadOpened(project_key=project.key, channel_id=msg.channel_id, thread_id=thread_id, name=name)
         )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 
 RECONCILE_AT_ONCE = 8
 """Projects whose worktrees are checked at the same time at start-up."""
+THREAD_NAMES_KEPT = 1000
+"""Names of recently opened threads remembered for sessions not made yet (a thread's later agents)."""
 
 
 class SessionManager:
@@ -86,6 +89,7 @@ class SessionManager:
         self._background: set[asyncio.Task[None]] = set()
         self._ending: dict[str, asyncio.Task[None]] = {}  # workers of killed sessions, still winding down
         self._warned_runner: set[str] = set()
+        self._thread_names: OrderedDict[str, str] = OrderedDict()
         self._turns = TurnRunner(
             store=store,
             bus=bus,
@@ -141,6 +145,26 @@ class SessionManager:
         stored = self._store.get(key)
         if stored is not None and stored.pending_run is not None:
             self._store.put(dataclasses.replace(stored, pending_run=None))
+
+    def name_thread(self, thread_id: str, name: str) -> None:
+        """Remember a thread's name: its sessions keep it, in memory and on disk."""
+        self._thread_names[thread_id] = name
+        self._thread_names.move_to_end(thread_id)
+        while len(self._thread_names) > THREAD_NAMES_KEPT:
+            self._thread_names.popitem(last=False)
+        for session in self._sessions.values():
+            if session.thread_id == thread_id and session.thread_name != name:
+                session.thread_name = name
+                self._persist(session)
+
+    def _thread_name(self, thread_id: str) -> str | None:
+        """The name of ``thread_id`` as last opened, or as any stored session of it has it."""
+        name = self._thread_names.get(thread_id)
+        if name is None:
+            name = next(
+                (e.thread_name for e in self._store.entries() if e.thread_id == thread_id and e.thread_name), None
+            )
+        return name
 
     # -- the prompt path -----------------------------------------------------------
 
@@ -231,6 +255,7 @@ class SessionManager:
         if stored is not None:
             session.revive(stored)
             log.info("revived session %s from disk (claude session %s)", key, stored.session_id)
+        session.thread_name = session.thread_name or self._thread_name(thread_id)
         self._sessions[key] = session
         return session
 

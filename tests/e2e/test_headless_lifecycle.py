@@ -49,6 +49,9 @@ async def test_restart_resumes_the_thread_session_from_disk(sandbox: SandboxServ
         assert await first_life.terminate() == 0
     session_id = profile.claude_session_started_by("restart", first.content)
     assert profile.stored_sessions()[thread_id]["sessionId"] == session_id
+    # The thread's name is kept with its session: what a restarted gateway shows.
+    code, status_out, _ = await run_cli(profile, "status", "--config", str(profile.config_path))
+    assert code == 0 and f"({thread_id})" in status_out and "[[reply:noted]]" in status_out
 
     async with running_gateway(profile) as second_life:
         again = await chat.post(thread_id, "[[recall]] which word was it?")

@@ -356,6 +356,22 @@ async def test_new_manager_on_the_same_store_resumes_the_session(h: Harness) -> 
     assert request.session_id == "session-1" and request.cwd == h.directory
 
 
+async def test_thread_name_is_stored_with_its_sessions_and_shown_after_a_restart(h: Harness) -> None:
+    h.manager.name_thread("111", "Add a dark-mode toggle")
+    await h.submit("111")
+    await h.submit("111:pm")  # a later agent of the same thread
+    assert [s.thread_name for s in h.manager.sessions()] == ["Add a dark-mode toggle"] * 2
+    await h.manager.close()
+    assert h.on_disk()["111:pm"]["threadName"] == "Add a dark-mode toggle"
+
+    h.manager = h.new_manager(h.new_store())
+    await h.manager.load()
+    revived = await h.submit("111")
+    joined = await h.submit("111:engineer")  # never stored itself: named from its thread's sessions
+    assert revived.session.thread_name == "Add a dark-mode toggle"
+    assert joined.session.thread_name == "Add a dark-mode toggle"
+
+
 async def test_pending_run_marker_survives_a_crash(h: Harness) -> None:
     run = h.runner.hold(key="111")
     task = h.submit("111", "deploy to production")

@@ -9,7 +9,7 @@ shows its detail and its thread's handoff chain.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from textual import on
 from textual.app import ComposeResult
@@ -91,6 +91,8 @@ class MainScreen(Screen[None]):
         self.query_one("#filter").display = False
         now = self.clock.now()
         self.sessions = {s.key: s for s in self.core.sessions()}
+        self.thread_names.update(_stored_thread_names(self.sessions.values(), self.thread_names))
+        self.table.thread_names.update(self.thread_names)
         self.header.connection = self.core.connection_state
         self.header.totals = self.core.totals()
         self.header.uptime = now - self.core.started_at
@@ -139,9 +141,6 @@ class MainScreen(Screen[None]):
     def apply(self, batch: Digest) -> None:
         """Bring every pane up to date with one batch of events."""
         now = self.clock.now()
-        if batch.thread_names:
-            self.thread_names.update(batch.thread_names)
-            self.table.name_threads(batch.thread_names)
         changed: list[SessionInfo] = []
         removed: list[str] = []
         for key in batch.session_keys:
@@ -152,10 +151,15 @@ class MainScreen(Screen[None]):
             else:
                 self.sessions[key] = info
                 changed.append(info)
+        # Sessions taken up from disk bring the names of threads opened before a restart.
+        names = {**_stored_thread_names(changed, self.thread_names), **batch.thread_names}
+        if names:
+            self.thread_names.update(names)
+            self.table.name_threads(names)
         if changed or removed:
             self.table.apply(changed, removed, now)
             self._refresh_counts()
-        if changed or removed or batch.thread_names:
+        if changed or removed or names:
             self._refresh_threads(now)
         if batch.connection is not None:
             self.header.connection, self.header.connection_detail = batch.connection
@@ -316,3 +320,8 @@ class MainScreen(Screen[None]):
         chains: Iterable[HandoffChain] = self.core.chains()
         found = [c for c in chains if c.thread_id == thread_id]
         return found[-1] if found else None
+
+
+def _stored_thread_names(infos: Iterable[SessionInfo], known: Mapping[str, str]) -> dict[str, str]:
+    """Names sessions carry for threads not named yet (no ThreadOpened seen by this cockpit)."""
+    return {info.thread_id: info.thread_name for info in infos if info.thread_name and info.thread_id not in known}

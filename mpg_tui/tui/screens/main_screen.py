@@ -141,6 +141,9 @@ class MainScreen(Screen[None]):
     def apply(self, batch: Digest) -> None:
         """Bring every pane up to date with one batch of events."""
         now = self.clock.now()
+        if batch.thread_names:
+            self.thread_names.update(batch.thread_names)
+            self.table.name_threads(batch.thread_names)
         changed: list[SessionInfo] = []
         removed: list[str] = []
         for key in batch.session_keys:
@@ -152,14 +155,14 @@ class MainScreen(Screen[None]):
                 self.sessions[key] = info
                 changed.append(info)
         # Sessions taken up from disk bring the names of threads opened before a restart.
-        names = {**_stored_thread_names(changed, self.thread_names), **batch.thread_names}
-        if names:
-            self.thread_names.update(names)
-            self.table.name_threads(names)
+        stored_names = _stored_thread_names(changed, self.thread_names)
+        if stored_names:
+            self.thread_names.update(stored_names)
+            self.table.thread_names.update(stored_names)
         if changed or removed:
             self.table.apply(changed, removed, now)
             self._refresh_counts()
-        if changed or removed or names:
+        if changed or removed or batch.thread_names:
             self._refresh_threads(now)
         if batch.connection is not None:
             self.header.connection, self.header.connection_detail = batch.connection

@@ -384,7 +384,7 @@ class Gateway:
             key = session_key(thread_id, target.agent_name)
             base = await self._sessions.workspace(key, project, thread_id, target.agent)
             saved = await save_attachments(
-                self.chat, msg.attachments, AttachmentLimits.from_defaults(project.defaults), base, msg.id
+                self.chat, msg.attachments, AttachmentLimits.from_defaults(project.defaults), base, msg.id, key
             )
             if saved.notice:
                 await self._send(thread_id, saved.notice)

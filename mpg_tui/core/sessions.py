@@ -29,6 +29,7 @@ from typing import Any
 
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core.api import SessionInfo
+from mpg_tui.core.attachments import cleanup_attachments, sweep_attachments
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock
 from mpg_tui.core.events import (
@@ -99,6 +100,7 @@ class SessionManager:
             spawn=self._spawn_background,
             closing=lambda: self._closing,
         )
+        store.on_expired(self._on_expired)
 
     def reload(self, config: GatewayConfig) -> None:
         """Use a new config: its run limit at once; its project settings from each session's next prompt."""
@@ -113,9 +115,10 @@ class SessionManager:
         self._pending_from_disk = {entry.key: entry for entry in entries if entry.pending_run is not None}
         if self._pending_from_disk:
             log.warning("%d run(s) were in progress when the gateway stopped", len(self._pending_from_disk))
+        known = [entry.key for entry in entries]
+        await self._sweep_attachments(entries, known)
         if not (reconcile_worktrees and self._worktrees):
             return
-        known = [entry.key for entry in entries]
         worktrees = self._worktrees
         directories = {Path(view.directory) for view in self._config.views() if view.worktrees}
 
@@ -131,6 +134,39 @@ class SessionManager:
         # Side by side (a few at a time): each is a few git processes, and 100 projects one
         # after the other added ~200 ms to every start (bench/scale.py).
         await asyncio.gather(*(reconcile(directory) for directory in sorted(directories)))
+
+    async def _sweep_attachments(self, entries: list[StoredSession], known: list[str]) -> None:
+        """Remove attachments of sessions that were killed or expired without their files going."""
+        directories = {project_dir_of(view) for view in self._config.views()} | {Path(e.cwd) for e in entries}
+
+        def sweep() -> None:  # one thread for all: a start with many projects must stay quick
+            for directory in sorted(directories):
+                try:
+                    sweep_attachments(directory, known)
+                except OSError as exc:
+                    log.warning("could not sweep attachments in %s: %s", directory, exc)
+
+        await asyncio.to_thread(sweep)
+
+    def _on_expired(self, entries: list[StoredSession]) -> None:
+        gone = [entry for entry in entries if entry.key not in self._sessions]
+        if not gone:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # a save at shutdown: the next start-up sweeps them
+        for entry in gone:
+            self._spawn_background(self._remove_attachments(entry.key, Path(entry.cwd)))
+
+    async def _remove_attachments(self, key: str, cwd: Path | None) -> None:
+        if cwd is None:
+            return
+        try:
+            if await asyncio.to_thread(cleanup_attachments, cwd, key):
+                log.info("removed the attachments of session %s", key)
+        except OSError as exc:
+            log.warning("could not remove the attachments of %s in %s: %s", key, cwd, exc)
 
     def pending_runs_from_disk(self) -> list[StoredSession]:
         """Sessions whose run was still going when the last gateway stopped (``pending_run`` set)."""
@@ -419,6 +455,8 @@ class SessionManager:
         self._store.delete(key)
         await self._store.flush()
         await self._remove_worktree(key, session, stored)
+        cwd = session.cwd if session is not None else None
+        await self._remove_attachments(key, cwd or (Path(stored.cwd) if stored is not None else None))
         self._publish(SessionKilled(key=key, project_key=project_key))
         return True
 
@@ -499,6 +537,8 @@ class SessionManager:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self._store.close()
+        if self._background:  # the last save may have expired sessions whose files go now
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     # -- idle ----------------------------------------------------------------------
 

@@ -528,7 +528,9 @@ async def test_reply_goes_to_the_channel_when_a_thread_cannot_be_created(chat: C
     assert not [a for a in sandbox.actions if a.kind == "thread_created" and a.channel_id == channel]
 
 
-async def test_attachments_within_limits_are_downloaded_and_listed_in_the_prompt(chat: Chat, profile: Profile) -> None:
+async def test_attachments_within_limits_are_downloaded_listed_in_the_prompt_and_removed_by_kill(
+    chat: Chat, profile: Profile
+) -> None:
     files = (
         SandboxFile("notes.txt", b"remember the milk\n", "text/plain"),
         SandboxFile("huge.log", b"x" * 20_000, "text/plain"),
@@ -543,7 +545,7 @@ async def test_attachments_within_limits_are_downloaded_and_listed_in_the_prompt
         "⚠️ Skipped `huge.log` — exceeds 0.01MB limit.",
         "⚠️ Skipped `tool.zip` — type `application/zip` not allowed.",
     ]
-    saved = profile.projects["uploads"] / ".mpg-attachments" / posted.id
+    saved = profile.projects["uploads"] / ".mpg-attachments" / thread_id / posted.id
     assert sorted(p.name for p in saved.iterdir()) == ["notes.txt"]
     assert (saved / "notes.txt").read_bytes() == b"remember the milk\n"
     (run,) = profile.agent_log.asked("read my files")
@@ -551,6 +553,10 @@ async def test_attachments_within_limits_are_downloaded_and_listed_in_the_prompt
     assert "[Attached files — use the Read tool to view these:" in run.prompt
     assert str((saved / "notes.txt").resolve()) in run.prompt
     assert "huge.log" not in run.prompt and "tool.zip" not in run.prompt
+
+    kill = await chat.post(thread_id, "!kill")
+    await chat.sent(thread_id, f"Session `{thread_id}` (**uploads**) killed.", kill.seq)
+    assert not (profile.projects["uploads"] / ".mpg-attachments").exists()
 
 
 # -- the process --------------------------------------------------------------------------

@@ -49,6 +49,16 @@ class SessionInfo:
     """The thread's name, kept with the session so it outlives a restart of the gateway."""
 
 
+@dataclass(frozen=True)
+class KilledSession:
+    """What ``kill`` did to a session, for the reply to ``!kill``."""
+
+    key: str
+    project_key: str
+    kept_branch: str | None = None
+    """The branch its unmerged work was kept under (``mpg/kept/<name>``), if any."""
+
+
 HopState = Literal["running", "done", "failed", "queued"]
 ChainState = Literal["running", "done", "turn_limit", "error"]
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from mpg_tui import __version__
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core import access
-from mpg_tui.core.api import ChainHop, ChainState, HandoffChain, SessionInfo, Totals
+from mpg_tui.core.api import ChainHop, ChainState, HandoffChain, KilledSession, SessionInfo, Totals
 from mpg_tui.core.attachments import AttachmentLimits, save_attachments
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.chunking import chunk_text
@@ -189,6 +189,9 @@ class Gateway:
         return Totals(self._runs, self._failures, self._cost, self._tokens_in, self._tokens_out)
 
     async def kill(self, key: str) -> bool:
+        return await self.kill_session(key) is not None
+
+    async def kill_session(self, key: str) -> KilledSession | None:
         info = self._sessions.get(key)
         killed = await self._sessions.kill(key)
         if info is not None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
-from mpg_tui.core.api import SessionInfo
+from mpg_tui.core.api import KilledSession, SessionInfo
 from mpg_tui.core.attachments import cleanup_attachments, sweep_attachments
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock
@@ -426,12 +426,13 @@ class SessionManager:
 
     # -- commands ------------------------------------------------------------------
 
-    async def kill(self, key: str) -> bool:
-        """Stop the run, answer queued prompts, forget the session everywhere, remove its worktree."""
+    async def kill(self, key: str) -> KilledSession | None:
+        """Stop the run, answer queued prompts, forget the session everywhere, remove its worktree
+        and attachments; None when there was no such session."""
         session = self._sessions.pop(key, None)
         stored = self._store.get(key)
         if session is None and stored is None:
-            return False
+            return None
         project_key = session.project.key if session else (stored.channel_id if stored else None) or ""
         if session is not None:
             session.killed = True
@@ -454,26 +455,27 @@ class SessionManager:
         self._pending_from_disk.pop(key, None)
         self._store.delete(key)
         await self._store.flush()
-        await self._remove_worktree(key, session, stored)
+        kept_branch = await self._remove_worktree(key, session, stored)
         cwd = session.cwd if session is not None else None
         await self._remove_attachments(key, cwd or (Path(stored.cwd) if stored is not None else None))
-        self._publish(SessionKilled(key=key, project_key=project_key))
-        return True
+        self._publish(SessionKilled(key=key, project_key=project_key, kept_branch=kept_branch))
+        return KilledSession(key=key, project_key=project_key, kept_branch=kept_branch)
 
     def _ended(self, key: str, worker: asyncio.Task[None]) -> None:
         if self._ending.get(key) is worker:
             del self._ending[key]
 
-    async def _remove_worktree(self, key: str, session: LiveSession | None, stored: StoredSession | None) -> None:
+    async def _remove_worktree(self, key: str, session: LiveSession | None, stored: StoredSession | None) -> str | None:
+        """Remove the session's worktree; the branch its unmerged work was kept under, if any."""
         if self._worktrees is None:
-            return
+            return None
         # A live session on a worktree project may have been killed mid-creation, before
         # its path was known: try anyway.
         may_have_worktree = (
             session is not None and (session.worktree_path is not None or session.project.worktrees)
         ) or (stored is not None and stored.worktree_path is not None)
         if not may_have_worktree:
-            return
+            return None
         if session is not None and session.project_dir is not None:
             project_dir = session.project_dir
         elif stored is not None and stored.project_dir:
@@ -481,11 +483,13 @@ class SessionManager:
         elif session is not None:
             project_dir = project_dir_of(session.project)
         else:
-            return
+            return None
         try:
-            await self._worktrees.remove(project_dir, key)
+            removal = await self._worktrees.remove(project_dir, key)
         except WorkspaceError as exc:
             log.warning("could not remove the worktree of %s: %s", key, exc)
+            return None
+        return removal.kept_branch
 
     async def restart(self, key: str) -> bool:
         """Forget the claude session ID (the next prompt starts fresh); keep everything else."""

@@ -6,6 +6,7 @@ shared by the module (each test in its own channel).
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,11 +15,12 @@ import pytest_asyncio
 
 from mpg_tui.core.gateway import LOST_RUN_TEXT
 from mpg_tui.sandbox.discord import SandboxServer, SandboxSpec
+from mpg_tui.worktrees import git_environment
 from tests.e2e.gateway_process import Chat, Profile, open_thread, process_alive, run_cli, running_gateway, write_profile
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
-CHANNELS = ("restart", "sigterm", "stop")
+CHANNELS = ("restart", "sigterm", "stop", "kept")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -119,3 +121,49 @@ async def test_a_rejected_token_ends_the_gateway_with_a_plain_message(sandbox: S
     assert "Discord rejected the bot token (401). Check DISCORD_BOT_TOKEN" in stderr
     assert "Traceback" not in stderr and "not-the-sandbox-token" not in stderr
     assert not profile.pid_file.exists()
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(cwd), "-c", "user.name=T", "-c", "user.email=t@example.invalid", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=git_environment(),
+    )
+    return done.stdout
+
+
+async def test_kill_keeps_a_worktree_branch_with_unmerged_commits_and_says_so(
+    sandbox: SandboxServer, chat: Chat, tmp_path: Path
+) -> None:
+    profile = write_profile(
+        tmp_path,
+        api_base=sandbox.api_base,
+        token=sandbox.token,
+        projects={sandbox.spec.channel("kept").id: ("kept", {"worktrees": True})},
+    )
+    project = profile.projects["kept"]
+    git(project, "init", "--quiet", "--initial-branch=main")
+    git(project, "commit", "--quiet", "--allow-empty", "-m", "init")
+    async with running_gateway(profile) as gateway:
+        _, thread_id = await open_thread(chat, chat.channel("kept"), "on it", "write the feature")
+        (run,) = profile.agent_log.asked("write the feature")
+        worktree = Path(run.cwd)
+        assert worktree.parent == project.resolve() / ".worktrees"
+        (worktree / "feature.txt").write_text("agent's work\n")  # what claude would have committed
+        git(worktree, "add", "feature.txt")
+        git(worktree, "commit", "--quiet", "-m", "feature")
+
+        kill = await chat.post(thread_id, "!kill")
+        await chat.sent(
+            thread_id,
+            f"Session `{thread_id}` (**kept**) killed.\nIts branch had unmerged commits: kept as `mpg/kept/{thread_id}`.",
+            kill.seq,
+        )
+        assert await gateway.terminate() == 0
+
+    assert not worktree.exists()
+    assert git(project, "branch", "--list", "mpg/*").split() == [f"mpg/kept/{thread_id}"]
+    assert git(project, "show", f"mpg/kept/{thread_id}:feature.txt") == "agent's work\n"
+    assert f"kept branch mpg/{thread_id} as mpg/kept/{thread_id}" in profile.log_file.read_text(encoding="utf-8")

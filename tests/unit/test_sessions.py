@@ -322,7 +322,7 @@ async def test_kill_of_a_session_waiting_for_a_slot_frees_its_place(tmp_path: Pa
 
 
 async def test_kill_of_unknown_session_is_false(h: Harness) -> None:
-    assert await h.manager.kill("nope") is False
+    assert await h.manager.kill("nope") is None
     assert h.of(SessionKilled) == []
 
 

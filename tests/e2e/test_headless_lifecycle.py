@@ -156,11 +156,9 @@ async def test_kill_keeps_a_worktree_branch_with_unmerged_commits_and_says_so(
         git(worktree, "commit", "--quiet", "-m", "feature")
 
         kill = await chat.post(thread_id, "!kill")
-        await chat.sent(
-            thread_id,
-            f"Session `{thread_id}` (**kept**) killed.\nIts branch had unmerged commits: kept as `mpg/kept/{thread_id}`.",
-            kill.seq,
-        )
+        killed = f"Session `{thread_id}` (**kept**) killed."
+        kept = f"Its branch had unmerged commits: kept as `mpg/kept/{thread_id}`."
+        await chat.sent(thread_id, f"{killed}\n{kept}", kill.seq)
         assert await gateway.terminate() == 0
 
     assert not worktree.exists()

@@ -51,6 +51,7 @@ MAPPED: dict[str, dict[str, object]] = {
     "slow": {},
     "nothreads": {},
     "uploads": {},
+    "pushing": {"passEnv": ["GITHUB_TOKEN"]},
 }
 UNMAPPED = "unmapped"
 
@@ -76,13 +77,15 @@ async def sandbox(spec: SandboxSpec) -> AsyncIterator[SandboxServer]:
 
 @pytest.fixture(scope="module")
 def profile(sandbox: SandboxServer, tmp_path_factory: pytest.TempPathFactory) -> Profile:
-    return write_profile(
+    profile = write_profile(
         tmp_path_factory.mktemp("headless"),
         api_base=sandbox.api_base,
         token=sandbox.token,
         projects={sandbox.spec.channel(name).id: (name, options) for name, options in MAPPED.items()},
         defaults={"maxTurnsPerAgent": 2, "stuckNotifyMs": 1000, "maxAttachmentSizeMb": 0.01},
     )
+    profile.env.update(GITHUB_TOKEN="ghp-e2e-only", OTHER_SERVICE_TOKEN="never-passed")
+    return profile
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -582,3 +585,12 @@ async def test_the_bot_token_is_never_logged_nor_given_to_claude(
     assert TOKEN not in gateway.stderr.text and TOKEN not in gateway.stdout.text
     runs = profile.agent_log.invocations()
     assert runs and all("DISCORD_BOT_TOKEN" not in run.env_names for run in runs)
+    others = [run for run in runs if run.cwd != str(profile.projects["pushing"])]
+    assert all("GITHUB_TOKEN" not in run.env_names for run in others)  # passEnv of one project only
+
+
+async def test_pass_env_gives_the_named_variables_to_claude_and_no_other_secret(chat: Chat, profile: Profile) -> None:
+    await open_thread(chat, chat.channel("pushing"), "pushed", "push the branch")
+    (run,) = profile.agent_log.asked("push the branch")
+    assert "GITHUB_TOKEN" in run.env_names
+    assert "OTHER_SERVICE_TOKEN" not in run.env_names and "DISCORD_BOT_TOKEN" not in run.env_names

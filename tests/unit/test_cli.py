@@ -771,3 +771,12 @@ def test_a_broken_config_exits_2_with_its_path_on_stderr(world: World) -> None:
     result = run_cli(world, "status")
     assert result.returncode == 2
     assert f"{path}: projects.1.directory: expected a valid string (got 5)" in result.stderr
+
+
+def test_passing_the_bot_token_to_claude_is_a_config_error_that_stops_the_start(world: World) -> None:
+    path = world.write_config(json.dumps({"defaults": {"passEnv": ["DISCORD_BOT_TOKEN"]}, "projects": {}}))
+    world.env["DISCORD_BOT_TOKEN"] = TOKEN
+    result = run_cli(world, "--no-ui")
+    assert result.returncode == 2
+    assert f"{path}: defaults.passEnv[0]: DISCORD_BOT_TOKEN is the gateway's own secret" in result.stderr
+    assert TOKEN not in result.stderr

@@ -780,3 +780,20 @@ def test_passing_the_bot_token_to_claude_is_a_config_error_that_stops_the_start(
     assert result.returncode == 2
     assert f"{path}: defaults.passEnv[0]: DISCORD_BOT_TOKEN is the gateway's own secret" in result.stderr
     assert TOKEN not in result.stderr
+
+
+def test_top_level_help_shows_the_everyday_options_of_start(world: World) -> None:
+    usage = run_cli(world, "--help")
+    assert usage.returncode == 0
+    options = usage.stdout.split("options of start, the default command:", 1)[1]
+    for flag in ("--no-ui", "--profile NAME", "--config PATH", "--no-dashboard"):
+        assert flag in options
+    assert "--migrate" in usage.stdout
+
+
+def test_migrate_as_mpg_spells_it_copies_like_init_migrate(world: World) -> None:
+    (world.cwd / "config.json").write_text(json.dumps({"projects": {CID: {"directory": "/srv/a"}}}), encoding="utf-8")
+    result = run_cli(world, "--migrate")
+    assert result.returncode == 0, result.stderr
+    assert (world.home / "profiles" / "default" / "config.json").is_file()
+    assert "originals are left in place" in result.stdout

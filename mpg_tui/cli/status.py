@@ -16,7 +16,7 @@ from mpg_tui.cli.common import EXIT_FAILURE, EXIT_OK, Io, format_age, make_conso
 from mpg_tui.config import GatewayConfig, load_config
 from mpg_tui.core.sessions_file import CorruptSessionsFile, StoredSession, parse_document
 from mpg_tui.locations import resolve_locations
-from mpg_tui.pidfile import running_pid
+from mpg_tui.pidfile import live_pid_in, running_pid
 
 THREAD_NAME_SHOWN = 40
 
@@ -68,10 +68,11 @@ def run(args: argparse.Namespace, io: Io) -> int:
     err = make_console(io.stderr, io.env)
 
     pid = running_pid(locations.pid_file)
-    state = f"running (PID {pid})" if pid else "not running"
+    mpg_pid = None if pid else live_pid_in(locations.mpg_pid_file)
+    state = f"running (PID {pid})" if pid else f"MPG is running (PID {mpg_pid})" if mpg_pid else "not running"
     console.print(plain(f"Profile:  {locations.profile}"))
     console.print(plain(f"Config:   {config_path}"))
-    console.print(plain(f"Gateway:  {state}", "green" if pid else "yellow"))
+    console.print(plain(f"Gateway:  {state}", "green" if pid or mpg_pid else "yellow"))
     sessions_path = locations.sessions_path or config_path.parent / "sessions.json"
     try:
         sessions, malformed = read_sessions(sessions_path)

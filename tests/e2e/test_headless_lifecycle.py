@@ -6,7 +6,10 @@ shared by the module (each test in its own channel).
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -165,3 +168,34 @@ async def test_kill_keeps_a_worktree_branch_with_unmerged_commits_and_says_so(
     assert git(project, "branch", "--list", "mpg/*").split() == [f"mpg/kept/{thread_id}"]
     assert git(project, "show", f"mpg/kept/{thread_id}:feature.txt") == "agent's work\n"
     assert f"kept branch mpg/{thread_id} as mpg/kept/{thread_id}" in profile.log_file.read_text(encoding="utf-8")
+
+
+async def test_mpgs_pid_file_is_honoured_both_ways(sandbox: SandboxServer, tmp_path: Path) -> None:
+    profile = profile_for(sandbox, tmp_path, "stop")
+    mpg_pid_file = Path(profile.env["MPG_HOME"]) / "mpg.pid"
+    mpg_pid_file.parent.mkdir(parents=True)
+    # A stand-in for a running MPG: a live process whose PID is in MPG's PID file.
+    mpg = await asyncio.create_subprocess_exec(sys.executable, "-c", "import signal; signal.pause()")
+    try:
+        mpg_pid_file.write_text(f"{mpg.pid}\n", encoding="ascii")
+        where = ("--config", str(profile.config_path))
+
+        code, _, stderr = await run_cli(profile, "--no-ui", *where)
+        assert code == 1
+        assert f"MPG is already running for this profile (PID {mpg.pid}, PID file {mpg_pid_file})" in stderr
+        _, doctor_out, _ = await run_cli(profile, "doctor", *where)
+        assert f"running (PID {mpg.pid}, PID file {mpg_pid_file})" in " ".join(doctor_out.split())
+
+        code, stdout, _ = await run_cli(profile, "stop", *where)
+        assert code == 0 and f"Stopping MPG (PID {mpg.pid}" in stdout and "Stopped." in stdout
+        assert await mpg.wait() == -signal.SIGTERM
+    finally:
+        if mpg.returncode is None:
+            mpg.kill()
+            await mpg.wait()
+
+    # The other way round: while mpg-tui runs, MPG's PID file names it, so MPG refuses to start.
+    async with running_gateway(profile) as gateway:
+        assert mpg_pid_file.read_text(encoding="ascii").strip() == str(gateway.pid)
+        assert await gateway.terminate() == 0
+    assert not mpg_pid_file.exists()

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 COMMANDS = ("start", "cockpit", "demo", "init", "status", "logs", "doctor", "stop", "daemon", "help")
 _TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
+PROFILE_HELP = "use $MPG_HOME/profiles/NAME/config.json"
+CONFIG_HELP = "use this config.json (wins over --profile)"
+MIGRATE_HELP = "copy .env, config.json and sessions from here into $MPG_HOME (profile 'default')"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,11 +32,27 @@ def build_parser() -> argparse.ArgumentParser:
         "DISCORD_BOT_TOKEN, MPG_TUI_LOG_DIR and MPG_TUI_STATE_DIR.",
     )
     parser.add_argument("--version", action="version", version=f"mpg-tui {__version__}")
+    # Shown here because they are what `mpg-tui` alone is run with; the arguments are
+    # parsed by `start` (or, for --migrate, `init`): see _with_default_command.
+    everyday = parser.add_argument_group("options of start, the default command")
+    everyday.add_argument("--no-ui", action="store_true", default=argparse.SUPPRESS, help="run headless")
+    everyday.add_argument("--profile", metavar="NAME", default=argparse.SUPPRESS, help=PROFILE_HELP)
+    everyday.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    everyday.add_argument(
+        "--no-dashboard", action="store_true", default=argparse.SUPPRESS, help="without the web dashboard"
+    )
+    moving = parser.add_argument_group("moving from MPG")
+    moving.add_argument(
+        "--migrate",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="the same as `init --migrate`: " + MIGRATE_HELP,
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     where = argparse.ArgumentParser(add_help=False)
-    where.add_argument("--profile", metavar="NAME", help="use $MPG_HOME/profiles/NAME/config.json")
-    where.add_argument("--config", metavar="PATH", help="use this config.json (wins over --profile)")
+    where.add_argument("--profile", metavar="NAME", help=PROFILE_HELP)
+    where.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
 
     start = sub.add_parser("start", parents=[where], help="start the gateway (the default command)")
     start.add_argument("--no-ui", action="store_true", help="run headless: log lines instead of the cockpit")
@@ -66,11 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = sub.add_parser("init", help="interactive set-up wizard (writes config.json and .env)")
     init.add_argument("--profile", metavar="NAME", help="write to $MPG_HOME/profiles/NAME/ instead of here")
-    init.add_argument(
-        "--migrate",
-        action="store_true",
-        help="copy .env, config.json and sessions from here into $MPG_HOME (profile 'default')",
-    )
+    init.add_argument("--migrate", action="store_true", help=MIGRATE_HELP)
 
     sub.add_parser("status", parents=[where], help="show sessions from disk and whether the gateway runs")
 
@@ -106,9 +121,10 @@ def _non_negative(text: str) -> int:
 
 
 def _with_default_command(argv: list[str]) -> list[str]:
-    """``mpg-tui`` and ``mpg-tui --no-ui --profile dev`` mean ``start``, as in MPG."""
+    """``mpg-tui`` and ``mpg-tui --no-ui --profile dev`` mean ``start``, as in MPG;
+    ``mpg-tui --migrate`` (MPG's spelling) means ``init --migrate``."""
     if not argv or (argv[0].startswith("-") and argv[0] not in _TOP_LEVEL_FLAGS):
-        return ["start", *argv]
+        return ["init" if "--migrate" in argv else "start", *argv]
     return argv
 
 

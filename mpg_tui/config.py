@@ -41,6 +41,7 @@ DEFAULT_MIME_TYPES = ["image/*", "text/*", "application/pdf", "application/json"
 TOOL_FLAGS = ("--allowed-tools", "--allowedTools", "--disallowed-tools", "--disallowedTools")
 
 _SNOWFLAKE = re.compile(r"\d{17,20}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _AGENT_NAME = re.compile(r"[\w.-]+")
 # Hints for keys MPG users are likely to have; shown with the unknown-key warning.
 _KEY_HINTS = {
@@ -105,7 +106,17 @@ def _agent_name(name: str) -> str:
     return name
 
 
+def _passable_env_name(name: str) -> str:
+    # Claude runs shell commands: the gateway's own secrets must never be handed to it.
+    if _ENV_NAME.fullmatch(name) is None:
+        raise ValueError(f"{name!r} is not an environment variable name")
+    if name.upper() in SECRET_ENV_NAMES:
+        raise ValueError(f"{name} is the gateway's own secret and is never passed to claude")
+    return name
+
+
 PresetName = Annotated[str, AfterValidator(_known_preset)]
+PassEnvName = Annotated[str, AfterValidator(_passable_env_name)]
 AgentName = Annotated[str, AfterValidator(_agent_name)]
 
 
@@ -170,6 +181,9 @@ class Defaults(_Model):
     """Base URL of a Discord-compatible server (the sandbox); unset means discord.com."""
     tmux_socket: str = "mpg-tui"
     worktrees: bool = True
+    pass_env: list[PassEnvName] = Field(default_factory=list)
+    """Environment variables passed to claude on purpose, though their names look secret
+    (``GITHUB_TOKEN`` for ``git push``); a project's list adds to this one."""
 
     @field_validator("http_port", mode="before")
     @classmethod
@@ -204,6 +218,7 @@ class Project(_Model):
     """Messages per user per minute; 0 or absent means no limit."""
     persistence: Literal["tmux", "direct"] | None = None
     worktrees: bool | None = None
+    pass_env: list[PassEnvName] | None = None
 
     @field_validator("directory")
     @classmethod
@@ -281,6 +296,7 @@ class ProjectView:
         self.persistence: Literal["tmux", "direct"] = project.persistence or defaults.persistence or "direct"
         self.worktrees = defaults.worktrees if project.worktrees is None else project.worktrees
         self.agents: dict[str, Agent] = resolve_agents(project.agents)
+        self.pass_env: tuple[str, ...] = tuple(dict.fromkeys([*defaults.pass_env, *(project.pass_env or [])]))
 
     def __repr__(self) -> str:
         return f"ProjectView(key={self.key!r}, name={self.name!r}, directory={self.directory!r})"

@@ -17,7 +17,7 @@ from mpg_tui.config import ConfigError, load_config
 from mpg_tui.discord_adapter.client import DiscordStartError
 from mpg_tui.locations import Locations, load_env, resolve_locations
 from mpg_tui.logs import setup_logging
-from mpg_tui.pidfile import AlreadyRunning, PidFile, running_pid
+from mpg_tui.pidfile import AlreadyRunning, MpgPidFile, PidFile, running_pid
 from mpg_tui.runtime import Runtime, RuntimeSettings, StartupError
 
 log = logging.getLogger("mpg_tui")
@@ -66,7 +66,7 @@ def start(args: argparse.Namespace) -> int:
     )
     log.info("Loaded %d project(s) from config", len(config.projects))
     try:
-        with PidFile(locations.pid_file):
+        with PidFile(locations.pid_file), MpgPidFile(locations.mpg_pid_file):
             runtime = Runtime(settings)
             if args.no_ui:
                 return run_headless(runtime.run, runtime.request_stop, reload=runtime.request_reload)

@@ -69,6 +69,13 @@ class Locations:
     config_candidates: tuple[Path, ...] = ()
     """Where ``config.json`` was looked for, in order (for "not found" messages)."""
 
+    @property
+    def mpg_pid_file(self) -> Path:
+        """Where MPG keeps the PID file of this profile: ``$MPG_HOME/mpg.pid``, or
+        ``mpg-<profile>.pid`` for a profile named with ``--profile``."""
+        named = self.config_source == "--profile" and self.profile != DEFAULT_PROFILE
+        return self.mpg_home / (f"mpg-{self.profile}.pid" if named else "mpg.pid")
+
     def require_config(self) -> Path:
         """The config path, or a :class:`ConfigError` that says where it looked."""
         if self.config_path is not None:

@@ -4,6 +4,8 @@ The running gateway holds an exclusive ``flock`` on its PID file for as long as 
 lives. The kernel drops the lock when the process ends however it ends, so a PID file
 left behind by a crash is recognised as stale (unlocked) and taken over, and a
 recycled PID can never make a dead instance look alive.
+
+MPG's own PID file is honoured too (:class:`MpgPidFile`): see the section at the end.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import signal
 import time
 from pathlib import Path
 from types import TracebackType
+
+from mpg_tui.fsutil import atomic_write
 
 
 class AlreadyRunning(RuntimeError):
@@ -132,6 +136,100 @@ def stop_running(path: Path, timeout: float = 10.0, *, poll_interval: float = 0.
     # the kernel drops at exit, even while the process is an unreaped zombie).
     deadline = time.monotonic() + timeout
     while _is_locked(path):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_interval)
+    return True
+
+
+# -- MPG's PID file -------------------------------------------------------------------------
+#
+# MPG writes its PID to $MPG_HOME/mpg.pid (mpg-<profile>.pid for a named profile) and
+# takes no lock, so liveness is the PID's. Honouring it both ways keeps one bot per
+# profile whichever of the two gateways starts second, and lets either `stop` end the other.
+
+
+class MpgRunning(AlreadyRunning):
+    """MPG (or something holding its PID file) runs for this profile."""
+
+    def __init__(self, path: Path, pid: int) -> None:
+        self.path = path
+        self.pid = pid
+        RuntimeError.__init__(
+            self,
+            f"MPG is already running for this profile (PID {pid}, PID file {path}); "
+            "stop it first (`mpg-tui stop` stops it too)",
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")  # a zombie has ended
+
+
+def live_pid_in(path: Path) -> int | None:
+    """The PID an unlocked PID file (MPG's) names, if that process is alive and not us."""
+    pid = read_pid(path)
+    if pid is None or pid == os.getpid() or not _alive(pid):
+        return None
+    return pid
+
+
+class MpgPidFile:
+    """``with MpgPidFile(path):`` refuses to run beside a live MPG and writes our PID for MPG to see.
+
+    Taken after our own :class:`PidFile`, so a second mpg-tui is refused by that first.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._held = False
+
+    def acquire(self) -> None:
+        pid = live_pid_in(self.path)
+        if pid is not None:
+            raise MpgRunning(self.path, pid)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path, f"{os.getpid()}\n", durable=False)
+        self._held = True
+
+    def release(self) -> None:
+        """Remove the file, unless someone else has written theirs over ours meanwhile."""
+        if self._held and read_pid(self.path) == os.getpid():
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        self._held = False
+
+    def __enter__(self) -> MpgPidFile:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+def stop_pid(pid: int, timeout: float = 10.0, *, poll_interval: float = 0.05) -> bool:
+    """SIGTERM ``pid`` (MPG's) and wait up to ``timeout`` s for it to end; False if it still runs.
+
+    Raises PermissionError when the process belongs to someone else.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    # Another process, not our child: no event to await, so poll it.
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(poll_interval)

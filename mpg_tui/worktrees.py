@@ -12,6 +12,10 @@ one repository are serialised, since ``git worktree`` and branch updates take re
 locks. Failures raise :class:`WorktreeError`; :meth:`WorktreeManager.workspace` turns them
 into a logged fall-back to the plain project directory, so a message is never lost to a
 worktree problem.
+
+A session's branch is deleted with its worktree only when it holds nothing the
+project's current branch lacks. A branch with commits nobody merged is kept, renamed
+to ``mpg/kept/<name>`` (logged), so ``!kill`` and the start-up clean-up never drop work.
 """
 
 from __future__ import annotations
@@ -28,12 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mpg_tui.config import SECRET_ENV_NAMES
-from mpg_tui.core.workspace import Workspace, WorkspaceError, Workspaces
+from mpg_tui.core.workspace import Removal, Workspace, WorkspaceError, Workspaces
 
 log = logging.getLogger(__name__)
 
 WORKTREES_DIR = ".worktrees"
 BRANCH_PREFIX = "mpg/"
+KEPT_PREFIX = BRANCH_PREFIX + "kept/"
+"""Where a removed session's unmerged branch is kept; never cleaned up by us."""
 EXCLUDE_PATTERN = f"{WORKTREES_DIR}/"
 DEFAULT_GIT_TIMEOUT_S = 30.0
 
@@ -175,17 +181,18 @@ class WorktreeManager(Workspaces):
             log.info("created worktree %s on branch %s", path, branch)
             return self._workspace(root, path, repo)
 
-    async def remove(self, project_dir: Path, key: str) -> bool:
-        """Remove the session's worktree (even with uncommitted changes) and delete its branch."""
+    async def remove(self, project_dir: Path, key: str) -> Removal:
+        """Remove the session's worktree (even with uncommitted changes), and its branch unless
+        the branch has commits the project's current branch lacks (then it is kept, renamed)."""
         root = _absolute(project_dir)
         async with self._lock(root):
             if await self._repo(root) is None:
-                return False
+                return Removal(removed=False)
             name = worktree_name(key)
             removed = await self._remove_worktree(root, root / WORKTREES_DIR / name, await self._worktrees(root))
             await self._git(root, "worktree", "prune")
-            removed = await self._delete_branch(root, BRANCH_PREFIX + name) or removed
-            return removed
+            branch = await self._retire_branch(root, BRANCH_PREFIX + name)
+            return Removal(removed=removed or branch.removed, kept_branch=branch.kept_branch)
 
     async def reconcile(self, project_dir: Path, known_keys: Iterable[str]) -> list[str]:
         """Remove worktrees, stale directories and ``mpg/*`` branches of no known session.
@@ -210,9 +217,9 @@ class WorktreeManager(Workspaces):
             prefix = "refs/heads/" + BRANCH_PREFIX
             for ref in refs.stdout.splitlines():
                 name = ref.removeprefix(prefix)
-                if not ref.startswith(prefix) or name in known:
+                if not ref.startswith(prefix) or name in known or ref.startswith("refs/heads/" + KEPT_PREFIX):
                     continue
-                if await self._delete_branch(root, BRANCH_PREFIX + name):
+                if (await self._retire_branch(root, BRANCH_PREFIX + name)).removed:
                     cleaned.add(name)
         if cleaned:
             log.info("removed %d orphaned worktree(s)/branch(es) in %s: %s", len(cleaned), root, sorted(cleaned))
@@ -282,14 +289,41 @@ class WorktreeManager(Workspaces):
             log.warning("git worktree remove %s failed: %s", path, _last_line(result.stderr))
         return await asyncio.to_thread(_remove_stale_dir, path)
 
-    async def _delete_branch(self, root: Path, branch: str) -> bool:
+    async def _retire_branch(self, root: Path, branch: str) -> Removal:
+        """Delete a session's branch, or keep it under ``mpg/kept/`` if it holds unmerged commits."""
         if not await self._branch_exists(root, branch):
-            return False
+            return Removal(removed=False)
+        ahead = await self._git(root, "rev-list", "--count", f"HEAD..refs/heads/{branch}", check=False)
+        unmerged = ahead.stdout.strip()
+        # Fails on a repository whose current branch has no commit yet: then all of it is unmerged.
+        if ahead.returncode != 0 or unmerged != "0":
+            return await self._keep_branch(root, branch, unmerged if ahead.returncode == 0 else "")
         result = await self._git(root, "branch", "--quiet", "-D", branch, check=False)
         if result.returncode != 0:
             log.warning("could not delete branch %s in %s: %s", branch, root, _last_line(result.stderr))
-            return False
-        return True
+            return Removal(removed=False)
+        return Removal(removed=True)
+
+    async def _keep_branch(self, root: Path, branch: str, unmerged: str) -> Removal:
+        base = KEPT_PREFIX + branch.removeprefix(BRANCH_PREFIX)
+        kept, n = base, 1
+        while await self._branch_exists(root, kept):
+            n += 1
+            kept = f"{base}-{n}"
+        result = await self._git(root, "branch", "--quiet", "-m", branch, kept, check=False)
+        if result.returncode != 0:
+            log.warning("left branch %s in %s in place: %s", branch, root, _last_line(result.stderr))
+            return Removal(removed=False)
+        current = await self._git(root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+        log.warning(
+            "kept branch %s as %s in %s: it has %s not in the current branch %s",
+            branch,
+            kept,
+            root,
+            f"{unmerged} commit(s)" if unmerged else "commits",
+            current.stdout.strip() or "HEAD",
+        )
+        return Removal(removed=True, kept_branch=kept)
 
     async def _git(self, root: Path, *args: str, check: bool = True) -> _GitResult:
         argv = [self._git_exe, "-C", str(root), *args]

@@ -27,7 +27,7 @@ from rich.table import Table
 from mpg_tui.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, Io, make_console, plain
 from mpg_tui.config import SECRET_ENV_NAMES, ConfigError, GatewayConfig, config_warnings, is_snowflake, load_config
 from mpg_tui.locations import Locations, env_origin, load_env, resolve_locations
-from mpg_tui.pidfile import running_pid
+from mpg_tui.pidfile import live_pid_in, running_pid
 
 Status = Literal["ok", "warn", "fail", "info"]
 VERSION_TIMEOUT = 5.0
@@ -127,6 +127,16 @@ def _port_check(config: GatewayConfig, gateway_pid: int | None, env_token: str |
     return [*checks, Check("dashboard port", "ok", f"{host}:{port} is free")]
 
 
+def _mpg_check(path: Path, gateway_pid: int | None) -> Check:
+    """MPG's PID file: a live MPG of this profile stops mpg-tui from starting."""
+    pid = live_pid_in(path)
+    if pid is None:
+        return Check("MPG", "ok", f"not running ({path} names no live process)")
+    if pid == gateway_pid:
+        return Check("MPG", "info", f"{path} is held by the running mpg-tui (PID {pid})")
+    return Check("MPG", "fail", f"running (PID {pid}, PID file {path}): stop it first, e.g. `mpg-tui stop`")
+
+
 def _project_checks(config: GatewayConfig) -> list[Check]:
     checks = []
     if not config.projects:
@@ -204,6 +214,7 @@ def diagnose(
 
     pid = running_pid(locations.pid_file)
     checks.append(Check("gateway", "info", f"running (PID {pid})" if pid else "not running"))
+    checks.append(_mpg_check(locations.mpg_pid_file, pid))
     if config is not None:
         checks += _project_checks(config)
         socket_name = config.defaults.tmux_socket

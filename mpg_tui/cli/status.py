@@ -1,7 +1,7 @@
 """``mpg-tui status``: the persisted sessions of a profile, and whether its gateway runs.
 
 Reads ``sessions.json`` with the gateway's own reader (:mod:`mpg_tui.core.sessions_file`:
-MPG's object or array form), so it lists exactly what a gateway would load. It never
+MPG's array form or the object form), so it lists exactly what a gateway would load. It never
 reads the ``.env`` files, so it cannot show a secret.
 """
 
@@ -16,7 +16,9 @@ from mpg_tui.cli.common import EXIT_FAILURE, EXIT_OK, Io, format_age, make_conso
 from mpg_tui.config import GatewayConfig, load_config
 from mpg_tui.core.sessions_file import CorruptSessionsFile, StoredSession, parse_document
 from mpg_tui.locations import resolve_locations
-from mpg_tui.pidfile import running_pid
+from mpg_tui.pidfile import live_pid_in, running_pid
+
+THREAD_NAME_SHOWN = 40
 
 
 class SessionsFileError(Exception):
@@ -48,6 +50,16 @@ def _project_name(config: GatewayConfig, session: StoredSession) -> str:
     return f"{session.channel_id} (not in config)" if session.channel_id else "?"
 
 
+def _thread_label(session: StoredSession) -> str:
+    thread_id = session.thread_id or session.key.split(":", 1)[0]
+    name = session.thread_name
+    if not name:
+        return thread_id
+    if len(name) > THREAD_NAME_SHOWN:
+        name = name[: THREAD_NAME_SHOWN - 1] + "…"
+    return f"{name} ({thread_id})"
+
+
 def run(args: argparse.Namespace, io: Io) -> int:
     locations = resolve_locations(args.config, args.profile, io.cwd, io.env)
     config_path = locations.require_config()
@@ -56,10 +68,11 @@ def run(args: argparse.Namespace, io: Io) -> int:
     err = make_console(io.stderr, io.env)
 
     pid = running_pid(locations.pid_file)
-    state = f"running (PID {pid})" if pid else "not running"
+    mpg_pid = None if pid else live_pid_in(locations.mpg_pid_file)
+    state = f"running (PID {pid})" if pid else f"MPG is running (PID {mpg_pid})" if mpg_pid else "not running"
     console.print(plain(f"Profile:  {locations.profile}"))
     console.print(plain(f"Config:   {config_path}"))
-    console.print(plain(f"Gateway:  {state}", "green" if pid else "yellow"))
+    console.print(plain(f"Gateway:  {state}", "green" if pid or mpg_pid else "yellow"))
     sessions_path = locations.sessions_path or config_path.parent / "sessions.json"
     try:
         sessions, malformed = read_sessions(sessions_path)
@@ -83,7 +96,7 @@ def run(args: argparse.Namespace, io: Io) -> int:
     for session in sorted(sessions, key=lambda s: s.last_activity_ms, reverse=True):
         table.add_row(
             plain(_project_name(config, session)),
-            plain(session.thread_id or session.key.split(":", 1)[0]),
+            plain(_thread_label(session)),
             plain(session.agent or session.key.partition(":")[2] or "-"),
             plain(session.session_id or "— (no run finished yet)"),
             plain(format_age(now - session.last_activity_ms / 1000)),

@@ -45,6 +45,18 @@ class SessionInfo:
     """Name of the tmux session its run is in, while a tmux-backed run is in progress."""
     attach_command: list[str] | None = None
     """The argument list that attaches a terminal to that run (``tmux -L <socket> attach -t <name>``)."""
+    thread_name: str | None = None
+    """The thread's name, kept with the session so it outlives a restart of the gateway."""
+
+
+@dataclass(frozen=True)
+class KilledSession:
+    """What ``kill`` did to a session, for the reply to ``!kill``."""
+
+    key: str
+    project_key: str
+    kept_branch: str | None = None
+    """The branch its unmerged work was kept under (``mpg/kept/<name>``), if any."""
 
 
 HopState = Literal["running", "done", "failed", "queued"]

@@ -3,20 +3,25 @@
 A message's attachments are checked in order against ``maxAttachmentsPerMessage`` (the
 first ones are kept), ``maxAttachmentSizeMb`` and ``allowedMimeTypes`` (``image/*``
 style wildcards; a missing type is guessed from the file name). Accepted files are
-downloaded into the session's directory under ``.mpg-attachments/<message id>/`` with
-sanitised, unique names, and the prompt gets a list of their paths. Every refused file
-is reported to the user with its reason; a failed download is refused, never fatal.
-The directory is removed with the session (:func:`cleanup_attachments`).
+downloaded into the session's directory under ``.mpg-attachments/<session>/<message id>/``
+with sanitised, unique names, and the prompt gets a list of their paths. Every refused
+file is reported to the user with its reason; a failed download is refused, never fatal.
+
+Sessions without a worktree share the project directory, so each session's files live
+in a folder of their own: :func:`cleanup_attachments` removes one session's when it is
+killed or expires, and :func:`sweep_attachments` removes, at start-up, the folders of
+sessions nobody remembers any more.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import mimetypes
 import re
 import shutil
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Literal
@@ -27,8 +32,10 @@ from mpg_tui.core.ports import Attachment, ChatError, ChatPort
 log = logging.getLogger(__name__)
 
 ATTACHMENTS_DIR = ".mpg-attachments"
+GITIGNORE = ".gitignore"
 MAX_NAME_CHARS = 100
 _MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_SESSION_FOLDER = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 
 RejectReason = Literal["too_many", "too_big", "type_not_allowed", "download_failed", "unsafe_directory"]
 
@@ -137,17 +144,28 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def attachment_directory(base_dir: Path, message_id: str) -> Path:
+def session_folder(session_key: str) -> str:
+    """The folder of session ``session_key``'s attachments: ``123:pm`` -> ``123-pm``.
+
+    A key that would not be one plain path component gets a hash of itself instead.
+    """
+    simple = session_key.replace(":", "-")
+    if _SESSION_FOLDER.fullmatch(simple) and ".." not in simple:
+        return simple
+    return "session-" + hashlib.sha256(session_key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def attachment_directory(base_dir: Path, message_id: str, session_key: str) -> Path:
     if not _MESSAGE_ID.fullmatch(message_id):
         raise ValueError(f"unexpected message id {message_id!r}")
-    return base_dir / ATTACHMENTS_DIR / message_id
+    return base_dir / ATTACHMENTS_DIR / session_folder(session_key) / message_id
 
 
 def plan_attachments(
-    attachments: Sequence[Attachment], limits: AttachmentLimits, base_dir: Path, message_id: str
+    attachments: Sequence[Attachment], limits: AttachmentLimits, base_dir: Path, message_id: str, session_key: str
 ) -> AttachmentPlan:
     """Decide, without touching the disk, which attachments to save and where."""
-    directory = attachment_directory(base_dir, message_id)
+    directory = attachment_directory(base_dir, message_id, session_key)
     accepted: list[PlannedFile] = []
     rejected: list[Rejected] = []
     taken: set[str] = set()
@@ -171,22 +189,27 @@ def plan_attachments(
 
 
 async def save_attachments(
-    chat: ChatPort, attachments: Sequence[Attachment], limits: AttachmentLimits, base_dir: Path, message_id: str
+    chat: ChatPort,
+    attachments: Sequence[Attachment],
+    limits: AttachmentLimits,
+    base_dir: Path,
+    message_id: str,
+    session_key: str,
 ) -> SavedAttachments:
-    """Download the acceptable attachments of a message into ``base_dir``."""
-    plan = plan_attachments(attachments, limits, base_dir, message_id)
+    """Download the acceptable attachments of a message to session ``session_key`` into ``base_dir``."""
+    plan = plan_attachments(attachments, limits, base_dir, message_id, session_key)
     if not plan.accepted:
         return SavedAttachments([], plan.rejected)
     rejected = list(plan.rejected)
     root = base_dir / ATTACHMENTS_DIR
-    if not (_plain_inside(root, base_dir) and _plain_inside(plan.directory, base_dir)):
+    if not all(_plain_inside(folder, base_dir) for folder in (root, plan.directory.parent, plan.directory)):
         # The project (which claude edits) could point the folder anywhere with a symlink.
         log.warning("refusing attachments: %s is not a plain directory inside %s", plan.directory, base_dir)
         unsafe = "attachment folder is unsafe"
         rejected += [Rejected(p.attachment, p.path.name, "unsafe_directory", unsafe) for p in plan.accepted]
         return SavedAttachments([], rejected)
     plan.directory.mkdir(parents=True, exist_ok=True)
-    ignore = root / ".gitignore"
+    ignore = root / GITIGNORE
     if not ignore.exists():
         # Keep downloads out of commits made in the project or its worktrees.
         ignore.write_text("*\n", encoding="utf-8")
@@ -219,16 +242,55 @@ def attachment_prompt(paths: Sequence[Path]) -> str:
     return f"\n\n[Attached files — use the Read tool to view these:\n  {listing}]"
 
 
-def cleanup_attachments(base_dir: Path) -> bool:
-    """Remove a session directory's attachments; True when there was something to remove."""
+def cleanup_attachments(base_dir: Path, session_key: str) -> bool:
+    """Remove session ``session_key``'s attachments from ``base_dir``; True when there were some.
+
+    Blocking; never follows a symlink out of ``base_dir`` (claude edits that directory).
+    """
+    root = base_dir / ATTACHMENTS_DIR
+    if root.is_symlink() or not root.is_dir():
+        return False
+    removed = _remove(root / session_folder(session_key))
+    _remove_if_spent(root)
+    return removed
+
+
+def sweep_attachments(base_dir: Path, known_keys: Collection[str]) -> list[str]:
+    """Remove the attachment folders in ``base_dir`` of sessions not in ``known_keys``.
+
+    For start-up, after sessions were killed or expired while no gateway ran (or by a
+    gateway that did not clean up). Returns the folder names removed; blocking.
+    """
     root = base_dir / ATTACHMENTS_DIR
     if root.is_symlink():
-        root.unlink()
-        return True
+        root.unlink()  # never ours: we refuse to save through a link
+        return [ATTACHMENTS_DIR]
     if not root.is_dir():
+        return []
+    known = {session_folder(key) for key in known_keys}
+    removed = sorted(
+        child.name for child in root.iterdir() if child.name != GITIGNORE and child.name not in known and _remove(child)
+    )
+    _remove_if_spent(root)
+    if removed:
+        log.info("removed attachments of %d forgotten session(s) in %s", len(removed), base_dir)
+    return removed
+
+
+def _remove(path: Path) -> bool:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+        return True
+    if not path.is_dir():
         return False
-    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)
     return True
+
+
+def _remove_if_spent(root: Path) -> None:
+    """Drop the attachments folder once only our ``.gitignore`` is left in it."""
+    if {child.name for child in root.iterdir()} <= {GITIGNORE}:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _plain_inside(path: Path, base: Path) -> bool:

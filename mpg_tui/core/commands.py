@@ -36,7 +36,7 @@ from typing import Literal, Protocol
 
 from mpg_tui.config import Agent, ProjectView
 from mpg_tui.core import access
-from mpg_tui.core.api import SessionInfo
+from mpg_tui.core.api import KilledSession, SessionInfo
 from mpg_tui.core.chunking import chunk_text
 from mpg_tui.core.dispatch import AgentTarget, UnknownAgent, parse_agent_command, session_key
 from mpg_tui.core.ports import InboundMessage
@@ -74,7 +74,7 @@ class SessionControl(Protocol):
 
     def get(self, key: str) -> SessionInfo | None: ...
 
-    async def kill(self, key: str) -> bool: ...
+    async def kill_session(self, key: str) -> KilledSession | None: ...
 
     async def restart(self, key: str) -> bool: ...
 
@@ -346,8 +346,13 @@ async def _kill_or_restart(
     for info in found.sessions:
         project = _project_name(ctx, info.project_key)
         if command == "kill":
-            done = await control.kill(info.key)
-            lines.append(f"Session `{info.key}` (**{project}**) killed." if done else f"Session `{info.key}` was gone.")
+            killed = await control.kill_session(info.key)
+            if killed is None:
+                lines.append(f"Session `{info.key}` was gone.")
+                continue
+            lines.append(f"Session `{info.key}` (**{project}**) killed.")
+            if killed.kept_branch:
+                lines.append(f"Its branch had unmerged commits: kept as `{killed.kept_branch}`.")
         else:
             done = await control.restart(info.key)
             lines.append(

@@ -150,6 +150,8 @@ class SessionKilled(Event):
     kind: ClassVar[str] = "session_killed"
     key: str
     project_key: str
+    kept_branch: str | None = None
+    """Its worktree's branch, renamed to keep commits nobody merged."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,7 +21,7 @@ from typing import Any
 from mpg_tui import __version__
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core import access
-from mpg_tui.core.api import ChainHop, HandoffChain, SessionInfo, Totals
+from mpg_tui.core.api import ChainHop, HandoffChain, KilledSession, SessionInfo, Totals
 from mpg_tui.core.attachments import AttachmentLimits, save_attachments
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.chains import ChainBook, Observed
@@ -146,6 +146,9 @@ class Gateway:
         return self._observed.totals()
 
     async def kill(self, key: str) -> bool:
+        return await self.kill_session(key) is not None
+
+    async def kill_session(self, key: str) -> KilledSession | None:
         info = self._sessions.get(key)
         killed = await self._sessions.kill(key)
         if info is not None:
@@ -319,6 +322,7 @@ class Gateway:
         except ChatError as exc:
             log.warning("could not open a thread in %s (%s); replying in the channel", project.name, exc)
             return msg.channel_id
+        self._sessions.name_thread(thread_id, name)
         self.bus.publish(
             ThreadOpened(project_key=project.key, channel_id=msg.channel_id, thread_id=thread_id, name=name)
         )
@@ -340,7 +344,7 @@ class Gateway:
             key = session_key(thread_id, target.agent_name)
             base = await self._sessions.workspace(key, project, thread_id, target.agent)
             saved = await save_attachments(
-                self.chat, msg.attachments, AttachmentLimits.from_defaults(project.defaults), base, msg.id
+                self.chat, msg.attachments, AttachmentLimits.from_defaults(project.defaults), base, msg.id, key
             )
             if saved.notice:
                 await self._delivery.send(thread_id, saved.notice)

@@ -70,6 +70,7 @@ class LiveSession:
         self.project = project
         self.thread_id = thread_id
         self.agent = agent
+        self.thread_name: str | None = None
         self.session_id: str | None = None
         self.cwd: Path | None = None
         self.worktree_path: Path | None = None
@@ -109,6 +110,7 @@ class LiveSession:
         self.output_tokens = stored.output_tokens
         self.runs = stored.runs
         self.agent = self.agent or stored.agent
+        self.thread_name = self.thread_name or stored.thread_name
 
     def info(self, runner: Runner) -> SessionInfo:
         """A snapshot for the faces; ``runner`` is the one the session's project runs on."""
@@ -138,6 +140,7 @@ class LiveSession:
             progress=list(self.progress),
             tmux_session=runner.tmux_session(self.key) if in_run else None,
             attach_command=runner.attach_command(self.key) if in_run else None,
+            thread_name=self.thread_name,
         )
 
     def stored(self) -> StoredSession:
@@ -150,6 +153,7 @@ class LiveSession:
             channel_id=self.project.key,
             thread_id=self.thread_id,
             agent=self.agent,
+            thread_name=self.thread_name,
             worktree_path=str(self.worktree_path) if self.worktree_path else None,
             project_dir=str(self.project_dir) if self.project_dir else None,
             cost_usd=self.cost_usd,

@@ -22,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
-from mpg_tui.core.api import SessionInfo
+from mpg_tui.core.api import KilledSession, SessionInfo
+from mpg_tui.core.attachments import cleanup_attachments, sweep_attachments
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock
 from mpg_tui.core.events import (
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 
 RECONCILE_AT_ONCE = 8
 """Projects whose worktrees are checked at the same time at start-up."""
+THREAD_NAMES_KEPT = 1000
+"""Names of recently opened threads remembered for sessions not made yet (a thread's later agents)."""
 
 
 class SessionManager:
@@ -86,6 +90,7 @@ class SessionManager:
         self._background: set[asyncio.Task[None]] = set()
         self._ending: dict[str, asyncio.Task[None]] = {}  # workers of killed sessions, still winding down
         self._warned_runner: set[str] = set()
+        self._thread_names: OrderedDict[str, str] = OrderedDict()
         self._turns = TurnRunner(
             store=store,
             bus=bus,
@@ -95,6 +100,7 @@ class SessionManager:
             spawn=self._spawn_background,
             closing=lambda: self._closing,
         )
+        store.on_expired(self._on_expired)
 
     def reload(self, config: GatewayConfig) -> None:
         """Use a new config: its run limit at once; its project settings from each session's next prompt."""
@@ -109,9 +115,10 @@ class SessionManager:
         self._pending_from_disk = {entry.key: entry for entry in entries if entry.pending_run is not None}
         if self._pending_from_disk:
             log.warning("%d run(s) were in progress when the gateway stopped", len(self._pending_from_disk))
+        known = [entry.key for entry in entries]
+        await self._sweep_attachments(entries, known)
         if not (reconcile_worktrees and self._worktrees):
             return
-        known = [entry.key for entry in entries]
         worktrees = self._worktrees
         directories = {Path(view.directory) for view in self._config.views() if view.worktrees}
 
@@ -128,6 +135,39 @@ class SessionManager:
         # after the other added ~200 ms to every start (bench/scale.py).
         await asyncio.gather(*(reconcile(directory) for directory in sorted(directories)))
 
+    async def _sweep_attachments(self, entries: list[StoredSession], known: list[str]) -> None:
+        """Remove attachments of sessions that were killed or expired without their files going."""
+        directories = {project_dir_of(view) for view in self._config.views()} | {Path(e.cwd) for e in entries}
+
+        def sweep() -> None:  # one thread for all: a start with many projects must stay quick
+            for directory in sorted(directories):
+                try:
+                    sweep_attachments(directory, known)
+                except OSError as exc:
+                    log.warning("could not sweep attachments in %s: %s", directory, exc)
+
+        await asyncio.to_thread(sweep)
+
+    def _on_expired(self, entries: list[StoredSession]) -> None:
+        gone = [entry for entry in entries if entry.key not in self._sessions]
+        if not gone:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # a save at shutdown: the next start-up sweeps them
+        for entry in gone:
+            self._spawn_background(self._remove_attachments(entry.key, Path(entry.cwd)))
+
+    async def _remove_attachments(self, key: str, cwd: Path | None) -> None:
+        if cwd is None:
+            return
+        try:
+            if await asyncio.to_thread(cleanup_attachments, cwd, key):
+                log.info("removed the attachments of session %s", key)
+        except OSError as exc:
+            log.warning("could not remove the attachments of %s in %s: %s", key, cwd, exc)
+
     def pending_runs_from_disk(self) -> list[StoredSession]:
         """Sessions whose run was still going when the last gateway stopped (``pending_run`` set)."""
         return list(self._pending_from_disk.values())
@@ -141,6 +181,26 @@ class SessionManager:
         stored = self._store.get(key)
         if stored is not None and stored.pending_run is not None:
             self._store.put(dataclasses.replace(stored, pending_run=None))
+
+    def name_thread(self, thread_id: str, name: str) -> None:
+        """Remember a thread's name: its sessions keep it, in memory and on disk."""
+        self._thread_names[thread_id] = name
+        self._thread_names.move_to_end(thread_id)
+        while len(self._thread_names) > THREAD_NAMES_KEPT:
+            self._thread_names.popitem(last=False)
+        for session in self._sessions.values():
+            if session.thread_id == thread_id and session.thread_name != name:
+                session.thread_name = name
+                self._persist(session)
+
+    def _thread_name(self, thread_id: str) -> str | None:
+        """The name of ``thread_id`` as last opened, or as any stored session of it has it."""
+        name = self._thread_names.get(thread_id)
+        if name is None:
+            name = next(
+                (e.thread_name for e in self._store.entries() if e.thread_id == thread_id and e.thread_name), None
+            )
+        return name
 
     # -- the prompt path -----------------------------------------------------------
 
@@ -231,6 +291,7 @@ class SessionManager:
         if stored is not None:
             session.revive(stored)
             log.info("revived session %s from disk (claude session %s)", key, stored.session_id)
+        session.thread_name = session.thread_name or self._thread_name(thread_id)
         self._sessions[key] = session
         return session
 
@@ -365,12 +426,13 @@ class SessionManager:
 
     # -- commands ------------------------------------------------------------------
 
-    async def kill(self, key: str) -> bool:
-        """Stop the run, answer queued prompts, forget the session everywhere, remove its worktree."""
+    async def kill(self, key: str) -> KilledSession | None:
+        """Stop the run, answer queued prompts, forget the session everywhere, remove its worktree
+        and attachments; None when there was no such session."""
         session = self._sessions.pop(key, None)
         stored = self._store.get(key)
         if session is None and stored is None:
-            return False
+            return None
         project_key = session.project.key if session else (stored.channel_id if stored else None) or ""
         if session is not None:
             session.killed = True
@@ -393,24 +455,27 @@ class SessionManager:
         self._pending_from_disk.pop(key, None)
         self._store.delete(key)
         await self._store.flush()
-        await self._remove_worktree(key, session, stored)
-        self._publish(SessionKilled(key=key, project_key=project_key))
-        return True
+        kept_branch = await self._remove_worktree(key, session, stored)
+        cwd = session.cwd if session is not None else None
+        await self._remove_attachments(key, cwd or (Path(stored.cwd) if stored is not None else None))
+        self._publish(SessionKilled(key=key, project_key=project_key, kept_branch=kept_branch))
+        return KilledSession(key=key, project_key=project_key, kept_branch=kept_branch)
 
     def _ended(self, key: str, worker: asyncio.Task[None]) -> None:
         if self._ending.get(key) is worker:
             del self._ending[key]
 
-    async def _remove_worktree(self, key: str, session: LiveSession | None, stored: StoredSession | None) -> None:
+    async def _remove_worktree(self, key: str, session: LiveSession | None, stored: StoredSession | None) -> str | None:
+        """Remove the session's worktree; the branch its unmerged work was kept under, if any."""
         if self._worktrees is None:
-            return
+            return None
         # A live session on a worktree project may have been killed mid-creation, before
         # its path was known: try anyway.
         may_have_worktree = (
             session is not None and (session.worktree_path is not None or session.project.worktrees)
         ) or (stored is not None and stored.worktree_path is not None)
         if not may_have_worktree:
-            return
+            return None
         if session is not None and session.project_dir is not None:
             project_dir = session.project_dir
         elif stored is not None and stored.project_dir:
@@ -418,11 +483,13 @@ class SessionManager:
         elif session is not None:
             project_dir = project_dir_of(session.project)
         else:
-            return
+            return None
         try:
-            await self._worktrees.remove(project_dir, key)
+            removal = await self._worktrees.remove(project_dir, key)
         except WorkspaceError as exc:
             log.warning("could not remove the worktree of %s: %s", key, exc)
+            return None
+        return removal.kept_branch
 
     async def restart(self, key: str) -> bool:
         """Forget the claude session ID (the next prompt starts fresh); keep everything else."""
@@ -474,6 +541,8 @@ class SessionManager:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self._store.close()
+        if self._background:  # the last save may have expired sessions whose files go now
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     # -- idle ----------------------------------------------------------------------
 

@@ -4,9 +4,16 @@ The file stays readable by and for MPG. Each entry carries MPG's fields with MPG
 meaning (``sessionId``, ``projectKey`` -- which in MPG is the *session key*, the thread
 or ``thread:agent`` -- ``cwd``, ``lastActivity`` in epoch milliseconds, and the optional
 ``worktreePath``/``projectDir``), plus fields of ours (``channelId``, ``threadId``,
-``agent``, usage totals, ``runs`` and a ``pendingRun`` marker for a run in progress).
-Fields we do not know are kept as they are. This is the one reader of the file: the
-gateway's store and ``mpg-tui status`` both use :func:`parse_document`.
+``agent``, ``threadName``, usage totals, ``runs`` and a ``pendingRun`` marker for a run in
+progress). Fields we do not know are kept as they are. This is the one reader of the file:
+the gateway's store and ``mpg-tui status`` both use :func:`parse_document`.
+
+The file is written in the form MPG's own store writes and reads: a JSON array of
+entries, which MPG keys by ``projectKey``, skipping entries without ``sessionId`` or
+``projectKey`` and ignoring fields it does not know. So MPG started on a file we wrote
+takes up the same sessions (a restarted session, written with ``sessionId: null``,
+starts fresh there too). The object form (``{"<key>": {...}}``) earlier versions of
+ours wrote is still read.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ _KNOWN_FIELDS = frozenset(
         "channelId",
         "threadId",
         "agent",
+        "threadName",
         "costUsd",
         "inputTokens",
         "outputTokens",
@@ -79,6 +87,8 @@ class StoredSession:
     """The project's channel (what :class:`~mpg_tui.core.api.SessionInfo` calls ``project_key``)."""
     thread_id: str | None = None
     agent: str | None = None
+    thread_name: str | None = None
+    """The thread's name as the gateway opened it, so faces show it after a restart."""
     worktree_path: str | None = None
     project_dir: str | None = None
     cost_usd: float = 0.0
@@ -103,6 +113,7 @@ class StoredSession:
             "channelId": self.channel_id,
             "threadId": self.thread_id,
             "agent": self.agent,
+            "threadName": self.thread_name,
         }
         data.update({name: value for name, value in optional.items() if value is not None})
         if self.runs or self.cost_usd or self.input_tokens or self.output_tokens:
@@ -141,6 +152,7 @@ class StoredSession:
             channel_id=_str_field(data, "channelId"),
             thread_id=_str_field(data, "threadId"),
             agent=_str_field(data, "agent"),
+            thread_name=_str_field(data, "threadName"),
             worktree_path=_str_field(data, "worktreePath"),
             project_dir=_str_field(data, "projectDir"),
             cost_usd=_float_field(data, "costUsd"),
@@ -178,8 +190,8 @@ def _float_field(data: Mapping[str, Any], name: str) -> float:
 def parse_document(text: str) -> tuple[dict[str, StoredSession], list[str]]:
     """Entries of a ``sessions.json`` text, and one problem line per entry that was skipped.
 
-    Reads our object form (``{"<key>": {...}}``) and the array form MPG's own code writes
-    (``[{"projectKey": "<key>", ...}]``, later entries winning as in MPG). Raises
+    Reads the array form MPG's own code writes (``[{"projectKey": "<key>", ...}]``, later
+    entries winning as in MPG) and the object form (``{"<key>": {...}}``). Raises
     :class:`CorruptSessionsFile` when the text is not usable at all.
     """
     if not text.strip():
@@ -209,15 +221,15 @@ def parse_document(text: str) -> tuple[dict[str, StoredSession], list[str]]:
 
 
 def render_document(entries: Iterable[StoredSession]) -> str:
-    """The file's text: one entry a line, so it stays readable and diffs well.
+    """The file's text in MPG's array form: one entry a line, so it stays readable and diffs well.
 
     ``json.dumps(indent=...)`` would fall back to the pure-Python encoder, which is an
     order of magnitude slower on ten thousand entries.
     """
-    lines = [f"  {json.dumps(entry.key)}: {entry.json_text}" for entry in entries]
+    lines = [f"  {entry.json_text}" for entry in entries]
     if not lines:
-        return "{}\n"
-    return "{\n" + ",\n".join(lines) + "\n}\n"
+        return "[]\n"
+    return "[\n" + ",\n".join(lines) + "\n]\n"
 
 
 def prune(

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,10 +100,19 @@ class SessionStore:
         self._adopted_seq = 0
         self._failing = False
         self._tasks: set[asyncio.Task[bool]] = set()
+        self._expiry_listeners: list[Callable[[list[StoredSession]], None]] = []
 
     @classmethod
     def from_defaults(cls, path: Path, defaults: Defaults, *, clock: Clock) -> SessionStore:
         return cls(path, clock=clock, ttl_ms=defaults.session_ttl_ms, max_entries=defaults.max_persisted_sessions)
+
+    def on_expired(self, listener: Callable[[list[StoredSession]], None]) -> None:
+        """Call ``listener`` (on the event loop's thread) with entries a save pruned by age or count.
+
+        Entries pruned by :meth:`load` are not reported: nothing of theirs is in memory, and
+        whoever loads can compare what it finds on disk with what was loaded.
+        """
+        self._expiry_listeners.append(listener)
 
     # -- reading -------------------------------------------------------------------
 
@@ -285,6 +295,14 @@ class SessionStore:
 
     def _on_success(self, snapshot: _Snapshot, written: _Written) -> None:
         self._saved_gen = max(self._saved_gen, snapshot.gen)
+        expired = [entry for key, entry in snapshot.entries.items() if key not in written.entries]
+        if expired:
+            log.info("pruned %d expired session(s) from %s", len(expired), self.path)
+            for listener in self._expiry_listeners:
+                try:
+                    listener(expired)
+                except Exception:
+                    log.exception("a listener for expired sessions failed")
         for key, gen in snapshot.dirty.items():
             if self._dirty.get(key) == gen:
                 del self._dirty[key]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
@@ -220,7 +221,7 @@ class TurnRunner:
             session_id=session_id,
             timeout_s=turn.timeout_s,
             command=self._command,
-            env=self._child_env,
+            env=self._env_for(session),
             thread_id=session.thread_id,
             project_key=session.project.key,
         )
@@ -231,6 +232,14 @@ class TurnRunner:
         except Exception as exc:
             log.exception("the %s runner failed on session %s", runner.kind, session.key)
             return RunResult(ok=False, error=f"Running claude failed: {exc}", error_kind="crash"), True
+
+    def _env_for(self, session: LiveSession) -> Mapping[str, str] | None:
+        """Extra environment for the run: the project's ``passEnv`` (which the runner would strip
+        as secret-looking) from the gateway's environment, then the configured child env."""
+        passed = {name: os.environ[name] for name in session.project.pass_env if name in os.environ}
+        if not passed:
+            return self._child_env
+        return {**passed, **(self._child_env or {})}
 
     def _on_progress(self, session: LiveSession, turn: Turn, progress: Progress) -> None:
         session.progress.append(progress_line(progress))

@@ -26,6 +26,17 @@ class Workspace:
     project_dir: Path
 
 
+@dataclass(frozen=True)
+class Removal:
+    """What removing a session's workspace did."""
+
+    removed: bool
+    """Whether there was anything (a worktree, a directory, a branch) to remove."""
+    kept_branch: str | None = None
+    """The name the session's branch was kept under, because it held commits found nowhere
+    else in the project's current branch; None when it was deleted or there was none."""
+
+
 class Workspaces(ABC):
     """Creates, removes and reconciles per-session workspaces of project directories."""
 
@@ -35,10 +46,10 @@ class Workspaces(ABC):
         itself (logged) rather than failing, so a message is never lost to it."""
 
     @abstractmethod
-    async def remove(self, project_dir: Path, key: str) -> bool:
-        """Remove session ``key``'s workspace; False if it had none. Raises WorkspaceError."""
+    async def remove(self, project_dir: Path, key: str) -> Removal:
+        """Remove session ``key``'s workspace, keeping work nobody merged. Raises WorkspaceError."""
 
     @abstractmethod
     async def reconcile(self, project_dir: Path, known_keys: Iterable[str]) -> list[str]:
-        """Remove the workspaces of sessions not in ``known_keys``; returns what was removed.
-        Raises WorkspaceError."""
+        """Remove the workspaces of sessions not in ``known_keys`` (keeping work nobody merged);
+        returns what was removed. Raises WorkspaceError."""

@@ -145,6 +145,12 @@ def cards(status: JSON) -> str:
     )
 
 
+def session_label(session: JSON) -> str:
+    """The thread's name beside the session key, when the gateway knows it."""
+    name = session.get("threadName")
+    return f"{name} · {session['key']}" if name else str(session["key"])
+
+
 def session_row(session: JSON, now: float) -> str:
     state = session["state"]
     last = session["lastActivity"] / 1000
@@ -159,7 +165,7 @@ def session_row(session: JSON, now: float) -> str:
     return (
         f'<tr data-key="{esc(session["key"])}" data-state="{esc(state)}">'
         f'<td class="session-cell" title="{esc(title)}"><div class="primary">{esc(session["projectName"])}</div>'
-        f'<div class="secondary mono">{esc(session["key"])}</div>{detail}</td>'
+        f'<div class="secondary mono">{esc(session_label(session))}</div>{detail}</td>'
         f'<td><span class="badge state-{esc(state)}">{esc(state)}</span></td>'
         f'<td class="agent">{esc(agent)}</td>'
         f'<td class="num{" hot" if queue else ""}">{queue}</td>'

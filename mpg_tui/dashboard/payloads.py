@@ -60,6 +60,7 @@ def session_json(info: SessionInfo, names: Mapping[str, str]) -> JSON:
         "projectChannelId": info.project_key,
         "projectName": names.get(info.project_key, info.project_key),
         "threadId": info.thread_id,
+        "threadName": info.thread_name,
         "agent": info.agent,
         "cwd": info.cwd,
         "worktreePath": info.worktree_path,

@@ -57,7 +57,7 @@ async def test_an_agents_system_prompt_reaches_the_model_and_its_next_turn_resum
     assert all(e.cost_usd > 0 and e.input_tokens > 0 for e in finished)
     await core.store.flush()
     saved = json.loads((world.tmp_path / "sessions.json").read_text(encoding="utf-8"))
-    assert saved[key]["sessionId"] == session_id
+    assert [item["sessionId"] for item in saved if item["projectKey"] == key] == [session_id]
 
 
 async def test_a_stored_session_claude_cannot_resume_is_retried_fresh_with_the_expired_notice(

@@ -151,9 +151,11 @@ class Profile:
         return found[0]
 
     def stored_sessions(self) -> dict[str, Any]:
-        """``sessions.json`` as the gateway last wrote it (raises if it is not valid JSON)."""
-        data: dict[str, Any] = json.loads(self.sessions_path.read_text(encoding="utf-8"))
-        return data
+        """``sessions.json`` as the gateway last wrote it, by session key (raises if it is not
+        valid JSON or not MPG's array form)."""
+        data = json.loads(self.sessions_path.read_text(encoding="utf-8"))
+        assert isinstance(data, list), "sessions.json must be MPG's array form"
+        return {item["projectKey"]: item for item in data}
 
 
 def write_profile(

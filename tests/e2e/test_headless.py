@@ -51,6 +51,7 @@ MAPPED: dict[str, dict[str, object]] = {
     "slow": {},
     "nothreads": {},
     "uploads": {},
+    "pushing": {"passEnv": ["GITHUB_TOKEN"]},
 }
 UNMAPPED = "unmapped"
 
@@ -76,13 +77,15 @@ async def sandbox(spec: SandboxSpec) -> AsyncIterator[SandboxServer]:
 
 @pytest.fixture(scope="module")
 def profile(sandbox: SandboxServer, tmp_path_factory: pytest.TempPathFactory) -> Profile:
-    return write_profile(
+    profile = write_profile(
         tmp_path_factory.mktemp("headless"),
         api_base=sandbox.api_base,
         token=sandbox.token,
         projects={sandbox.spec.channel(name).id: (name, options) for name, options in MAPPED.items()},
         defaults={"maxTurnsPerAgent": 2, "stuckNotifyMs": 1000, "maxAttachmentSizeMb": 0.01},
     )
+    profile.env.update(GITHUB_TOKEN="ghp-e2e-only", OTHER_SERVICE_TOKEN="never-passed")
+    return profile
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -528,7 +531,9 @@ async def test_reply_goes_to_the_channel_when_a_thread_cannot_be_created(chat: C
     assert not [a for a in sandbox.actions if a.kind == "thread_created" and a.channel_id == channel]
 
 
-async def test_attachments_within_limits_are_downloaded_and_listed_in_the_prompt(chat: Chat, profile: Profile) -> None:
+async def test_attachments_within_limits_are_downloaded_listed_in_the_prompt_and_removed_by_kill(
+    chat: Chat, profile: Profile
+) -> None:
     files = (
         SandboxFile("notes.txt", b"remember the milk\n", "text/plain"),
         SandboxFile("huge.log", b"x" * 20_000, "text/plain"),
@@ -543,7 +548,7 @@ async def test_attachments_within_limits_are_downloaded_and_listed_in_the_prompt
         "⚠️ Skipped `huge.log` — exceeds 0.01MB limit.",
         "⚠️ Skipped `tool.zip` — type `application/zip` not allowed.",
     ]
-    saved = profile.projects["uploads"] / ".mpg-attachments" / posted.id
+    saved = profile.projects["uploads"] / ".mpg-attachments" / thread_id / posted.id
     assert sorted(p.name for p in saved.iterdir()) == ["notes.txt"]
     assert (saved / "notes.txt").read_bytes() == b"remember the milk\n"
     (run,) = profile.agent_log.asked("read my files")
@@ -551,6 +556,10 @@ async def test_attachments_within_limits_are_downloaded_and_listed_in_the_prompt
     assert "[Attached files — use the Read tool to view these:" in run.prompt
     assert str((saved / "notes.txt").resolve()) in run.prompt
     assert "huge.log" not in run.prompt and "tool.zip" not in run.prompt
+
+    kill = await chat.post(thread_id, "!kill")
+    await chat.sent(thread_id, f"Session `{thread_id}` (**uploads**) killed.", kill.seq)
+    assert not (profile.projects["uploads"] / ".mpg-attachments").exists()
 
 
 # -- the process --------------------------------------------------------------------------
@@ -576,3 +585,12 @@ async def test_the_bot_token_is_never_logged_nor_given_to_claude(
     assert TOKEN not in gateway.stderr.text and TOKEN not in gateway.stdout.text
     runs = profile.agent_log.invocations()
     assert runs and all("DISCORD_BOT_TOKEN" not in run.env_names for run in runs)
+    others = [run for run in runs if run.cwd != str(profile.projects["pushing"])]
+    assert all("GITHUB_TOKEN" not in run.env_names for run in others)  # passEnv of one project only
+
+
+async def test_pass_env_gives_the_named_variables_to_claude_and_no_other_secret(chat: Chat, profile: Profile) -> None:
+    await open_thread(chat, chat.channel("pushing"), "pushed", "push the branch")
+    (run,) = profile.agent_log.asked("push the branch")
+    assert "GITHUB_TOKEN" in run.env_names
+    assert "OTHER_SERVICE_TOKEN" not in run.env_names and "DISCORD_BOT_TOKEN" not in run.env_names

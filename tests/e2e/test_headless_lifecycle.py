@@ -6,6 +6,10 @@ shared by the module (each test in its own channel).
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,11 +18,12 @@ import pytest_asyncio
 
 from mpg_tui.core.gateway import LOST_RUN_TEXT
 from mpg_tui.sandbox.discord import SandboxServer, SandboxSpec
+from mpg_tui.worktrees import git_environment
 from tests.e2e.gateway_process import Chat, Profile, open_thread, process_alive, run_cli, running_gateway, write_profile
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
-CHANNELS = ("restart", "sigterm", "stop")
+CHANNELS = ("restart", "sigterm", "stop", "kept")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -49,6 +54,9 @@ async def test_restart_resumes_the_thread_session_from_disk(sandbox: SandboxServ
         assert await first_life.terminate() == 0
     session_id = profile.claude_session_started_by("restart", first.content)
     assert profile.stored_sessions()[thread_id]["sessionId"] == session_id
+    # The thread's name is kept with its session: what a restarted gateway shows.
+    code, status_out, _ = await run_cli(profile, "status", "--config", str(profile.config_path))
+    assert code == 0 and f"({thread_id})" in status_out and "[[reply:noted]]" in status_out
 
     async with running_gateway(profile) as second_life:
         again = await chat.post(thread_id, "[[recall]] which word was it?")
@@ -116,3 +124,78 @@ async def test_a_rejected_token_ends_the_gateway_with_a_plain_message(sandbox: S
     assert "Discord rejected the bot token (401). Check DISCORD_BOT_TOKEN" in stderr
     assert "Traceback" not in stderr and "not-the-sandbox-token" not in stderr
     assert not profile.pid_file.exists()
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(cwd), "-c", "user.name=T", "-c", "user.email=t@example.invalid", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=git_environment(),
+    )
+    return done.stdout
+
+
+async def test_kill_keeps_a_worktree_branch_with_unmerged_commits_and_says_so(
+    sandbox: SandboxServer, chat: Chat, tmp_path: Path
+) -> None:
+    profile = write_profile(
+        tmp_path,
+        api_base=sandbox.api_base,
+        token=sandbox.token,
+        projects={sandbox.spec.channel("kept").id: ("kept", {"worktrees": True})},
+    )
+    project = profile.projects["kept"]
+    git(project, "init", "--quiet", "--initial-branch=main")
+    git(project, "commit", "--quiet", "--allow-empty", "-m", "init")
+    async with running_gateway(profile) as gateway:
+        _, thread_id = await open_thread(chat, chat.channel("kept"), "on it", "write the feature")
+        (run,) = profile.agent_log.asked("write the feature")
+        worktree = Path(run.cwd)
+        assert worktree.parent == project.resolve() / ".worktrees"
+        (worktree / "feature.txt").write_text("agent's work\n")  # what claude would have committed
+        git(worktree, "add", "feature.txt")
+        git(worktree, "commit", "--quiet", "-m", "feature")
+
+        kill = await chat.post(thread_id, "!kill")
+        killed = f"Session `{thread_id}` (**kept**) killed."
+        kept = f"Its branch had unmerged commits: kept as `mpg/kept/{thread_id}`."
+        await chat.sent(thread_id, f"{killed}\n{kept}", kill.seq)
+        assert await gateway.terminate() == 0
+
+    assert not worktree.exists()
+    assert git(project, "branch", "--list", "mpg/*").split() == [f"mpg/kept/{thread_id}"]
+    assert git(project, "show", f"mpg/kept/{thread_id}:feature.txt") == "agent's work\n"
+    assert f"kept branch mpg/{thread_id} as mpg/kept/{thread_id}" in profile.log_file.read_text(encoding="utf-8")
+
+
+async def test_mpgs_pid_file_is_honoured_both_ways(sandbox: SandboxServer, tmp_path: Path) -> None:
+    profile = profile_for(sandbox, tmp_path, "stop")
+    mpg_pid_file = Path(profile.env["MPG_HOME"]) / "mpg.pid"
+    mpg_pid_file.parent.mkdir(parents=True)
+    # A stand-in for a running MPG: a live process whose PID is in MPG's PID file.
+    mpg = await asyncio.create_subprocess_exec(sys.executable, "-c", "import signal; signal.pause()")
+    try:
+        mpg_pid_file.write_text(f"{mpg.pid}\n", encoding="ascii")
+        where = ("--config", str(profile.config_path))
+
+        code, _, stderr = await run_cli(profile, "--no-ui", *where)
+        assert code == 1
+        assert f"MPG is already running for this profile (PID {mpg.pid}, PID file {mpg_pid_file})" in stderr
+        _, doctor_out, _ = await run_cli(profile, "doctor", *where)
+        assert f"running (PID {mpg.pid}, PID file {mpg_pid_file})" in " ".join(doctor_out.split())
+
+        code, stdout, _ = await run_cli(profile, "stop", *where)
+        assert code == 0 and f"Stopping MPG (PID {mpg.pid}" in stdout and "Stopped." in stdout
+        assert await mpg.wait() == -signal.SIGTERM
+    finally:
+        if mpg.returncode is None:
+            mpg.kill()
+            await mpg.wait()
+
+    # The other way round: while mpg-tui runs, MPG's PID file names it, so MPG refuses to start.
+    async with running_gateway(profile) as gateway:
+        assert mpg_pid_file.read_text(encoding="ascii").strip() == str(gateway.pid)
+        assert await gateway.terminate() == 0
+    assert not mpg_pid_file.exists()

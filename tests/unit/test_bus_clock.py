@@ -52,4 +52,4 @@ def test_fake_clock_fires_timers_in_order_and_skips_cancelled() -> None:
 
 def test_event_to_dict_names_its_kind() -> None:
     data = SessionKilled(key="k", project_key="p", at=1.0).to_dict()
-    assert data == {"kind": "session_killed", "key": "k", "project_key": "p", "at": 1.0}
+    assert data == {"kind": "session_killed", "key": "k", "project_key": "p", "kept_branch": None, "at": 1.0}

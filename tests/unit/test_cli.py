@@ -771,3 +771,29 @@ def test_a_broken_config_exits_2_with_its_path_on_stderr(world: World) -> None:
     result = run_cli(world, "status")
     assert result.returncode == 2
     assert f"{path}: projects.1.directory: expected a valid string (got 5)" in result.stderr
+
+
+def test_passing_the_bot_token_to_claude_is_a_config_error_that_stops_the_start(world: World) -> None:
+    path = world.write_config(json.dumps({"defaults": {"passEnv": ["DISCORD_BOT_TOKEN"]}, "projects": {}}))
+    world.env["DISCORD_BOT_TOKEN"] = TOKEN
+    result = run_cli(world, "--no-ui")
+    assert result.returncode == 2
+    assert f"{path}: defaults.passEnv[0]: DISCORD_BOT_TOKEN is the gateway's own secret" in result.stderr
+    assert TOKEN not in result.stderr
+
+
+def test_top_level_help_shows_the_everyday_options_of_start(world: World) -> None:
+    usage = run_cli(world, "--help")
+    assert usage.returncode == 0
+    options = usage.stdout.split("options of start, the default command:", 1)[1]
+    for flag in ("--no-ui", "--profile NAME", "--config PATH", "--no-dashboard"):
+        assert flag in options
+    assert "--migrate" in usage.stdout
+
+
+def test_migrate_as_mpg_spells_it_copies_like_init_migrate(world: World) -> None:
+    (world.cwd / "config.json").write_text(json.dumps({"projects": {CID: {"directory": "/srv/a"}}}), encoding="utf-8")
+    result = run_cli(world, "--migrate")
+    assert result.returncode == 0, result.stderr
+    assert (world.home / "profiles" / "default" / "config.json").is_file()
+    assert "originals are left in place" in result.stdout

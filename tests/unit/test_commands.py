@@ -3,7 +3,7 @@ from dataclasses import replace
 import pytest
 
 from mpg_tui.config import ProjectView, parse_config
-from mpg_tui.core.api import SessionInfo
+from mpg_tui.core.api import KilledSession, SessionInfo
 from mpg_tui.core.commands import (
     HELP_TEXT,
     BuiltinCommand,
@@ -59,6 +59,7 @@ class FakeSessions:
     def __init__(self, *infos: SessionInfo) -> None:
         self.infos = {i.key: i for i in infos}
         self.killed: list[str] = []
+        self.kept: dict[str, str] = {}
         self.restarted: list[str] = []
 
     def sessions(self) -> list[SessionInfo]:
@@ -67,9 +68,12 @@ class FakeSessions:
     def get(self, key: str) -> SessionInfo | None:
         return self.infos.get(key)
 
-    async def kill(self, key: str) -> bool:
+    async def kill_session(self, key: str) -> KilledSession | None:
         self.killed.append(key)
-        return self.infos.pop(key, None) is not None
+        info = self.infos.pop(key, None)
+        if info is None:
+            return None
+        return KilledSession(key, info.project_key, kept_branch=self.kept.get(key))
 
     async def restart(self, key: str) -> bool:
         self.restarted.append(key)
@@ -328,11 +332,20 @@ async def test_restart_with_nothing_to_restart() -> None:
 
 async def test_kill_reports_a_session_that_vanished_meanwhile() -> None:
     class Vanishing(FakeSessions):
-        async def kill(self, key: str) -> bool:
+        async def kill_session(self, key: str) -> KilledSession | None:
             self.killed.append(key)
-            return False
+            return None
 
     assert await run("!kill t1", ctx(), Vanishing(session("t1"))) == "Session `t1` was gone."
+
+
+async def test_kill_says_under_which_name_unmerged_work_was_kept() -> None:
+    control = FakeSessions(session("t1"), session("t1:pm"))
+    control.kept["t1:pm"] = "mpg/kept/t1-pm"
+    assert await run("!kill", ctx(thread="t1"), control) == "Session `t1` (**Alpha**) killed."
+    assert await run("!kill pm", ctx(thread="t1"), control) == (
+        "Session `t1:pm` (**Alpha**) killed.\nIts branch had unmerged commits: kept as `mpg/kept/t1-pm`."
+    )
 
 
 async def test_kill_in_a_project_the_author_may_not_use_is_refused() -> None:

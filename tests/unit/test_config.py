@@ -514,3 +514,32 @@ def test_models_are_frozen() -> None:
     with pytest.raises(ValueError, match="frozen"):
         config.defaults.idle_timeout_ms = 1  # type: ignore[misc]
     assert isinstance(config, GatewayConfig)
+
+
+# --- passEnv --------------------------------------------------------------------------
+
+
+def test_pass_env_of_a_project_adds_to_the_defaults() -> None:
+    config = parse_config(
+        {
+            "defaults": {"passEnv": ["GITHUB_TOKEN"]},
+            "projects": {
+                CID: {"directory": "/srv/app", "passEnv": ["NPM_TOKEN", "GITHUB_TOKEN"]},
+                "223456789012345678": {"directory": "/srv/other"},
+            },
+        }
+    )
+    assert [view.pass_env for view in config.views()] == [("GITHUB_TOKEN", "NPM_TOKEN"), ("GITHUB_TOKEN",)]
+
+
+@pytest.mark.parametrize("name", ["DISCORD_BOT_TOKEN", "MPG_DASHBOARD_TOKEN", "discord_bot_token"])
+def test_the_gateways_own_secrets_can_never_be_passed(name: str) -> None:
+    assert problems_of({"defaults": {"passEnv": [name]}, "projects": {}}) == [
+        f'defaults.passEnv[0]: {name} is the gateway\'s own secret and is never passed to claude (got "{name}")'
+    ]
+    assert problems_of(one_project(passEnv=["OK_NAME", name]))[0].startswith(f"projects.{CID}.passEnv[1]: ")
+
+
+def test_pass_env_names_must_be_variable_names() -> None:
+    (problem,) = problems_of(one_project(passEnv=["A=B"]))
+    assert "'A=B' is not an environment variable name" in problem

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mpg_tui.pidfile import AlreadyRunning, PidFile, read_pid, running_pid, stop_running
+from mpg_tui.locations import resolve_locations
+from mpg_tui.pidfile import AlreadyRunning, MpgPidFile, MpgRunning, PidFile, read_pid, running_pid, stop_running
 
 HOLDER = """
 import signal, sys
@@ -143,3 +144,47 @@ def test_stop_running_gives_up_on_a_holder_that_ignores_sigterm(
 
 def test_stop_running_with_nothing_running_is_true(pid_path: Path) -> None:
     assert stop_running(pid_path, timeout=0.1) is True
+
+
+# -- MPG's PID file ----------------------------------------------------------------------
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_mpgs_pid_file_naming_a_dead_process_is_taken_over_and_removed_on_release(tmp_path: Path) -> None:
+    path = tmp_path / "mpg.pid"
+    path.write_text(f"{dead_pid()}\n")
+    with MpgPidFile(path):
+        assert read_pid(path) == os.getpid()
+    assert not path.exists()
+
+
+def test_a_live_process_in_mpgs_pid_file_is_refused_and_its_file_left_alone(
+    tmp_path: Path, holders: list[subprocess.Popen[str]]
+) -> None:
+    path = tmp_path / "mpg.pid"
+    mpg = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"], text=True)
+    holders.append(mpg)
+    path.write_text(f"{mpg.pid}\n")
+    with pytest.raises(MpgRunning) as caught:
+        MpgPidFile(path).acquire()
+    assert isinstance(caught.value, AlreadyRunning) and caught.value.pid == mpg.pid
+    assert read_pid(path) == mpg.pid
+
+
+def test_release_keeps_a_pid_file_someone_else_wrote_meanwhile(tmp_path: Path) -> None:
+    path = tmp_path / "mpg.pid"
+    with MpgPidFile(path):
+        path.write_text("12345\n")
+    assert read_pid(path) == 12345
+
+
+def test_mpgs_pid_file_is_named_by_profile_as_mpg_names_it(tmp_path: Path) -> None:
+    env = {"MPG_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    assert resolve_locations(None, None, tmp_path, env).mpg_pid_file == tmp_path / "mpg.pid"
+    assert resolve_locations(None, "default", tmp_path, env).mpg_pid_file == tmp_path / "mpg.pid"
+    assert resolve_locations(None, "dev", tmp_path, env).mpg_pid_file == tmp_path / "mpg-dev.pid"

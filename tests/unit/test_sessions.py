@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from mpg_tui.config import GatewayConfig, ProjectView, parse_config
+from mpg_tui.core.attachments import ATTACHMENTS_DIR, session_folder
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.core.events import (
@@ -70,8 +71,19 @@ class Harness:
     def sessions_file(self) -> Path:
         return self.tmp_path / "sessions.json"
 
-    def new_store(self) -> SessionStore:
-        return SessionStore(self.sessions_file, clock=self.clock)
+    def new_store(self, ttl_ms: int = 604_800_000) -> SessionStore:
+        return SessionStore(self.sessions_file, clock=self.clock, ttl_ms=ttl_ms)
+
+    def attach(self, key: str, base: Path | None = None) -> Path:
+        """A file saved for session ``key`` where the gateway saves attachments."""
+        folder = (base or self.directory) / ATTACHMENTS_DIR / session_folder(key) / "1000"
+        folder.mkdir(parents=True)
+        (folder / "notes.txt").write_text("notes")
+        return folder.parent
+
+    def attached(self) -> list[str]:
+        root = self.directory / ATTACHMENTS_DIR
+        return sorted(p.name for p in root.iterdir()) if root.exists() else []
 
     def new_manager(
         self, store: SessionStore | None = None, runner: FakeRunner | None = None, stop_grace_s: float = 10.0
@@ -97,8 +109,8 @@ class Harness:
 
     def on_disk(self) -> dict[str, dict[str, Any]]:
         data = json.loads(self.sessions_file.read_text())
-        assert isinstance(data, dict)
-        return data
+        assert isinstance(data, list)  # MPG's form
+        return {item["projectKey"]: item for item in data}
 
 
 @pytest.fixture
@@ -310,7 +322,7 @@ async def test_kill_of_a_session_waiting_for_a_slot_frees_its_place(tmp_path: Pa
 
 
 async def test_kill_of_unknown_session_is_false(h: Harness) -> None:
-    assert await h.manager.kill("nope") is False
+    assert await h.manager.kill("nope") is None
     assert h.of(SessionKilled) == []
 
 
@@ -354,6 +366,64 @@ async def test_new_manager_on_the_same_store_resumes_the_session(h: Harness) -> 
     await h.submit("111:engineer")
     request = h.runner.requests[-1]
     assert request.session_id == "session-1" and request.cwd == h.directory
+
+
+async def test_thread_name_is_stored_with_its_sessions_and_shown_after_a_restart(h: Harness) -> None:
+    h.manager.name_thread("111", "Add a dark-mode toggle")
+    await h.submit("111")
+    await h.submit("111:pm")  # a later agent of the same thread
+    assert [s.thread_name for s in h.manager.sessions()] == ["Add a dark-mode toggle"] * 2
+    await h.manager.close()
+    assert h.on_disk()["111:pm"]["threadName"] == "Add a dark-mode toggle"
+
+    h.manager = h.new_manager(h.new_store())
+    await h.manager.load()
+    revived = await h.submit("111")
+    joined = await h.submit("111:engineer")  # never stored itself: named from its thread's sessions
+    assert revived.session.thread_name == "Add a dark-mode toggle"
+    assert joined.session.thread_name == "Add a dark-mode toggle"
+
+
+async def test_kill_removes_the_sessions_attachments_and_no_one_elses(h: Harness) -> None:
+    await h.submit("111")
+    await h.submit("222")
+    h.attach("111")
+    h.attach("222")
+    assert await h.manager.kill("111")
+    assert h.attached() == ["222"]
+
+
+async def test_attachments_of_a_session_that_expires_are_removed(h: Harness) -> None:
+    day_s = 86_400.0
+    h.store = h.new_store(ttl_ms=int(day_s * 1000))
+    h.manager = h.new_manager()
+    await h.manager.load()
+    await h.submit("111")
+    h.attach("111")
+    h.clock.advance(IDLE_S + 1)  # idle: out of memory, still on disk
+    h.clock.advance(day_s)
+    await h.submit("222")  # the next save prunes "111"
+    h.attach("222")
+    await h.manager.close()
+    assert "111" not in h.on_disk()
+    assert h.attached() == ["222"]
+
+
+async def test_start_up_sweeps_attachments_of_sessions_no_one_remembers(h: Harness) -> None:
+    await h.submit("111")
+    await h.manager.close()
+    h.attach("111")
+    h.attach("999")  # killed by a gateway that left the files, or expired while none ran
+    elsewhere = h.tmp_path / "elsewhere"
+    h.store.put(
+        StoredSession(key="333", session_id="s", cwd=str(elsewhere), last_activity_ms=int(h.clock.now() * 1000))
+    )
+    assert h.store.save_now()
+    h.attach("444", base=elsewhere)
+    manager = h.new_manager(h.new_store())
+    await manager.load()
+    assert h.attached() == ["111"]
+    assert not (elsewhere / ATTACHMENTS_DIR).exists()
 
 
 async def test_pending_run_marker_survives_a_crash(h: Harness) -> None:

@@ -24,9 +24,28 @@ def entry(key: str, clock: FakeClock, *, age_ms: int = 0, **fields: object) -> S
 
 
 def read_json(path: Path) -> dict[str, dict[str, object]]:
+    """The saved entries by session key; the file must be MPG's array form."""
     data = json.loads(path.read_text())
-    assert isinstance(data, dict)
-    return data
+    assert isinstance(data, list)
+    return {item["projectKey"]: item for item in data}
+
+
+def load_as_mpg(text: str) -> dict[str, dict[str, object]]:
+    """What MPG v0.6.0's store loads from ``text``: an array keyed by ``projectKey``, entries
+    without ``sessionId`` or ``projectKey`` skipped, unknown fields ignored."""
+    data = json.loads(text)
+    if not isinstance(data, list):
+        raise TypeError("MPG iterates sessions.json as an array")
+    loaded: dict[str, dict[str, object]] = {}
+    for item in data:
+        if not item.get("sessionId") or not item.get("projectKey"):
+            continue
+        loaded[item["projectKey"]] = {
+            name: item[name]
+            for name in ("sessionId", "projectKey", "cwd", "lastActivity", "worktreePath", "projectDir")
+            if name in item
+        }
+    return loaded
 
 
 @pytest.fixture
@@ -115,6 +134,74 @@ def test_reads_the_array_form_mpg_code_writes(path: Path, clock: FakeClock) -> N
     store = SessionStore(path, clock=clock)
     [only] = store.load()
     assert (only.key, only.session_id) == ("123", "new")
+
+
+async def test_a_file_we_write_loads_in_mpg_with_every_session_and_its_fields(path: Path, clock: FakeClock) -> None:
+    store = make_store(path, clock)
+    store.put(entry("111", clock, channel_id="999", thread_id="111", thread_name="Add search", runs=1))
+    store.put(
+        entry(
+            "222:pm",
+            clock,
+            channel_id="999",
+            thread_id="222",
+            agent="pm",
+            worktree_path="/p/.worktrees/222-pm",
+            project_dir="/p",
+        )
+    )
+    store.put(entry("333", clock, session_id=None))  # restarted: MPG starts it fresh too
+    assert await store.flush()
+
+    loaded = load_as_mpg(path.read_text())
+
+    now = int(clock.now() * 1000)
+    assert loaded == {
+        "111": {"sessionId": "sid-111", "projectKey": "111", "cwd": "/projects/111", "lastActivity": now},
+        "222:pm": {
+            "sessionId": "sid-222:pm",
+            "projectKey": "222:pm",
+            "cwd": "/projects/222:pm",
+            "lastActivity": now,
+            "worktreePath": "/p/.worktrees/222-pm",
+            "projectDir": "/p",
+        },
+    }
+    # Our own fields ride along in the same entries, and come back to us.
+    assert read_json(path)["111"]["threadName"] == "Add search"
+    again = {e.key: e for e in SessionStore(path, clock=clock).load()}
+    assert again["111"].thread_name == "Add search" and again["333"].session_id is None
+
+
+def test_a_file_mpg_wrote_loads_by_mpg_rules_and_is_written_back_in_its_form(path: Path, clock: FakeClock) -> None:
+    path.parent.mkdir(parents=True)
+    now = int(clock.now() * 1000)
+    written_by_mpg = json.dumps(
+        [
+            {"sessionId": "a", "projectKey": "123", "cwd": "/p", "lastActivity": now},
+            {
+                "sessionId": "b",
+                "projectKey": "456:qa",
+                "cwd": "/p/.worktrees/456-qa",
+                "lastActivity": now,
+                "worktreePath": "/p/.worktrees/456-qa",
+                "projectDir": "/p",
+            },
+        ],
+        indent=2,
+    )
+    path.write_text(written_by_mpg)
+    store = SessionStore(path, clock=clock)
+    loaded = {e.key: e for e in store.load()}
+    assert (loaded["123"].session_id, loaded["123"].cwd) == ("a", "/p")
+    assert (loaded["456:qa"].session_id, loaded["456:qa"].project_dir) == ("b", "/p")
+
+    store.put(entry("789", clock))
+    assert store.save_now()
+    assert load_as_mpg(path.read_text()) == {
+        **load_as_mpg(written_by_mpg),
+        **load_as_mpg(json.dumps([entry("789", clock).to_json()])),
+    }
 
 
 def test_a_non_durable_write_skips_fsync_but_is_still_atomic(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,8 +1,10 @@
+import logging
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from mpg_tui.core.workspace import Removal
 from mpg_tui.worktrees import (
     WORKTREES_DIR,
     WorktreeError,
@@ -128,7 +130,7 @@ async def test_remove_deletes_worktree_and_branch(repo: Path, manager: WorktreeM
     workspace = await manager.ensure(repo, "111:pm")
     assert workspace.worktree_path is not None
     (workspace.worktree_path / "dirty.txt").write_text("uncommitted")
-    assert await manager.remove(repo, "111:pm")
+    assert await manager.remove(repo, "111:pm") == Removal(removed=True)
     assert not workspace.worktree_path.exists()
     assert branches(repo) == []
     assert "111-pm" not in git(repo, "worktree", "list", "--porcelain")
@@ -155,6 +157,57 @@ async def test_reconcile_removes_only_orphans(repo: Path, manager: WorktreeManag
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
+def commit(worktree: Path, name: str) -> str:
+    (worktree / name).write_text(name)
+    git(worktree, "add", name)
+    git(worktree, "-c", "user.name=T", "-c", "user.email=t@example.invalid", "commit", "-qm", f"add {name}")
+    return git(worktree, "rev-parse", "HEAD").strip()
+
+
+async def test_remove_keeps_a_branch_with_unmerged_commits_under_kept(repo: Path, manager: WorktreeManager) -> None:
+    workspace = await manager.ensure(repo, "111:pm")
+    assert workspace.worktree_path is not None
+    work = commit(workspace.worktree_path, "feature.txt")
+
+    assert await manager.remove(repo, "111:pm") == Removal(removed=True, kept_branch="mpg/kept/111-pm")
+
+    assert not workspace.worktree_path.exists()
+    assert branches(repo) == ["mpg/kept/111-pm"]
+    assert git(repo, "rev-parse", "mpg/kept/111-pm").strip() == work
+    # The same session made again, and killed again with new work: both are kept.
+    again = await manager.ensure(repo, "111:pm")
+    assert again.worktree_path is not None
+    commit(again.worktree_path, "more.txt")
+    assert (await manager.remove(repo, "111:pm")).kept_branch == "mpg/kept/111-pm-2"
+
+
+async def test_remove_deletes_a_branch_whose_commits_were_merged(repo: Path, manager: WorktreeManager) -> None:
+    workspace = await manager.ensure(repo, "111")
+    assert workspace.worktree_path is not None
+    commit(workspace.worktree_path, "feature.txt")
+    git(repo, "merge", "--quiet", "--ff-only", "mpg/111")
+    assert await manager.remove(repo, "111") == Removal(removed=True)
+    assert branches(repo) == []
+
+
+async def test_reconcile_keeps_unmerged_orphans_and_never_touches_kept_branches(
+    repo: Path, manager: WorktreeManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    orphan = await manager.ensure(repo, "orphan")
+    assert orphan.worktree_path is not None
+    commit(orphan.worktree_path, "unmerged.txt")
+    git(repo, "branch", "mpg/kept/earlier")
+
+    with caplog.at_level(logging.WARNING, logger="mpg_tui.worktrees"):
+        assert await manager.reconcile(repo, []) == ["orphan"]
+        assert await manager.reconcile(repo, []) == []
+
+    assert branches(repo) == ["mpg/kept/earlier", "mpg/kept/orphan"]
+    assert not orphan.worktree_path.exists()
+    assert "kept branch mpg/orphan as mpg/kept/orphan" in caplog.text
+    assert "1 commit(s) not in the current branch main" in caplog.text
+
+
 @pytest.mark.parametrize("key", ["../../outside", "x; touch pwned", "-rf", "a\nb", ".."])
 async def test_crafted_keys_stay_inside_worktrees_dir(repo: Path, manager: WorktreeManager, key: str) -> None:
     workspace = await manager.ensure(repo, key)
@@ -162,7 +215,7 @@ async def test_crafted_keys_stay_inside_worktrees_dir(repo: Path, manager: Workt
     assert workspace.worktree_path.parent == repo / WORKTREES_DIR
     assert workspace.worktree_path.is_dir()
     assert sorted(p.name for p in repo.parent.iterdir()) == ["project"]
-    assert await manager.remove(repo, key)
+    assert (await manager.remove(repo, key)).removed
     assert branches(repo) == []
 
 
@@ -173,7 +226,7 @@ async def test_non_git_directory_is_used_plainly(tmp_path: Path, manager: Worktr
     assert workspace.worktree_path is None and workspace.cwd == plain.resolve()
     assert not (plain / WORKTREES_DIR).exists()
     assert await manager.reconcile(plain, []) == []
-    assert await manager.remove(plain, "111") is False
+    assert await manager.remove(plain, "111") == Removal(removed=False)
 
 
 async def test_sub_directory_project_works_in_the_same_sub_directory(repo: Path, manager: WorktreeManager) -> None:

@@ -137,7 +137,7 @@
     return h('tr', { 'data-key': s.key, 'data-state': s.state },
       h('td', { class: 'session-cell', title: 'session ' + (s.sessionId || '(new)') + ' · ' + s.cwd },
         h('div', { class: 'primary', text: s.projectName }),
-        h('div', { class: 'secondary mono', text: s.key }),
+        h('div', { class: 'secondary mono', text: s.threadName ? s.threadName + ' · ' + s.key : s.key }),
         detail),
       h('td', {}, h('span', { class: 'badge state-' + s.state, text: s.state })),
       h('td', { class: 'agent', text: s.agent ? '@' + s.agent : '—' }),

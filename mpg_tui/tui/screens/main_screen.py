@@ -9,7 +9,7 @@ shows its detail and its thread's handoff chain.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from textual import on
 from textual.app import ComposeResult
@@ -93,6 +93,8 @@ class MainScreen(Screen[None]):
         self.query_one("#filter").display = False
         now = self.clock.now()
         self.sessions = {s.key: s for s in self.core.sessions()}
+        self.thread_names.update(_stored_thread_names(self.sessions.values(), self.thread_names))
+        self.table.thread_names.update(self.thread_names)
         self.header.connection = self.core.connection_state
         self.header.totals = self.core.totals()
         self.header.uptime = now - self.core.started_at
@@ -154,6 +156,11 @@ class MainScreen(Screen[None]):
             else:
                 self.sessions[key] = info
                 changed.append(info)
+        # Sessions taken up from disk bring the names of threads opened before a restart.
+        stored_names = _stored_thread_names(changed, self.thread_names)
+        if stored_names:
+            self.thread_names.update(stored_names)
+            self.table.thread_names.update(stored_names)
         if changed or removed:
             self.table.apply(changed, removed, now)
             self._refresh_counts()
@@ -318,3 +325,8 @@ class MainScreen(Screen[None]):
         chains: Iterable[HandoffChain] = self.core.chains()
         found = [c for c in chains if c.thread_id == thread_id]
         return found[-1] if found else None
+
+
+def _stored_thread_names(infos: Iterable[SessionInfo], known: Mapping[str, str]) -> dict[str, str]:
+    """Names sessions carry for threads not named yet (no ThreadOpened seen by this cockpit)."""
+    return {info.thread_id: info.thread_name for info in infos if info.thread_name and info.thread_id not in known}

@@ -26,7 +26,7 @@ async def start_detached(world: TmuxWorld, prompt: str, **overrides: object) -> 
     await runner.close()
     with pytest.raises(RunDetached):
         await run
-    return world.run_dir / runner.session_name(str(overrides.get("key", KEY)))
+    return world.run_dir / runner.tmux_session(str(overrides.get("key", KEY)))
 
 
 async def test_closing_the_runner_leaves_the_run_going_in_tmux(world: TmuxWorld) -> None:
@@ -116,7 +116,7 @@ async def test_an_unwatched_run_ends_itself_after_its_timeout_and_grace(world: T
     with pytest.raises(RunDetached):
         await run
     pids = world.claude_pids()
-    path = world.run_dir / runner.session_name(KEY)
+    path = world.run_dir / runner.tmux_session(KEY)
 
     await until(lambda: (path / "exit.json").exists(), what="the wrapper's own deadline")
     [recovered] = await world.runner().recover({KEY: None})

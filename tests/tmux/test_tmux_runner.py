@@ -23,7 +23,7 @@ async def test_run_completes_with_the_agents_reply_and_acknowledge_leaves_nothin
     assert result.exit_code == 0
     assert world.sessions() == []
     # The result is kept until it has been delivered...
-    name = runner.session_name("1001")
+    name = runner.tmux_session("1001")
     assert (world.run_dir / name / "exit.json").exists()
 
     await runner.acknowledge("1001")
@@ -34,7 +34,7 @@ async def test_run_files_are_private_to_the_user(world: TmuxWorld) -> None:
     runner = world.runner()
     await runner.run(world.request("private"), ProgressLog())
 
-    run_path = world.run_dir / runner.session_name("1001")
+    run_path = world.run_dir / runner.tmux_session("1001")
     assert stat.S_IMODE(world.run_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE(run_path.stat().st_mode) == 0o700
     files = {path.name: stat.S_IMODE(path.stat().st_mode) for path in run_path.iterdir()}
@@ -105,7 +105,7 @@ async def test_timeout_kills_the_tmux_session_and_claudes_whole_process_group(wo
     await progress.first("init")
     pids = world.claude_pids()
     assert len(pids) == 2  # claude and the `sleep 300` it left in its group
-    assert world.sessions() == [runner.session_name("1001")]
+    assert world.sessions() == [runner.tmux_session("1001")]
 
     world.clock.advance(90.0)
     result = await run
@@ -174,14 +174,14 @@ async def test_a_new_run_replaces_an_unacknowledged_result_of_the_same_key(world
     second = await runner.run(world.request("[[reply:second]]"), ProgressLog())
 
     assert (first.text, second.text) == ("first", "second")
-    assert (world.run_dir / runner.session_name("1001") / "prompt.txt").read_text() == "[[reply:second]]"
+    assert (world.run_dir / runner.tmux_session("1001") / "prompt.txt").read_text() == "[[reply:second]]"
 
 
 async def test_attach_command_names_the_runs_tmux_session(world: TmuxWorld) -> None:
     runner = world.runner()
     command = runner.attach_command("1001:engineer")
 
-    assert command[1:] == ["-L", world.socket, "attach", "-t", runner.session_name("1001:engineer")]
+    assert command[1:] == ["-L", world.socket, "attach", "-t", runner.tmux_session("1001:engineer")]
     assert command[0].endswith("tmux")
 
 

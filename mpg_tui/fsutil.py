@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
+
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def atomic_write(path: Path, data: str | bytes, *, durable: bool = True) -> os.stat_result:
@@ -17,7 +18,11 @@ def atomic_write(path: Path, data: str | bytes, *, durable: bool = True) -> os.s
     stat, taken from the written descriptor.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # Created exclusively and never through a symlink; a random name rather than
+    # tempfile.mkstemp, whose import and name generator cost more than the write itself
+    # for small files (the tmux wrapper imports this module in every pane).
+    temp_name = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(temp_name, _CREATE_FLAGS, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data.encode("utf-8") if isinstance(data, str) else data)

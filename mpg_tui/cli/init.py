@@ -18,6 +18,7 @@ from typing import Any
 
 from mpg_tui.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, Io
 from mpg_tui.config import DEFAULT_CLAUDE_ARGS, ConfigError, is_snowflake, parse_config
+from mpg_tui.fsutil import atomic_write
 from mpg_tui.locations import (
     DEFAULT_PROFILE,
     ensure_private_dir,
@@ -64,20 +65,6 @@ class Prompter:
 
     def confirm(self, question: str) -> bool:
         return self.ask(f"{question} [y/N] ").lower() in {"y", "yes"}
-
-
-def write_private(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically; the file is readable by its owner only."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def env_text_with_token(existing: str, token: str) -> str:
@@ -244,9 +231,10 @@ def run_init(args: argparse.Namespace, io: Io) -> int:
         ensure_private_dir(mpg_home)
         ensure_private_dir(config_dir)
     old_env = env_path.read_text(encoding="utf-8") if env_path.exists() else ""
-    write_private(env_path, env_text_with_token(old_env, token))
+    # Not fsynced (durable=False): the operator is there to see the result, and can run init again.
+    atomic_write(env_path, env_text_with_token(old_env, token), durable=False)
     p.say(f"\nWrote {env_path}")
-    write_private(config_path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    atomic_write(config_path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", durable=False)
     p.say(f"Wrote {config_path}")
     if not data["projects"]:
         p.say("No projects configured yet; add them to config.json, or run init again.")
@@ -299,7 +287,7 @@ def run_migrate(args: argparse.Namespace, io: Io) -> int:
         note = ""
         text, changed = _config_with_absolute_dirs(src) if src.name == "config.json" else (None, 0)
         if text is not None:
-            write_private(dst, text)
+            atomic_write(dst, text, durable=False)
             note = f" (made {changed} relative project director{'y' if changed == 1 else 'ies'} absolute)"
         else:
             shutil.copy2(src, dst)

@@ -8,12 +8,9 @@ is sent SIGTERM and then SIGKILL. Output goes to the shared
 huge line (a long reply, a flood of junk) never meets a line-length limit.
 
 A gateway that is SIGKILLed cannot end its runs, so each live run is also written down in
-a registry (one small JSON file per run in the private run directory) and carries a random
-mark in its environment (:data:`RUN_ID_ENV`). At the next start-up
-:meth:`DirectRunner.sweep_orphans` ends the process groups those files name, but only
-those it can prove are ours: a member of the group must carry the run's exact mark (read
-from ``/proc/<pid>/environ``), and a surviving leader must have the start time recorded
-for it. A recycled PID fails both checks and is never signalled.
+the orphan-run registry (:mod:`mpg_tui.runners.run_registry`) and carries a random mark
+in its environment; at the next start-up :meth:`DirectRunner.sweep_orphans` ends those
+of the previous gateway's runs it can prove are ours.
 """
 
 from __future__ import annotations
@@ -22,12 +19,7 @@ import asyncio
 import codecs
 import contextlib
 import dataclasses
-import json
 import logging
-import os
-import re
-import secrets
-import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,19 +30,16 @@ from mpg_tui.core.events import RunnerKind
 from mpg_tui.core.runner import Progress, ProgressCallback, Runner, RunRequest, RunResult
 from mpg_tui.runners.command import build_argv, child_env
 from mpg_tui.runners.parse import OutputParser, missing_cli_result
+from mpg_tui.runners.process import end_group
+from mpg_tui.runners.run_registry import RUN_ID_ENV, RunRegistry, new_run_id
 
 log = logging.getLogger(__name__)
 
 _STDERR_KEEP = 16 * 1024
 StopReason = Literal["timeout", "cancel"]
 
-RUN_ID_ENV = "MPG_TUI_RUN_ID"
-"""Set in every direct run's environment to the run's random id, so that a later gateway
-can tell the run's processes from unrelated ones that reuse their PIDs. Not a secret."""
 REGISTRY_PREFIX = "direct-run-"
 """Registry files are ``<registry_dir>/direct-run-<run id>.json``."""
-_GROUP_POLL_S = 0.05
-"""How often the sweep looks whether a signalled group is gone (it is not our child: no wait())."""
 
 
 class _RunProtocol(asyncio.SubprocessProtocol):
@@ -142,7 +131,7 @@ class DirectRunner(Runner):
         self._clock = clock or SystemClock()
         self._stream = stream
         self._kill_grace_s = kill_grace_s
-        self._registry = registry_dir
+        self._registry = RunRegistry(registry_dir, REGISTRY_PREFIX, self._clock) if registry_dir is not None else None
         self._live: set[_LiveRun] = set()
 
     @property
@@ -158,7 +147,7 @@ class DirectRunner(Runner):
         started = self._clock.monotonic()
         parser = OutputParser(cwd=request.cwd)
         loop = asyncio.get_running_loop()
-        run_id = secrets.token_hex(16)
+        run_id = new_run_id()
         try:
             transport, protocol = await loop.subprocess_exec(
                 lambda: _RunProtocol(parser, on_progress, request.key),
@@ -178,7 +167,8 @@ class DirectRunner(Runner):
         live = _LiveRun(request.key, transport, protocol)
         # Written before anything else can run on the loop: only a SIGKILL landing in the
         # moment between the spawn and this write leaves a run the next sweep cannot see.
-        live.registered = self._register(request.key, transport.get_pid(), run_id)
+        if self._registry is not None:
+            live.registered = self._registry.register(request.key, transport.get_pid(), run_id)
         self._live.add(live)
         timer = self._clock.call_later(request.timeout_s, lambda: live.stop("timeout"))
         log.debug("run %s started: pid %s in %s", request.key, transport.get_pid(), request.cwd)
@@ -266,37 +256,19 @@ class DirectRunner(Runner):
         return live.ending
 
     async def _signal_group_until_ended(self, live: _LiveRun) -> None:
-        pgid = live.transport.get_pid()
         exited = live.protocol.exited
-        # The child leads the group, so the group id is its pid. While any member lives the
-        # id cannot be reused; once none does, the signal simply finds no one.
-        _signal_group(pgid, signal.SIGTERM)
-        if not exited.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(exited), self._kill_grace_s)
-        _signal_group(pgid, signal.SIGKILL)
+
+        async def wait_for_claude() -> None:
+            if not exited.done():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(exited), self._kill_grace_s)
+
+        # The child leads the group, so the group id is its pid.
+        await end_group(live.transport.get_pid(), wait_for_claude)
         await exited
-        if live.registered is not None:
-            _remove_file(live.registered)
+        if live.registered is not None and self._registry is not None:
+            self._registry.unregister(live.registered)
             live.registered = None
-
-    # -- the registry of live runs and the start-up sweep -----------------------------------
-
-    def _register(self, key: str, pid: int, run_id: str) -> Path | None:
-        """Write the run down; a registry that cannot be written costs a warning, not the run."""
-        if self._registry is None:
-            return None
-        record = RunRecord(
-            key=key, pid=pid, pgid=pid, started_at=self._clock.now(), run_id=run_id, start_ticks=_start_ticks(pid)
-        )
-        path = self._registry / f"{REGISTRY_PREFIX}{run_id}.json"
-        try:
-            self._registry.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _write_atomically(path, record.to_json())
-        except OSError as exc:
-            log.warning("run %s: could not record it in %s (%s); a crash would leave it running", key, path, exc)
-            return None
-        return path
 
     async def sweep_orphans(self) -> list[str]:
         """End the runs a previous gateway left behind in the registry; returns their keys.
@@ -307,230 +279,5 @@ class DirectRunner(Runner):
         """
         if self._registry is None:
             return []
-        mine = {run.registered for run in self._live}
-        found = await asyncio.to_thread(_leftovers, self._registry)
-        orphans: list[tuple[Path, RunRecord]] = []
-        for path, record in found:
-            if path in mine:
-                continue  # a run of this gateway, not a leftover
-            if record is None:
-                _remove_file(path)
-            else:
-                orphans.append((path, record))
-        ended = await asyncio.gather(*(self._end_orphan(path, record) for path, record in orphans))
-        return [record.key for (_, record), was_ended in zip(orphans, ended, strict=True) if was_ended]
-
-    async def _end_orphan(self, path: Path, record: RunRecord) -> bool:
-        ended = await self._end_orphan_group(record)
-        # Only now: a gateway stopped in the middle of the sweep leaves the file to the next.
-        _remove_file(path)
-        return ended
-
-    async def _end_orphan_group(self, record: RunRecord) -> bool:
-        verdict = await asyncio.to_thread(_verify_group, record)
-        if verdict != "ours":
-            how = log.info if verdict == "foreign" else log.debug
-            how("run %s of the previous gateway: %s; nothing signalled", record.key, _VERDICTS[verdict])
-            return False
-        _signal_group(record.pgid, signal.SIGTERM)
-        lingers = not await _group_gone(record.pgid, self._kill_grace_s)
-        # Checked again: a group that ended meanwhile may have handed its id to another.
-        if lingers and await asyncio.to_thread(_verify_group, record) == "ours":
-            _signal_group(record.pgid, signal.SIGKILL)
-            if not await _group_gone(record.pgid, self._kill_grace_s):
-                log.warning("run %s: its process group %d survived SIGKILL", record.key, record.pgid)
-        log.warning("ended claude left running by the previous gateway for %s", record.key)
-        return True
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One registry file: a direct run that was live when it was written."""
-
-    key: str
-    pid: int
-    pgid: int
-    started_at: float
-    """Wall-clock seconds since the epoch (for people reading the file)."""
-    run_id: str
-    """The value of :data:`RUN_ID_ENV` in the run's environment."""
-    start_ticks: int | None
-    """The leader's start time (``/proc/<pid>/stat`` field 22); None where unknown."""
-
-    def to_json(self) -> bytes:
-        return json.dumps(dataclasses.asdict(self)).encode("utf-8")
-
-    @classmethod
-    def from_json(cls, data: bytes) -> RunRecord:
-        """The record in ``data``; :class:`ValueError` saying what is wrong otherwise."""
-        try:
-            raw = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"not JSON ({exc})") from exc
-        if not isinstance(raw, dict):
-            raise ValueError("not a JSON object")
-        key, run_id, started_at = raw.get("key"), raw.get("run_id"), raw.get("started_at")
-        if not isinstance(key, str) or not key:
-            raise ValueError("no session key")
-        if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
-            raise ValueError("no run id")
-        if not isinstance(started_at, int | float) or isinstance(started_at, bool):
-            raise ValueError("no start time")
-        start_ticks = raw.get("start_ticks")
-        if start_ticks is not None:
-            start_ticks = _whole_number(raw, "start_ticks", minimum=0)
-        return cls(
-            key=key,
-            # 0 and 1 would make killpg() mean "our own group" or init's: never acceptable.
-            pid=_whole_number(raw, "pid", minimum=2),
-            pgid=_whole_number(raw, "pgid", minimum=2),
-            started_at=float(started_at),
-            run_id=run_id,
-            start_ticks=start_ticks,
-        )
-
-
-def _whole_number(raw: dict[str, Any], name: str, *, minimum: int) -> int:
-    value = raw.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} is not a whole number of at least {minimum}: {value!r}")
-    return value
-
-
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
-Verdict = Literal["ours", "gone", "foreign", "unverifiable"]
-_VERDICTS: dict[Verdict, str] = {
-    "ours": "still running",
-    "gone": "already ended",
-    "foreign": "its process ids now belong to other processes",
-    "unverifiable": "cannot be verified here (no /proc)",
-}
-_PROC = Path("/proc")
-
-
-def _leftovers(directory: Path) -> list[tuple[Path, RunRecord | None]]:
-    """Every registry file in ``directory``, with its record (None if unreadable).
-
-    Blocking. Temporary files of an interrupted write are removed here.
-    """
-    try:
-        entries = sorted(directory.iterdir())
-    except FileNotFoundError:
-        return []
-    found: list[tuple[Path, RunRecord | None]] = []
-    for path in entries:
-        if path.name.startswith(f".{REGISTRY_PREFIX}") and path.name.endswith(".tmp"):
-            _remove_file(path)
-            continue
-        if not (path.name.startswith(REGISTRY_PREFIX) and path.name.endswith(".json")):
-            continue  # not ours: the run directory is shared with the tmux runner
-        record: RunRecord | None = None
-        try:
-            if path.is_symlink() or not path.is_file():
-                raise ValueError("not a regular file")
-            record = RunRecord.from_json(path.read_bytes())
-            if path.name != f"{REGISTRY_PREFIX}{record.run_id}.json":
-                raise ValueError("its run id does not match its name")
-        except (OSError, ValueError) as exc:
-            log.warning("removing unusable direct-run record %s: %s", path, exc)
-            record = None
-        found.append((path, record))
-    return found
-
-
-def _verify_group(record: RunRecord) -> Verdict:
-    """Whether the recorded process group is still the recorded run's. Blocking.
-
-    A live member must carry the run's id in its environment. Children inherit it, so
-    this holds for a group whose leader (claude) is gone but whose children work on; a
-    leader that is present must also have started when the recorded one did.
-    """
-    if not (_PROC / "self" / "stat").exists():
-        return "unverifiable"
-    members = _group_members(record.pgid)
-    if not members:
-        return "gone"
-    if record.pgid in members and record.start_ticks is not None and _start_ticks(record.pgid) != record.start_ticks:
-        return "foreign"
-    mark = f"{RUN_ID_ENV}={record.run_id}".encode()
-    return "ours" if any(_carries(pid, mark) for pid in members) else "foreign"
-
-
-def _group_members(pgid: int) -> set[int]:
-    """Live (not zombie) processes in group ``pgid``. Blocking."""
-    members: set[int] = set()
-    try:
-        names = [entry.name for entry in os.scandir(_PROC) if entry.name.isdigit()]
-    except OSError:
-        return members
-    for name in names:
-        fields = _stat_fields(int(name))
-        if fields is not None and fields[0] not in ("Z", "X") and fields[2] == str(pgid):
-            members.add(int(name))
-    return members
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """``/proc/<pid>/stat`` from field 3 (state) on; None when it cannot be read."""
-    try:
-        text = (_PROC / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    # The command name (field 2) is in parentheses and may itself hold spaces and ")".
-    return text.rpartition(")")[2].split()
-
-
-def _start_ticks(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    try:
-        return int(fields[19]) if fields is not None else None  # field 22, counted from 3
-    except (IndexError, ValueError):
-        return None
-
-
-def _carries(pid: int, mark: bytes) -> bool:
-    """Whether ``mark`` (``NAME=value``) is one of the entries of the process's environment."""
-    try:
-        environ = (_PROC / str(pid) / "environ").read_bytes()
-    except OSError:  # gone, or another user's (unreadable): not ours either way
-        return False
-    return mark in environ.split(b"\0")
-
-
-async def _group_gone(pgid: int, timeout: float) -> bool:
-    """Wait up to ``timeout`` s for group ``pgid`` to have no live member."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while await asyncio.to_thread(_group_members, pgid):
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(_GROUP_POLL_S)
-    return True
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Create or replace ``path`` (mode 0600, never through a symlink) in one step.
-
-    No fsync: the file guards against the gateway dying, not the machine, and a machine
-    that dies takes the runs with it.
-    """
-    temporary = path.with_name(f".{path.name}.tmp")
-    _remove_file(temporary)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    with os.fdopen(os.open(temporary, flags, 0o600), "wb") as file:
-        file.write(data)
-    os.replace(temporary, path)
-
-
-def _remove_file(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.warning("could not remove %s: %s", path, exc)
+        mine = {run.registered for run in self._live if run.registered is not None}
+        return await self._registry.sweep(mine, self._kill_grace_s)

@@ -25,8 +25,10 @@ Last, it tells the gateway through ``tmux wait-for -S <channel>`` and exits, whi
 closes the pane and the tmux session. tmux remembers a signal nobody was waiting for,
 so a gateway that starts waiting late still wakes up.
 
-Only the standard library is used, and nothing from this package is imported: the
-wrapper starts fast, and works whatever the pane's working directory or environment.
+Besides the standard library it imports only two small modules of this package that
+import nothing else (:mod:`mpg_tui.fsutil`, :mod:`mpg_tui.runners.process`), so it
+starts fast; it finds them next to itself, whatever the pane's working directory or
+environment.
 """
 
 from __future__ import annotations
@@ -41,6 +43,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
+
+if not __package__:
+    # Run as a file (``python -I <this file>``): -I keeps the working directory, this
+    # file's directory and PYTHONPATH off sys.path, so a gateway run from a checkout that
+    # is not installed would leave this package unimportable here without this.
+    _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+    if _PACKAGE_ROOT not in sys.path:
+        sys.path.append(_PACKAGE_ROOT)
+
+from mpg_tui.fsutil import atomic_write
+from mpg_tui.runners.process import end_group_now, signal_group
 
 REQUEST_FILE = "request.json"
 PROMPT_FILE = "prompt.txt"
@@ -91,7 +104,7 @@ class Supervisor:
         except Exception as exc:  # record even our own failure: the gateway is waiting
             outcome["wrapper_error"] = f"{type(exc).__name__}: {exc}"
             if self.child is not None:
-                _signal_group(self.child.pid, signal.SIGKILL)
+                signal_group(self.child.pid, signal.SIGKILL)
         finally:
             with contextlib.suppress(OSError):
                 _write_json(self.run_dir / EXIT_FILE, outcome)
@@ -125,8 +138,7 @@ class Supervisor:
             returncode = self.child.wait()
             signal.setitimer(signal.ITIMER_REAL, 0)
             # Whatever claude left in its group (a background server, an orphan) ends with it.
-            _signal_group(self.child.pid, signal.SIGTERM)
-            _signal_group(self.child.pid, signal.SIGKILL)
+            end_group_now(self.child.pid)
         return {
             "exit_code": returncode if returncode >= 0 else None,
             "signal": -returncode if returncode < 0 else None,
@@ -148,12 +160,12 @@ class Supervisor:
             self.stopped_by = "timeout"
             self._begin_stop()
         elif self.child is not None:
-            _signal_group(self.child.pid, signal.SIGKILL)
+            signal_group(self.child.pid, signal.SIGKILL)
 
     def _begin_stop(self) -> None:
         if self.child is None:
             return
-        _signal_group(self.child.pid, signal.SIGTERM)
+        signal_group(self.child.pid, signal.SIGTERM)
         signal.setitimer(signal.ITIMER_REAL, max(self.kill_grace_s, 0.001))
 
     def _signal_done(self) -> None:
@@ -200,23 +212,9 @@ def _string_map(data: dict[str, Any], name: str) -> dict[str, str]:
     return dict(value)
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Create ``path`` (mode 0600, never through a symlink) holding ``data``."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags, 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-
-
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` atomically: a reader sees the old file or the whole new one."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        temporary.unlink()
-    write_private(temporary, json.dumps(data).encode("utf-8"))
-    os.replace(temporary, path)
+    """Replace ``path`` atomically and durably: a reader sees the old file or the whole new one."""
+    atomic_write(path, json.dumps(data))
 
 
 @contextlib.contextmanager
@@ -230,11 +228,6 @@ def _open_private(path: Path) -> Iterator[IO[bytes]]:
 def _open_read(path: Path) -> Iterator[IO[bytes]]:
     with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as file:
         yield file
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 def _say(line: str) -> None:

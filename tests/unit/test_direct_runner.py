@@ -22,9 +22,10 @@ import pytest
 
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.core.runner import Progress, ProgressCallback, RunRequest
-from mpg_tui.runners import direct
+from mpg_tui.runners import process
 from mpg_tui.runners.command import build_argv, child_env, is_secret_name
-from mpg_tui.runners.direct import REGISTRY_PREFIX, RUN_ID_ENV, DirectRunner, RunRecord
+from mpg_tui.runners.direct import REGISTRY_PREFIX, DirectRunner
+from mpg_tui.runners.run_registry import RUN_ID_ENV, RunRecord
 
 if TYPE_CHECKING:
     from tests.unit.conftest import StandIn
@@ -515,14 +516,14 @@ async def test_a_caller_cancelled_while_its_run_is_being_ended_leaves_the_ending
     registry = tmp_path / "run"
     runner = DirectRunner(kill_grace_s=0.5, registry_dir=registry)
     sigterm_sent = asyncio.Event()
-    signal_group = direct._signal_group
+    signal_group = process.signal_group
 
     def spy(pgid: int, sig: signal.Signals) -> None:
         signal_group(pgid, sig)
         if sig == signal.SIGTERM:
             sigterm_sent.set()
 
-    monkeypatch.setattr(direct, "_signal_group", spy)
+    monkeypatch.setattr(process, "signal_group", spy)
     _, started, on_progress = collect()
     task = asyncio.create_task(runner.run(stand_in.request("[[error:stubborn]]"), on_progress))
     await asyncio.wait_for(started.wait(), 30)
@@ -546,7 +547,7 @@ async def test_sweep_ends_a_run_whose_gateway_was_sigkilled_with_everything_in_i
     [orphan] = stand_in.orphan_pids()
     assert alive(agent_pid) and alive(orphan)  # nobody left to end them
 
-    with caplog.at_level(logging.WARNING, logger="mpg_tui.runners.direct"):
+    with caplog.at_level(logging.WARNING, logger="mpg_tui.runners.run_registry"):
         assert await DirectRunner(kill_grace_s=0.2, registry_dir=registry).sweep_orphans() == ["thread-1"]
     assert not alive(agent_pid) and not alive(orphan)
     assert registry_files(registry) == []
@@ -600,7 +601,7 @@ async def test_sweep_signals_nothing_where_it_cannot_verify_and_drops_the_record
 ) -> None:
     registry = tmp_path / "run"
     run_id = secrets.token_hex(16)
-    monkeypatch.setattr(direct, "_PROC", tmp_path / "no-proc")
+    monkeypatch.setattr(process, "_PROC", tmp_path / "no-proc")
     async with lone_sleeper({RUN_ID_ENV: run_id}) as pid:
         write_record(registry, pid=pid, run_id=run_id)
         assert await DirectRunner(registry_dir=registry).sweep_orphans() == []
@@ -630,7 +631,7 @@ async def test_sweep_removes_unusable_records_and_half_written_files_and_leaves_
     (registry / f".{REGISTRY_PREFIX}{'e' * 32}.json.tmp").write_text("{")
     tmux_run = registry / "mpg-1001-0123456789"
     tmux_run.mkdir()
-    with caplog.at_level(logging.WARNING, logger="mpg_tui.runners.direct"):
+    with caplog.at_level(logging.WARNING, logger="mpg_tui.runners.run_registry"):
         assert await DirectRunner(registry_dir=registry).sweep_orphans() == []
     assert registry_files(registry) == [tmux_run]
     warnings = "\n".join(caplog.messages)
@@ -663,7 +664,7 @@ async def test_an_unwritable_registry_costs_a_warning_not_the_run(
 ) -> None:
     blocked = tmp_path / "a-file"
     blocked.write_text("")
-    with caplog.at_level(logging.WARNING, logger="mpg_tui.runners.direct"):
+    with caplog.at_level(logging.WARNING, logger="mpg_tui.runners.run_registry"):
         result = await DirectRunner(registry_dir=blocked / "run").run(stand_in.request("hi"), lambda _p: None)
     assert result.ok and result.text == "[claude] hi"
     assert any("could not record it" in message for message in caplog.messages)

@@ -20,6 +20,7 @@ from pydantic import (
     AfterValidator,
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -105,7 +106,14 @@ def _agent_name(name: str) -> str:
     return name
 
 
+def _whole_dollars(value: Any) -> Any:
+    # Strict mode refuses an int for a float field, but ``"dailyBudgetUsd": 5`` is plainly meant.
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 PresetName = Annotated[str, AfterValidator(_known_preset)]
+Dollars = Annotated[float, BeforeValidator(_whole_dollars), Field(gt=0)]
+"""A spending limit in US dollars; above zero (leave it out for no limit)."""
 AgentName = Annotated[str, AfterValidator(_agent_name)]
 
 
@@ -170,6 +178,14 @@ class Defaults(_Model):
     """Base URL of a Discord-compatible server (the sandbox); unset means discord.com."""
     tmux_socket: str = "mpg-tui"
     worktrees: bool = True
+    max_turn_cost_usd: Dollars | None = None
+    """Dollars one claude turn may spend; passed to claude as ``--max-budget-usd``."""
+    max_thread_cost_usd: Dollars | None = None
+    """Dollars all sessions of one thread (agents included) may spend before it pauses."""
+    daily_budget_usd: Dollars | None = None
+    """Dollars a project may spend per calendar day (gateway's local time) before it pauses."""
+    approver_roles: list[str] = Field(default_factory=list)
+    """Role names or IDs whose members may decide for others (``!continue``), besides the requester."""
 
     @field_validator("http_port", mode="before")
     @classmethod
@@ -204,6 +220,11 @@ class Project(_Model):
     """Messages per user per minute; 0 or absent means no limit."""
     persistence: Literal["tmux", "direct"] | None = None
     worktrees: bool | None = None
+    max_turn_cost_usd: Dollars | None = None
+    max_thread_cost_usd: Dollars | None = None
+    daily_budget_usd: Dollars | None = None
+    approver_roles: list[str] | None = None
+    """Replaces ``defaults.approverRoles`` for this project."""
 
     @field_validator("directory")
     @classmethod
@@ -281,6 +302,10 @@ class ProjectView:
         self.persistence: Literal["tmux", "direct"] = project.persistence or defaults.persistence or "direct"
         self.worktrees = defaults.worktrees if project.worktrees is None else project.worktrees
         self.agents: dict[str, Agent] = resolve_agents(project.agents)
+        self.budget = BudgetLimits.of(project, defaults)
+        self.approver_roles = list(
+            defaults.approver_roles if project.approver_roles is None else project.approver_roles
+        )
 
     def __repr__(self) -> str:
         return f"ProjectView(key={self.key!r}, name={self.name!r}, directory={self.directory!r})"
@@ -315,6 +340,26 @@ class ProjectView:
         if disallowed:
             return [*args, "--disallowed-tools", *disallowed]
         return args
+
+
+class BudgetLimits(BaseModel):
+    """A project's spending limits with the defaults applied (None: no limit)."""
+
+    model_config = ConfigDict(frozen=True)
+    max_turn_cost_usd: float | None = None
+    max_thread_cost_usd: float | None = None
+    daily_budget_usd: float | None = None
+
+    @classmethod
+    def of(cls, project: Project, defaults: Defaults) -> BudgetLimits:
+        def pick(own: float | None, default: float | None) -> float | None:
+            return own if own is not None else default
+
+        return cls(
+            max_turn_cost_usd=pick(project.max_turn_cost_usd, defaults.max_turn_cost_usd),
+            max_thread_cost_usd=pick(project.max_thread_cost_usd, defaults.max_thread_cost_usd),
+            daily_budget_usd=pick(project.daily_budget_usd, defaults.daily_budget_usd),
+        )
 
 
 def resolve_agents(spec: list[str] | dict[str, AgentSpec | None] | None) -> dict[str, Agent]:

@@ -277,7 +277,8 @@ class GatewayConfig(_Model):
 
     @property
     def needs_members_intent(self) -> bool:
-        return any(p.allowed_roles for p in self.projects.values())
+        # Role checks need members' roles: allowedRoles, and approverRoles (who may !continue).
+        return any(p.allowed_roles for p in self.projects.values()) or any(v.approver_roles for v in self.views())
 
     @property
     def uses_tmux(self) -> bool:

@@ -92,16 +92,28 @@ class HeldTurn:
     requester_id: str | None
     from_agent: str | None = None
     """Set for a handoff: the agent that handed off (the chain goes on from there)."""
+    rerun: bool = False
+    """A turn a limit stopped (before or while it ran): ``prompt`` runs again as it was."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"agent": self.agent, "prompt": self.prompt, "requester": self.requester_id, "from": self.from_agent}
+        return {
+            "agent": self.agent,
+            "prompt": self.prompt,
+            "requester": self.requester_id,
+            "from": self.from_agent,
+            "rerun": self.rerun,
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> HeldTurn | None:
         if not isinstance(data, dict) or not isinstance(data.get("prompt"), str):
             return None
         return cls(
-            _opt_str(data.get("agent")), data["prompt"], _opt_str(data.get("requester")), _opt_str(data.get("from"))
+            _opt_str(data.get("agent")),
+            data["prompt"],
+            _opt_str(data.get("requester")),
+            _opt_str(data.get("from")),
+            rerun=data.get("rerun") is True,
         )
 
 

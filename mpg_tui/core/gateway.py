@@ -498,9 +498,9 @@ class Gateway:
                 # A limit was spent while this turn waited: it never ran, so keep it.
                 chain.hops.pop()
                 why = self._paused_by(project, thread_id) or Stop("thread", 0.0, 0.0)
-                unstarted = HeldTurn(agent.name if agent else None, prompt, requester, from_agent=from_agent)
-                await self._pause(project, thread_id, why, unstarted, requester=requester)
+                unstarted = HeldTurn(agent.name if agent else None, prompt, requester, from_agent, rerun=True)
                 self._chain_book.stop(chain, "budget")
+                await self._pause(project, thread_id, why, unstarted, requester=requester)
                 return
             hop.state = "done" if result.ok else "failed"
             hop.duration_ms = result.duration_ms
@@ -510,12 +510,14 @@ class Gateway:
             if result.error_kind == "max_budget":
                 await self._sessions.acknowledge(outcome.session.key)
                 spent = await self._review_spend(project, thread_id)
+                self._chain_book.stop(chain, "budget")
                 if spent is not None:
-                    await self._pause(project, thread_id, spent, None, requester=requester)
+                    # Cut short at the thread's or the day's limit: it runs again after a continue.
+                    cut = HeldTurn(agent.name if agent else None, prompt, requester, from_agent, rerun=True)
+                    await self._pause(project, thread_id, spent, cut, requester=requester)
                 else:
                     cap = project.budget.max_turn_cost_usd or result.cost_usd
                     await self._delivery.send(thread_id, turn_cap_text(result.cost_usd, cap), parent=parent)
-                self._chain_book.stop(chain, "budget")
                 return
             if not result.ok:
                 error = f"**Error**: {result.error or 'Claude failed without saying why.'}"
@@ -535,8 +537,8 @@ class Gateway:
                 next_hop = None
                 if agent is not None and handoff is not None and not handoff.is_self:
                     next_hop = HeldTurn(handoff.agent.name, handoff.prompt, requester, from_agent=agent.name)
-                await self._pause(project, thread_id, stop, next_hop, requester=requester)
                 self._chain_book.stop(chain, "budget")
+                await self._pause(project, thread_id, stop, next_hop, requester=requester)
                 return
             if agent is None or handoff is None:
                 self._chain_book.stop(chain, "done")
@@ -676,7 +678,28 @@ class Gateway:
             for held in pause.held:
                 agent = project.agent(held.agent) if held.agent else None
                 source = project.agent(held.from_agent) if held.from_agent else None
-                if source is not None and agent is not None:
+                if held.rerun:
+                    # A turn a limit stopped: run its prompt again, going on with its chain.
+                    chain = self._chain_book.get(thread_id)
+                    if chain is None or chain.state != "budget":
+                        chain = self._chain_book.new(project, thread_id, agent)
+                    else:
+                        hop = ChainHop(agent=held.agent or "claude", state="queued", started_at=self._clock.now())
+                        chain.hops.append(hop)
+                    task = self._start_turn(project, thread_id, agent, held.prompt)
+                    chains.append(
+                        self._run_chain(
+                            project,
+                            thread_id,
+                            agent,
+                            task,
+                            prompt=held.prompt,
+                            requester=held.requester_id,
+                            chain=chain,
+                            from_agent=held.from_agent,
+                        )
+                    )
+                elif source is not None and agent is not None:
                     chain = self._chain_book.get(thread_id)
                     if chain is None or chain.state != "budget":
                         chain = self._chain_book.new(project, thread_id, source)

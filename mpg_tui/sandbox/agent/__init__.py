@@ -33,7 +33,8 @@ Directives
     the history block), on one line; text in double brackets with any other name is
     left alone. A directive with a bad argument fails the run (stderr, exit 2).
 
-    ``[[reply:TEXT]]``        reply exactly TEXT (``\\n`` and ``\\t`` escapes allowed)
+    ``[[reply:TEXT]]``        reply exactly TEXT (``\\n``, ``\\t``, ``\\[`` and ``\\]`` escapes allowed, so a
+                              reply can carry directives for the agent it hands off to)
     ``[[echo]]``              reply with the user's part verbatim
     ``[[echo:full]]``         reply with the whole prompt verbatim (history included)
     ``[[chars:N]]``           reply with exactly N characters, in lines of 80

@@ -325,6 +325,7 @@ class Turn:
         for directive in self.directives:
             if directive.name == "reply":
                 reply = (directive.arg or "").replace("\\n", "\n").replace("\\t", "\t")
+                reply = reply.replace("\\[", "[").replace("\\]", "]")
             elif directive.name == "echo":
                 reply = self.prompt if directive.arg == "full" else self.user
             elif directive.name == "chars":

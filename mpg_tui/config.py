@@ -20,6 +20,7 @@ from pydantic import (
     AfterValidator,
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -117,6 +118,15 @@ def _passable_env_name(name: str) -> str:
 
 PresetName = Annotated[str, AfterValidator(_known_preset)]
 PassEnvName = Annotated[str, AfterValidator(_passable_env_name)]
+
+
+def _whole_dollars(value: Any) -> Any:
+    # Strict mode refuses an int for a float field, but ``"dailyBudgetUsd": 5`` is plainly meant.
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Dollars = Annotated[float, BeforeValidator(_whole_dollars), Field(gt=0)]
+"""A spending limit in US dollars; above zero (leave it out for no limit)."""
 AgentName = Annotated[str, AfterValidator(_agent_name)]
 
 
@@ -184,6 +194,14 @@ class Defaults(_Model):
     pass_env: list[PassEnvName] = Field(default_factory=list)
     """Environment variables passed to claude on purpose, though their names look secret
     (``GITHUB_TOKEN`` for ``git push``); a project's list adds to this one."""
+    max_turn_cost_usd: Dollars | None = None
+    """Dollars one claude turn may spend; passed to claude as ``--max-budget-usd``."""
+    max_thread_cost_usd: Dollars | None = None
+    """Dollars all sessions of one thread (agents included) may spend before it pauses."""
+    daily_budget_usd: Dollars | None = None
+    """Dollars a project may spend per calendar day (gateway's local time) before it pauses."""
+    approver_roles: list[str] = Field(default_factory=list)
+    """Role names or IDs whose members may decide for others (``!continue``), besides the requester."""
 
     @field_validator("http_port", mode="before")
     @classmethod
@@ -219,6 +237,11 @@ class Project(_Model):
     persistence: Literal["tmux", "direct"] | None = None
     worktrees: bool | None = None
     pass_env: list[PassEnvName] | None = None
+    max_turn_cost_usd: Dollars | None = None
+    max_thread_cost_usd: Dollars | None = None
+    daily_budget_usd: Dollars | None = None
+    approver_roles: list[str] | None = None
+    """Replaces ``defaults.approverRoles`` for this project."""
 
     @field_validator("directory")
     @classmethod
@@ -271,7 +294,8 @@ class GatewayConfig(_Model):
 
     @property
     def needs_members_intent(self) -> bool:
-        return any(p.allowed_roles for p in self.projects.values())
+        # Role checks need members' roles: allowedRoles, and approverRoles (who may !continue).
+        return any(p.allowed_roles for p in self.projects.values()) or any(v.approver_roles for v in self.views())
 
     @property
     def uses_tmux(self) -> bool:
@@ -297,6 +321,10 @@ class ProjectView:
         self.worktrees = defaults.worktrees if project.worktrees is None else project.worktrees
         self.agents: dict[str, Agent] = resolve_agents(project.agents)
         self.pass_env: tuple[str, ...] = tuple(dict.fromkeys([*defaults.pass_env, *(project.pass_env or [])]))
+        self.budget = BudgetLimits.of(project, defaults)
+        self.approver_roles = list(
+            defaults.approver_roles if project.approver_roles is None else project.approver_roles
+        )
 
     def __repr__(self) -> str:
         return f"ProjectView(key={self.key!r}, name={self.name!r}, directory={self.directory!r})"
@@ -331,6 +359,26 @@ class ProjectView:
         if disallowed:
             return [*args, "--disallowed-tools", *disallowed]
         return args
+
+
+class BudgetLimits(BaseModel):
+    """A project's spending limits with the defaults applied (None: no limit)."""
+
+    model_config = ConfigDict(frozen=True)
+    max_turn_cost_usd: float | None = None
+    max_thread_cost_usd: float | None = None
+    daily_budget_usd: float | None = None
+
+    @classmethod
+    def of(cls, project: Project, defaults: Defaults) -> BudgetLimits:
+        def pick(own: float | None, default: float | None) -> float | None:
+            return own if own is not None else default
+
+        return cls(
+            max_turn_cost_usd=pick(project.max_turn_cost_usd, defaults.max_turn_cost_usd),
+            max_thread_cost_usd=pick(project.max_thread_cost_usd, defaults.max_thread_cost_usd),
+            daily_budget_usd=pick(project.daily_budget_usd, defaults.daily_budget_usd),
+        )
 
 
 def resolve_agents(spec: list[str] | dict[str, AgentSpec | None] | None) -> dict[str, Agent]:

@@ -24,6 +24,7 @@ from typing import Any
 from mpg_tui.config import ConfigError, GatewayConfig, load_config
 from mpg_tui.control.journal import EventJournal
 from mpg_tui.control.server import ControlService, socket_path
+from mpg_tui.core.budget import BUDGET_FILE_NAME, BudgetBook
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock, SystemClock, TimerHandle
 from mpg_tui.core.events import RunnerKind
@@ -79,6 +80,12 @@ class RuntimeSettings:
     """The file ``config`` came from: watched while running and reloaded when it changes."""
     control_socket: bool = True
     """Serve the control API on a Unix socket in ``run_dir`` (cockpits attach through it)."""
+    budget_path: Path | None = None
+    """The spend ledger; by default ``budget.json`` in the profile's state directory (``run_dir``'s parent)."""
+
+    @property
+    def budget_file(self) -> Path:
+        return self.budget_path or self.run_dir.parent / BUDGET_FILE_NAME
 
 
 class Runtime:
@@ -110,8 +117,14 @@ class Runtime:
             command=settings.claude_command,
             child_env=settings.child_env,
         )
+        self.budget = BudgetBook(self.bus, self.clock, settings.budget_file)
         self.gateway = Gateway(
-            config=config, sessions=self.sessions, bus=self.bus, clock=self.clock, poster=settings.poster
+            config=config,
+            sessions=self.sessions,
+            bus=self.bus,
+            clock=self.clock,
+            poster=settings.poster,
+            budget=self.budget,
         )
         self.client = GatewayClient(
             handler=self.gateway.handle_message,
@@ -261,6 +274,7 @@ class Runtime:
     async def _serve(self) -> None:
         await self._end_orphaned_direct_runs()
         await self.sessions.load()
+        await asyncio.to_thread(self.budget.load)
         await self.start_control()
         await self.start_dashboard()
         client = asyncio.create_task(self.client.run_until_closed(self.settings.token), name="discord")
@@ -332,6 +346,7 @@ class Runtime:
         log.info("Shutting down")
         await self.sessions.close()
         await self.store.flush()
+        await self.budget.flush(durable=True)
         if not await self.gateway.drain(DRAIN_TIMEOUT_S):
             log.warning("some messages were still being handled after %ss; closing Discord anyway", DRAIN_TIMEOUT_S)
         if not self.client.is_closed():

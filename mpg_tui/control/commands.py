@@ -13,6 +13,7 @@ from typing import Any
 
 from mpg_tui.control.protocol import ControlError
 from mpg_tui.core.api import CoreAPI
+from mpg_tui.core.commands import parse_amount
 
 MAX_ARG_CHARS = 4000
 """The longest string argument (a chat message posted through the sandbox is the longest)."""
@@ -25,6 +26,8 @@ class Command:
     """Names of its string arguments, all required."""
     run: Callable[[CoreAPI, Mapping[str, str]], Awaitable[Any]]
     help: str
+    optional: tuple[str, ...] = ()
+    """Names of string arguments it may be given."""
 
 
 async def _kill(core: CoreAPI, args: Mapping[str, str]) -> bool:
@@ -39,12 +42,27 @@ async def _post(core: CoreAPI, args: Mapping[str, str]) -> None:
     await core.post(args["channel_id"], args["author"], args["content"])
 
 
+async def _continue(core: CoreAPI, args: Mapping[str, str]) -> str:
+    try:
+        amount = parse_amount(args.get("amount_usd", ""))
+    except ValueError:
+        raise ControlError("bad_request", "'amount_usd' must be a number of dollars above 0") from None
+    return await core.continue_thread(args["thread_id"], amount)
+
+
 COMMANDS: dict[str, Command] = {
     command.name: command
     for command in (
         Command("kill", ("key",), _kill, "end a session: its run, queue, stored ID and worktree"),
         Command("restart", ("key",), _restart, "clear a session's claude ID so the next message starts fresh"),
         Command("post", ("channel_id", "author", "content"), _post, "post as a user (sandbox only)"),
+        Command(
+            "continue",
+            ("thread_id",),
+            _continue,
+            "raise the budget limit a paused thread stopped at, once, and run what it kept",
+            optional=("amount_usd",),
+        ),
     )
 }
 
@@ -53,11 +71,11 @@ def parse_args(command: Command, raw: Any) -> dict[str, str]:
     """The request's arguments, checked against what ``command`` takes."""
     if not isinstance(raw, Mapping):
         raise ControlError("bad_request", "'args' must be an object")
-    unknown = sorted(set(raw) - set(command.args))
+    unknown = sorted(set(raw) - set(command.args) - set(command.optional))
     if unknown:
         raise ControlError("bad_request", f"{command.name} takes no argument {', '.join(map(repr, unknown))}")
     args: dict[str, str] = {}
-    for name in command.args:
+    for name in (*command.args, *(n for n in command.optional if n in raw)):
         value = raw.get(name)
         if not isinstance(value, str) or not value:
             raise ControlError("bad_request", f"{command.name} needs {name!r}, a non-empty string")

@@ -21,13 +21,24 @@ from dataclasses import dataclass
 
 from mpg_tui.control import protocol
 from mpg_tui.core.api import CoreAPI
-from mpg_tui.core.events import Event, HandoffStep, HandoffStopped, RunFinished, RunRecovering, RunStarted
+from mpg_tui.core.events import (
+    BudgetContinued,
+    BudgetPaused,
+    BudgetWarning,
+    Event,
+    HandoffStep,
+    HandoffStopped,
+    RunFinished,
+    RunRecovering,
+    RunStarted,
+)
 
 log = logging.getLogger(__name__)
 
 RING_SIZE = 4096
 _TOTALS_EVENTS = (RunStarted, RunRecovering, RunFinished)
 _CHAIN_EVENTS = (RunStarted, RunFinished, HandoffStep, HandoffStopped)
+_BUDGET_EVENTS = (RunFinished, BudgetWarning, BudgetPaused, BudgetContinued)
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,8 @@ class EventJournal:
             message["chain"] = protocol.chain_json(found[-1]) if found else None
         if isinstance(event, _TOTALS_EVENTS):
             message["totals"] = protocol.totals_json(self.core.totals())
+        if isinstance(event, _BUDGET_EVENTS):
+            message["budgets"] = protocol.budgets_json(self.core.budgets())
         return self._encode(message)
 
     def _encode(self, message: protocol.JSON) -> bytes:

@@ -6,10 +6,12 @@ a cockpit attached over the control API sees the very dataclasses an in-process 
 
 Documents (``v`` is :data:`PROTOCOL_VERSION`; a client refuses another major version):
 
-``snapshot``  ``{"v", "instance", "seq", "gateway": {...}, "projects", "sessions", "chains", "totals"}``
+``snapshot``  ``{"v", "instance", "seq", "gateway": {...}, "projects", "sessions", "chains", "totals",
+              "budgets"}``
 ``stream``    newline-delimited JSON, one of ``hello`` (``instance``, ``seq``), ``event`` (``seq``,
               ``event``, and the state it left: ``session`` when the event names a session,
-              ``chain`` when it names a thread, ``totals`` when it changes them), ``resync``
+              ``chain`` when it names a thread, ``totals`` when it changes them, ``budgets``
+              when it changes spend or a pause), ``resync``
               (fetch a fresh snapshot) and ``ping``.
 ``command``   request ``{"v", "args": {...}}``; reply ``{"v", "ok": true, "result"}`` or
               ``{"v", "ok": false, "error": {"code", "message"}}``.
@@ -26,7 +28,16 @@ from typing import Any, Literal
 
 from mpg_tui.config import Agent, Defaults, Project, ProjectView
 from mpg_tui.core import events as core_events
-from mpg_tui.core.api import ChainHop, CoreAPI, HandoffChain, SessionInfo, Totals
+from mpg_tui.core.api import (
+    Budgets,
+    ChainHop,
+    CoreAPI,
+    HandoffChain,
+    PausedThread,
+    ProjectSpend,
+    SessionInfo,
+    Totals,
+)
 from mpg_tui.core.events import ConnectionState, Event
 
 PROTOCOL_VERSION = 1
@@ -77,6 +88,10 @@ def totals_json(totals: Totals) -> JSON:
     return dataclasses.asdict(totals)
 
 
+def budgets_json(budgets: Budgets) -> JSON:
+    return dataclasses.asdict(budgets)
+
+
 def project_json(project: ProjectView) -> JSON:
     return {
         "key": project.key,
@@ -110,6 +125,7 @@ def snapshot_json(core: CoreAPI, *, instance: str, seq: int, pid: int) -> JSON:
         "sessions": [session_json(s) for s in core.sessions()],
         "chains": [chain_json(c) for c in core.chains()],
         "totals": totals_json(core.totals()),
+        "budgets": budgets_json(core.budgets()),
     }
 
 
@@ -146,6 +162,17 @@ def read_chain(data: Any) -> HandoffChain:
 def read_totals(data: Any) -> Totals:
     totals: Totals = _build(Totals, data, "totals")
     return totals
+
+
+def read_budgets(data: Any) -> Budgets:
+    """Budgets from a snapshot or a stream line; a gateway too old to send them has none."""
+    if data is None:
+        return Budgets()
+    body = _object(data, "budgets")
+    return Budgets(
+        projects=[_build(ProjectSpend, p, "project spend") for p in body.get("projects") or []],
+        paused=[_build(PausedThread, p, "paused thread") for p in body.get("paused") or []],
+    )
 
 
 def read_project(data: Any, *, key: str | None = None, name: str | None = None) -> ProjectView:

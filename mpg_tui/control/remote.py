@@ -32,7 +32,7 @@ from mpg_tui.config import ProjectView
 from mpg_tui.control import protocol
 from mpg_tui.control.client import ControlClient, Endpoint
 from mpg_tui.control.protocol import JSON, ControlError, ProtocolError
-from mpg_tui.core.api import HandoffChain, SessionInfo, Totals
+from mpg_tui.core.api import Budgets, HandoffChain, SessionInfo, Totals
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.events import ConnectionChanged, ConnectionState, Event, StateResynced
 
@@ -79,6 +79,7 @@ class RemoteCore:
         self._sessions: dict[str, SessionInfo] = {}
         self._chains: OrderedDict[str, HandoffChain] = OrderedDict()
         self._totals = Totals(0, 0, 0.0, 0, 0)
+        self._budgets = Budgets()
         self._remote_connection: ConnectionState = "disconnected"
         self._instance: str | None = None
         self._seq = 0
@@ -127,6 +128,9 @@ class RemoteCore:
     def totals(self) -> Totals:
         return self._totals
 
+    def budgets(self) -> Budgets:
+        return self._budgets
+
     # -- CoreAPI: commands -----------------------------------------------------------------
 
     def _remote_name(self, name: str) -> str | None:
@@ -156,6 +160,13 @@ class RemoteCore:
             raise ValueError(f"channel {channel_id} is not one of {self.label}'s")
         await self._command("post", channel_id=remote, author=author, content=content)
 
+    async def continue_thread(self, thread_id: str, amount_usd: float | None = None) -> str:
+        remote = self._remote_name(thread_id)
+        if remote is None:
+            raise ValueError(f"thread {thread_id} is not one of {self.label}'s")
+        amount = {} if amount_usd is None else {"amount_usd": repr(amount_usd)}
+        return str(await self._command("continue", thread_id=remote, **amount))
+
     # -- the copy ---------------------------------------------------------------------------
 
     def _relabel(self, value: T) -> T:
@@ -167,6 +178,12 @@ class RemoteCore:
             if isinstance(current, str):
                 changes[name] = self._prefix + current
         return dataclasses.replace(value, **changes) if changes else value  # type: ignore[type-var]
+
+    def _relabel_budgets(self, budgets: Budgets) -> Budgets:
+        return Budgets(
+            projects=[self._relabel(p) for p in budgets.projects],
+            paused=[self._relabel(p) for p in budgets.paused],
+        )
 
     def _load(self, document: JSON) -> tuple[set[str], set[str]]:
         """Replace the copy with a snapshot; returns the session keys and threads it may have changed."""
@@ -184,6 +201,7 @@ class RemoteCore:
         self._sessions = {s.key: s for s in sessions}
         self._chains = OrderedDict((c.thread_id, c) for c in chains)
         self._totals = protocol.read_totals(document.get("totals", {}))
+        self._budgets = self._relabel_budgets(protocol.read_budgets(document.get("budgets")))
         self._remote_connection = protocol.read_connection(gateway.get("connection"))
         self.version = str(gateway.get("version", self.version))
         self.started_at = float(gateway.get("started_at", self.started_at))
@@ -210,6 +228,8 @@ class RemoteCore:
             self._chains.move_to_end(found.thread_id)
         if "totals" in message:
             self._totals = protocol.read_totals(message["totals"])
+        if "budgets" in message:
+            self._budgets = self._relabel_budgets(protocol.read_budgets(message["budgets"]))
         event = protocol.read_event(message.get("event"))
         if event is None:
             return None
@@ -336,6 +356,19 @@ class MultiCore:
             input_tokens=sum(t.input_tokens for t in all_totals),
             output_tokens=sum(t.output_tokens for t in all_totals),
         )
+
+    def budgets(self) -> Budgets:
+        every = [c.budgets() for c in self.cores]
+        return Budgets(
+            projects=[p for b in every for p in b.projects],
+            paused=[p for b in every for p in b.paused],
+        )
+
+    async def continue_thread(self, thread_id: str, amount_usd: float | None = None) -> str:
+        owner = self._owner(thread_id)
+        if owner is None:
+            raise ValueError(f"no gateway owns thread {thread_id}")
+        return await owner.continue_thread(thread_id, amount_usd)
 
     async def kill(self, key: str) -> bool:
         owner = self._owner(key)

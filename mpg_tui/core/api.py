@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 
 from mpg_tui.config import ProjectView
 from mpg_tui.core.bus import EventBus
-from mpg_tui.core.events import ConnectionState, RunnerKind, SessionState
+from mpg_tui.core.events import BudgetLimit, ConnectionState, RunnerKind, SessionState
 
 
 @dataclass
@@ -60,7 +60,7 @@ class KilledSession:
 
 
 HopState = Literal["running", "done", "failed", "queued"]
-ChainState = Literal["running", "done", "turn_limit", "error"]
+ChainState = Literal["running", "done", "turn_limit", "error", "budget"]
 
 
 @dataclass
@@ -82,6 +82,38 @@ class HandoffChain:
     turns: int
     max_turns: int
     state: ChainState
+
+
+@dataclass
+class ProjectSpend:
+    """A project's spend today (the gateway's local calendar day) against its daily budget."""
+
+    project_key: str
+    day: str
+    """``YYYY-MM-DD``."""
+    spent_usd: float
+    budget_usd: float | None
+    """Today's budget, raised by any continue; None when the project has none."""
+
+
+@dataclass
+class PausedThread:
+    """A thread stopped at a spending limit, waiting for someone allowed to continue it."""
+
+    thread_id: str
+    project_key: str
+    limit: BudgetLimit
+    spent_usd: float
+    limit_usd: float
+    held: int
+    """Messages (and handoffs) kept to run after the continue."""
+    since: float
+
+
+@dataclass
+class Budgets:
+    projects: list[ProjectSpend] = field(default_factory=list)
+    paused: list[PausedThread] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -111,6 +143,8 @@ class CoreAPI(Protocol):
 
     def totals(self) -> Totals: ...
 
+    def budgets(self) -> Budgets: ...
+
     async def kill(self, key: str) -> bool:
         """End the session: stop its run, forget it in memory and on disk, remove its worktree."""
 
@@ -119,3 +153,10 @@ class CoreAPI(Protocol):
 
     async def post(self, channel_id: str, author: str, content: str) -> None:
         """Post as a user (the demo's chat box); only meaningful against the sandbox."""
+
+    async def continue_thread(self, thread_id: str, amount_usd: float | None = None) -> str:
+        """As the operator: raise the limit a paused thread stopped at, once, and run what it kept.
+
+        ``amount_usd`` more may be spent (default: the configured limit again). Returns the
+        sentence the thread is told, or why nothing was continued.
+        """

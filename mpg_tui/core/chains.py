@@ -21,12 +21,13 @@ from mpg_tui.core.events import (
 
 MAX_CHAINS = 500
 
-StopReason = Literal["done", "turn_limit", "self_handoff", "error"]
+StopReason = Literal["done", "turn_limit", "self_handoff", "error", "budget"]
 _CHAIN_STATE: dict[StopReason, ChainState] = {
     "done": "done",
     "self_handoff": "done",
     "turn_limit": "turn_limit",
     "error": "error",
+    "budget": "budget",
 }
 
 
@@ -40,6 +41,10 @@ class ChainBook:
 
     def chains(self) -> list[HandoffChain]:
         return list(self._chains.values())
+
+    def get(self, thread_id: str) -> HandoffChain | None:
+        """The latest chain of ``thread_id``, if it is still kept."""
+        return self._chains.get(thread_id)
 
     def new(self, project: ProjectView, thread_id: str, agent: Agent | None) -> HandoffChain:
         chain = HandoffChain(

@@ -2,7 +2,8 @@
 
 Built-ins: ``!sessions``, ``!session [name]``, ``!restart <name>``, ``!kill <name>``,
 ``!agents``, ``!help``; and ``!ask <agent> <msg>`` / ``!<agent> <msg>``, which are not
-answered here but handed back as :class:`DispatchToAgent`. Built-in names win over agent
+answered here but handed back as :class:`DispatchToAgent`, and ``!continue [dollars]``,
+handed back as :class:`ContinueRequest` (the gateway owns budgets and who may decide). Built-in names win over agent
 names. A ``!word`` that is neither is not a command: it goes to claude as an ordinary
 message, as in MPG (a prompt may well start with "!").
 
@@ -43,8 +44,12 @@ from mpg_tui.core.ports import InboundMessage
 from mpg_tui.core.router import Route
 from mpg_tui.timefmt import format_duration
 
-BuiltinName = Literal["sessions", "session", "restart", "kill", "agents", "help"]
-_BUILTINS: tuple[BuiltinName, ...] = ("sessions", "session", "restart", "kill", "agents", "help")
+BuiltinName = Literal["sessions", "session", "restart", "kill", "agents", "help", "continue"]
+_BUILTINS: tuple[BuiltinName, ...] = ("sessions", "session", "restart", "kill", "agents", "help", "continue")
+MAX_CONTINUE_USD = 10_000.0
+CONTINUE_USAGE = (
+    "Usage: `!continue` or `!continue <dollars>` (e.g. `!continue 2.50`), in the thread that is paused at its budget."
+)
 
 MAX_LISTED_SESSIONS = 50
 MAX_DETAILED_SESSIONS = 5
@@ -60,6 +65,7 @@ HELP_TEXT = "\n".join(
         "`!kill <name>` — end a session (removes it from memory and disk, and its worktree)",
         "`!ask <agent> <message>` — send a message to an agent (shorthand: `!<agent> <message>`)",
         "`!agents` — list available agents for the current project",
+        "`!continue [dollars]` — in a thread paused at its budget: allow it to spend more (once)",
         "`!help` — show this message",
         "",
         "`<name>` is a session key, an agent in this thread, or a project name.",
@@ -137,6 +143,13 @@ class CommandResult:
 
 
 @dataclass(frozen=True)
+class ContinueRequest:
+    """``!continue [dollars]``: lift the budget this thread is paused at (the gateway checks who asks)."""
+
+    amount_usd: float | None
+
+
+@dataclass(frozen=True)
 class DispatchToAgent:
     """``!ask``/``!<agent>``: run ``prompt`` on ``agent``'s session in this thread."""
 
@@ -164,9 +177,10 @@ def parse_command(text: str, agents: Mapping[str, Agent]) -> Command | None:
     return parse_agent_command(stripped, agents)
 
 
-async def handle_command(
-    text: str, ctx: CommandContext, control: SessionControl
-) -> CommandResult | DispatchToAgent | None:
+CommandOutcome = CommandResult | DispatchToAgent | ContinueRequest
+
+
+async def handle_command(text: str, ctx: CommandContext, control: SessionControl) -> CommandOutcome | None:
     """Parse and run ``text``; None when it is not a command."""
     command = parse_command(text, ctx.project.agents)
     if command is None:
@@ -174,7 +188,7 @@ async def handle_command(
     return await execute(command, ctx, control)
 
 
-async def execute(command: Command, ctx: CommandContext, control: SessionControl) -> CommandResult | DispatchToAgent:
+async def execute(command: Command, ctx: CommandContext, control: SessionControl) -> CommandOutcome:
     if isinstance(command, UnknownAgent):
         return CommandResult(command.reply(ctx.project.agents))
     if isinstance(command, AgentTarget):
@@ -191,6 +205,26 @@ async def execute(command: Command, ctx: CommandContext, control: SessionControl
             return CommandResult(agents_text(ctx.project))
         case "help":
             return CommandResult(HELP_TEXT)
+        case "continue":
+            try:
+                amount = parse_amount(command.arg)
+            except ValueError:
+                return CommandResult(CONTINUE_USAGE)
+            return ContinueRequest(amount) if ctx.thread_id is not None else CommandResult(CONTINUE_USAGE)
+
+
+def parse_amount(text: str) -> float | None:
+    """``""`` -> None (the configured limit again), ``"2.50"`` or ``"$2.50"`` -> 2.5.
+
+    Raises ValueError for anything else, or an amount not above 0 and up to :data:`MAX_CONTINUE_USD`.
+    """
+    word = text.strip().removeprefix("$")
+    if not word:
+        return None
+    amount = float(word)
+    if not 0 < amount <= MAX_CONTINUE_USD:  # also refuses nan
+        raise ValueError(f"amount out of range: {word}")
+    return amount
 
 
 def agents_text(project: ProjectView) -> str:

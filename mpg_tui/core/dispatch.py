@@ -26,7 +26,7 @@ from typing import Literal
 
 from mpg_tui.config import Agent
 
-BUILTIN_COMMANDS = frozenset({"sessions", "session", "restart", "kill", "agents", "help", "ask"})
+BUILTIN_COMMANDS = frozenset({"sessions", "session", "restart", "kill", "agents", "help", "ask", "continue"})
 """``!`` words that are never read as ``!<agent>`` shorthand."""
 
 EMPTY_PROMPT_TEXT = "Please include a message with your request."

@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Literal
 
 ConnectionState = Literal["connecting", "ready", "resuming", "disconnected"]
 RunnerKind = Literal["direct", "tmux"]
+BudgetLimit = Literal["turn", "thread", "day"]
+"""Which spending limit: ``maxTurnCostUsd``, ``maxThreadCostUsd`` or ``dailyBudgetUsd``."""
 SessionState = Literal["idle", "queued", "running", "recovering"]
 
 
@@ -141,8 +143,45 @@ class HandoffStopped(Event):
     kind: ClassVar[str] = "handoff_stopped"
     project_key: str
     thread_id: str
-    reason: Literal["done", "turn_limit", "self_handoff", "error"]
+    reason: Literal["done", "turn_limit", "self_handoff", "error", "budget"]
     turns: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetWarning(Event):
+    """A thread or a project's day reached 80% of its budget (told once)."""
+
+    kind: ClassVar[str] = "budget_warning"
+    project_key: str
+    thread_id: str
+    limit: BudgetLimit
+    spent_usd: float
+    limit_usd: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetPaused(Event):
+    """A thread stopped at a spending limit; ``held`` messages wait for a continue."""
+
+    kind: ClassVar[str] = "budget_paused"
+    project_key: str
+    thread_id: str
+    limit: BudgetLimit
+    spent_usd: float
+    limit_usd: float
+    held: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetContinued(Event):
+    """Someone allowed to decide raised the limit of a paused thread (or project-day) once."""
+
+    kind: ClassVar[str] = "budget_continued"
+    project_key: str
+    thread_id: str
+    limit: BudgetLimit
+    limit_usd: float
+    by: str
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,16 +21,29 @@ from typing import Any
 from mpg_tui import __version__
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core import access
-from mpg_tui.core.api import ChainHop, HandoffChain, KilledSession, SessionInfo, Totals
+from mpg_tui.core.api import Budgets, ChainHop, HandoffChain, KilledSession, SessionInfo, Totals
+from mpg_tui.core.approvers import OPERATOR, Decider, Member, may_decide, refusal_text
 from mpg_tui.core.attachments import AttachmentLimits, save_attachments
+from mpg_tui.core.budget import BudgetBook, HeldTurn, Pause, Stop
+from mpg_tui.core.budget_notices import (
+    continued_text,
+    kept_text,
+    not_paused_text,
+    pause_text,
+    turn_cap_text,
+    warning_text,
+)
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.chains import ChainBook, Observed
 from mpg_tui.core.clock import Clock
-from mpg_tui.core.commands import CommandContext, CommandResult, handle_command
+from mpg_tui.core.commands import CommandContext, CommandResult, ContinueRequest, handle_command
 from mpg_tui.core.delivery import Delivery
 from mpg_tui.core.dispatch import AgentTarget, UnknownAgent, detect_handoff, resolve_target, session_key
 from mpg_tui.core.embeds import EYES, handoff_text, queued_text
 from mpg_tui.core.events import (
+    BudgetContinued,
+    BudgetPaused,
+    BudgetWarning,
     ConnectionState,
     HandoffStep,
     MessageReceived,
@@ -84,7 +97,10 @@ class Gateway:
         clock: Clock,
         chat: ChatPort | None = None,
         poster: Poster | None = None,
+        budget: BudgetBook | None = None,
     ) -> None:
+        """``budget`` is the spend ledger (the runtime's persists itself); without one, spend
+        is kept in memory only."""
         self.bus = bus
         self.version = __version__
         self.started_at = clock.now()
@@ -100,6 +116,7 @@ class Gateway:
         self._intake = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
         self._chain_book = ChainBook(bus, clock)
+        self._budget = budget if budget is not None else BudgetBook(bus, clock, None)
         self._observed = Observed(bus)
         self._delivery = Delivery(lambda: self.chat)
         self._handling = 0
@@ -144,6 +161,18 @@ class Gateway:
 
     def totals(self) -> Totals:
         return self._observed.totals()
+
+    def budgets(self) -> Budgets:
+        return self._budget.budgets(self._config.views())
+
+    async def continue_thread(self, thread_id: str, amount_usd: float | None = None) -> str:
+        project_key = self._budget.project_of(thread_id)
+        project = self._router.project(project_key) if project_key else None
+        if project is None:
+            return not_paused_text(["thread"])
+        text = await self._continue(project, thread_id, amount_usd, OPERATOR, by="the operator")
+        await self._delivery.send(thread_id, text, parent=project.channel_id)
+        return text
 
     async def kill(self, key: str) -> bool:
         return await self.kill_session(key) is not None
@@ -254,6 +283,12 @@ class Gateway:
             for chunk in command.chunks:
                 await self._delivery.send(msg.channel_id, chunk)
             return
+        if isinstance(command, ContinueRequest):
+            assert route.thread_id is not None  # !continue outside a thread is answered with its usage
+            by = f"<@{msg.author_id}>"
+            reply = await self._continue(project, route.thread_id, command.amount_usd, Member.of(msg), by=by)
+            await self._delivery.send(msg.channel_id, reply)
+            return
         if project.rate_limit_per_user:
             decision = self._rate.check(project.key, msg.author_id, project.rate_limit_per_user)
             if decision.reply is not None:
@@ -297,8 +332,13 @@ class Gateway:
                 self._sticky.set(thread_id, target.agent.name)  # a thread just opened for this message
             self._turns.reset(thread_id)
             prompt = await self._build_prompt(msg, target, thread_id, project)
+            stop = self._paused_by(project, thread_id)
+            if stop is not None:
+                held = HeldTurn(target.agent_name, prompt, msg.author_id)
+                await self._pause(project, thread_id, stop, held, requester=msg.author_id)
+                return
             first = self._start_turn(project, thread_id, target.agent, prompt)
-        await self._run_chain(project, thread_id, target.agent, first)
+        await self._run_chain(project, thread_id, target.agent, first, prompt=prompt, requester=msg.author_id)
 
     async def _react(self, msg: InboundMessage) -> None:
         with contextlib.suppress(ChatError):
@@ -403,6 +443,9 @@ class Gateway:
                         on_queued=on_queued,
                         on_progress=status.on_progress,
                         on_started=status.start,
+                        allowance=lambda: self._budget.allowance(
+                            self._router.project(project.key) or project, thread_id
+                        ),
                     )
             finally:
                 await status.close()
@@ -429,11 +472,25 @@ class Gateway:
         thread_id: str,
         agent: Agent | None,
         first: asyncio.Task[TurnOutcome],
+        *,
+        prompt: str = "",
+        requester: str | None = None,
+        chain: HandoffChain | None = None,
+        from_agent: str | None = None,
     ) -> None:
-        """Run the human's turn, then follow agent handoffs until done or the turn limit."""
-        chain = self._chain_book.new(project, thread_id, agent)
+        """Run the human's turn, then follow agent handoffs until done, a turn limit or a budget.
+
+        ``prompt`` is what ``first`` runs (kept if a budget stops it before it starts);
+        ``requester`` is the member whose message set the chain going (who may continue it).
+        A chain resumed after a budget pause passes its ``chain`` and the agent that handed
+        off (``from_agent``).
+        """
+        if chain is None:
+            chain = self._chain_book.new(project, thread_id, agent)
+        else:
+            chain.state = "running"
         task = first
-        max_turns = project.defaults.max_turns_per_agent
+        parent = project.channel_id
         while True:
             hop = chain.hops[-1]
             hop.state = "running"
@@ -441,52 +498,246 @@ class Gateway:
             result = outcome.result
             if result.error_kind == "detached":
                 return  # the run goes on in tmux; the next gateway delivers it
+            if result.error_kind == "budget_paused":
+                # A limit was spent while this turn waited: it never ran, so keep it.
+                chain.hops.pop()
+                why = self._paused_by(project, thread_id) or Stop("thread", 0.0, 0.0)
+                unstarted = HeldTurn(agent.name if agent else None, prompt, requester, from_agent, rerun=True)
+                self._chain_book.stop(chain, "budget")
+                await self._pause(project, thread_id, why, unstarted, requester=requester)
+                return
             hop.state = "done" if result.ok else "failed"
             hop.duration_ms = result.duration_ms
             hop.cost_usd = result.cost_usd
-            parent = project.channel_id
             for notice in outcome.notices:
                 await self._delivery.send(thread_id, notice, parent=parent)
+            if result.error_kind == "max_budget":
+                await self._sessions.acknowledge(outcome.session.key)
+                spent = await self._review_spend(project, thread_id)
+                self._chain_book.stop(chain, "budget")
+                if spent is not None:
+                    # Cut short at the thread's or the day's limit: it runs again after a continue.
+                    cut = HeldTurn(agent.name if agent else None, prompt, requester, from_agent, rerun=True)
+                    await self._pause(project, thread_id, spent, cut, requester=requester)
+                else:
+                    cap = project.budget.max_turn_cost_usd or result.cost_usd
+                    await self._delivery.send(thread_id, turn_cap_text(result.cost_usd, cap), parent=parent)
+                return
             if not result.ok:
                 error = f"**Error**: {result.error or 'Claude failed without saying why.'}"
                 await self._delivery.send(thread_id, error, parent=parent)
                 await self._sessions.acknowledge(outcome.session.key)
+                await self._review_spend(project, thread_id)
                 self._chain_book.stop(chain, "error")
                 return
             chunks = await self._delivery.reply(thread_id, agent, result.text, parent=parent)
             self.bus.publish(ReplySent(channel_id=thread_id, chunks=chunks, agent=agent.name if agent else None))
             await self._sessions.acknowledge(outcome.session.key)
-            if agent is None:
-                self._chain_book.stop(chain, "done")
+            stop = await self._review_spend(project, thread_id)
+            handoff = detect_handoff(result.text, project.agents, current=agent.name) if agent else None
+            if agent is not None:
+                self._sticky.set(thread_id, agent.name)
+            if stop is not None:
+                next_hop = None
+                if agent is not None and handoff is not None and not handoff.is_self:
+                    next_hop = HeldTurn(handoff.agent.name, handoff.prompt, requester, from_agent=agent.name)
+                self._chain_book.stop(chain, "budget")
+                await self._pause(project, thread_id, stop, next_hop, requester=requester)
                 return
-            self._sticky.set(thread_id, agent.name)
-            handoff = detect_handoff(result.text, project.agents, current=agent.name)
-            if handoff is None:
+            if agent is None or handoff is None:
                 self._chain_book.stop(chain, "done")
                 return
             if handoff.is_self:
                 self._chain_book.stop(chain, "self_handoff")
                 return
-            if not self._turns.try_take(thread_id, max_turns):
-                await self._delivery.send(thread_id, turn_limit_text(max_turns), parent=parent)
-                self._chain_book.stop(chain, "turn_limit")
+            next_task = await self._hand_off(project, thread_id, chain, agent, handoff.agent, handoff.prompt)
+            if next_task is None:
                 return
-            chain.turns = self._turns.turns(thread_id)
+            from_agent, agent = agent.name, handoff.agent
+            prompt, task = next_task
+
+    async def _hand_off(
+        self, project: ProjectView, thread_id: str, chain: HandoffChain, source: Agent, target: Agent, reply: str
+    ) -> tuple[str, asyncio.Task[TurnOutcome]] | None:
+        """Take a handoff turn, announce it and start it: (its prompt, its task); None at the turn limit."""
+        max_turns = project.defaults.max_turns_per_agent
+        if not self._turns.try_take(thread_id, max_turns):
+            await self._delivery.send(thread_id, turn_limit_text(max_turns), parent=project.channel_id)
+            self._chain_book.stop(chain, "turn_limit")
+            return None
+        chain.turns = self._turns.turns(thread_id)
+        self.bus.publish(
+            HandoffStep(
+                project_key=project.key,
+                thread_id=thread_id,
+                from_agent=source.name,
+                to_agent=target.name,
+                turn=chain.turns,
+                max_turns=max_turns,
+            )
+        )
+        await self._delivery.send(thread_id, handoff_text(target.name), parent=project.channel_id)
+        chain.hops.append(ChainHop(agent=target.name, state="queued", started_at=self._clock.now()))
+        prompt = await self._handoff_prompt(thread_id, reply, project)
+        return prompt, self._start_turn(project, thread_id, target, prompt)
+
+    # -- budgets -----------------------------------------------------------------------
+
+    def _paused_by(self, project: ProjectView, thread_id: str) -> Stop | None:
+        """Why a new turn of ``thread_id`` may not start: its pause, or a limit now spent."""
+        pause = self._budget.pause(thread_id)
+        if pause is not None:
+            return Stop(pause.limit, pause.spent, pause.limit_usd)
+        return self._budget.spent_limit(project, thread_id)
+
+    async def _review_spend(self, project: ProjectView, thread_id: str) -> Stop | None:
+        """After a turn: give the 80% warnings due, persist the ledger; the limit now spent, if any."""
+        review = self._budget.review(project, thread_id)
+        await self._budget.flush()
+        for warning in review.warnings:
             self.bus.publish(
-                HandoffStep(
+                BudgetWarning(
                     project_key=project.key,
                     thread_id=thread_id,
-                    from_agent=agent.name,
-                    to_agent=handoff.agent.name,
-                    turn=chain.turns,
-                    max_turns=max_turns,
+                    limit=warning.limit,
+                    spent_usd=warning.spent,
+                    limit_usd=warning.limit_usd,
                 )
             )
-            await self._delivery.send(thread_id, handoff_text(handoff.agent.name), parent=parent)
-            agent = handoff.agent
-            chain.hops.append(ChainHop(agent=agent.name, state="queued", started_at=self._clock.now()))
-            prompt = await self._handoff_prompt(thread_id, handoff.prompt, project)
-            task = self._start_turn(project, thread_id, agent, prompt)
+            await self._delivery.send(thread_id, warning_text(warning, project), parent=project.channel_id)
+        return review.stop
+
+    async def _pause(
+        self, project: ProjectView, thread_id: str, stop: Stop, held: HeldTurn | None, *, requester: str | None
+    ) -> None:
+        """Pause ``thread_id`` at ``stop``, keeping ``held``, and tell the thread."""
+        pause, new = self._budget.hold(project, thread_id, stop, held, requester_id=requester)
+        await self._budget.flush()
+        kept = held is not None and bool(pause.held) and pause.held[-1] is held
+        if new:
+            self.bus.publish(
+                BudgetPaused(
+                    project_key=project.key,
+                    thread_id=thread_id,
+                    limit=stop.limit,
+                    spent_usd=stop.spent,
+                    limit_usd=stop.limit_usd,
+                    held=len(pause.held),
+                )
+            )
+            log.info("thread %s of %s paused at its %s budget", thread_id, project.name, stop.limit)
+            text = pause_text(stop, project, kept=kept)
+        elif held is not None:
+            text = kept_text(pause, project, kept=kept)
+        else:
+            return
+        await self._delivery.send(thread_id, text, parent=project.channel_id)
+
+    async def _continue(
+        self, project: ProjectView, thread_id: str, amount: float | None, decider: Decider, *, by: str
+    ) -> str:
+        """``!continue`` or the operator's continue: check who asks, raise the limit once, run what was kept."""
+        pause = self._budget.pause(thread_id)
+        if pause is None and self._budget.spent_limit(project, thread_id) is None:
+            limits = [b for b in (project.budget.max_thread_cost_usd, project.budget.daily_budget_usd) if b]
+            return not_paused_text(["thread"] if limits else [])
+        requester = pause.requester_id if pause is not None else None
+        if not may_decide(decider, requester_id=requester, approver_roles=project.approver_roles):
+            log.info("continue of thread %s refused for %s", thread_id, by)
+            return refusal_text(project.approver_roles, what="continue this thread")
+        raised = self._budget.raise_limit(project, thread_id, amount)
+        released = [p for p in [self._budget.release(thread_id)] if p is not None]
+        if any(limit == "day" for limit, _ in raised.limits) or (pause is not None and pause.limit == "day"):
+            # The project's day is open again: every thread it paused goes on, unless its own limit holds it.
+            for other in self._budget.pauses(project.key):
+                if other.limit == "day" and self._budget.spent_limit(project, other.thread_id) is None:
+                    released += [p for p in [self._budget.release(other.thread_id)] if p is not None]
+        await self._budget.flush()
+        limit_usd = raised.limits[-1][1] if raised.limits else 0.0
+        for done in released:
+            self.bus.publish(
+                BudgetContinued(
+                    project_key=project.key,
+                    thread_id=done.thread_id,
+                    limit=done.limit,
+                    limit_usd=limit_usd,
+                    by=by,
+                )
+            )
+        resumed = sum(len(p.held) for p in released if p.thread_id == thread_id)
+        for done in released:
+            if done.thread_id != thread_id:
+                text = continued_text(raised, by, len(done.held))
+                await self._delivery.send(done.thread_id, text, parent=project.channel_id)
+            if done.held:
+                self._in_background(self._resume(project, done))
+        log.info("thread %s of %s continued by %s: %s", thread_id, project.name, by, raised.limits)
+        return continued_text(raised, by, resumed)
+
+    async def _resume(self, project: ProjectView, pause: Pause) -> None:
+        """Run the work a paused thread kept, in the order it was kept."""
+        async with self._handling_one():
+            thread_id = pause.thread_id
+            chains: list[Coroutine[Any, Any, None]] = []
+            for held in pause.held:
+                agent = project.agent(held.agent) if held.agent else None
+                source = project.agent(held.from_agent) if held.from_agent else None
+                if held.rerun:
+                    # A turn a limit stopped: run its prompt again, going on with its chain.
+                    chain = self._chain_book.get(thread_id)
+                    if chain is None or chain.state != "budget":
+                        chain = self._chain_book.new(project, thread_id, agent)
+                    else:
+                        hop = ChainHop(agent=held.agent or "claude", state="queued", started_at=self._clock.now())
+                        chain.hops.append(hop)
+                    task = self._start_turn(project, thread_id, agent, held.prompt)
+                    chains.append(
+                        self._run_chain(
+                            project,
+                            thread_id,
+                            agent,
+                            task,
+                            prompt=held.prompt,
+                            requester=held.requester_id,
+                            chain=chain,
+                            from_agent=held.from_agent,
+                        )
+                    )
+                elif source is not None and agent is not None:
+                    chain = self._chain_book.get(thread_id)
+                    if chain is None or chain.state != "budget":
+                        chain = self._chain_book.new(project, thread_id, source)
+                        chain.hops[-1].state = "done"
+                    started = await self._hand_off(project, thread_id, chain, source, agent, held.prompt)
+                    if started is None:
+                        continue
+                    prompt, task = started
+                    chains.append(
+                        self._run_chain(
+                            project,
+                            thread_id,
+                            agent,
+                            task,
+                            prompt=prompt,
+                            requester=held.requester_id,
+                            chain=chain,
+                            from_agent=source.name,
+                        )
+                    )
+                else:
+                    self._turns.reset(thread_id)
+                    task = self._start_turn(project, thread_id, agent, held.prompt)
+                    chains.append(
+                        self._run_chain(
+                            project, thread_id, agent, task, prompt=held.prompt, requester=held.requester_id
+                        )
+                    )
+            try:
+                await asyncio.gather(*chains)
+            except ChatError as exc:
+                log.warning("chat failure while running the kept work of %s: %s", thread_id, exc)
+            except Exception:
+                log.exception("running the kept work of %s failed", thread_id)
 
     async def _handoff_prompt(self, thread_id: str, prompt: str, project: ProjectView) -> str:
         try:

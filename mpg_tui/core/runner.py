@@ -24,6 +24,8 @@ ErrorKind = Literal[
     "overloaded",  # 529 / 500-class API errors
     "api",  # any other API error
     "max_turns",  # --max-turns exhausted
+    "max_budget",  # --max-budget-usd reached: claude ended the turn at its spending cap
+    "budget_paused",  # not started: the thread's or the project-day's budget is spent
     "timeout",  # we killed it
     "empty",  # exited 0 but said nothing usable
     "crash",  # non-zero exit, garbage, or killed by a signal

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mpg_tui.config import Agent, ProjectView
 from mpg_tui.core.api import SessionInfo
+from mpg_tui.core.budget import Allowance
 from mpg_tui.core.clock import TimerHandle
 from mpg_tui.core.events import SessionState
 from mpg_tui.core.runner import Progress, ProgressCallback, Runner, RunResult
@@ -53,6 +54,8 @@ class Turn:
     started_at: float | None = None
     on_started: Callable[[], None] | None = None
     """Called when the run really starts (after any wait in the queue)."""
+    allowance: Callable[[], Allowance] | None = None
+    """Asked just before the run starts (after any wait): may it start, and with which spending cap."""
 
     def notify_started(self) -> None:
         if self.on_started is not None:

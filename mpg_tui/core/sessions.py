@@ -30,6 +30,7 @@ from typing import Any
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core.api import KilledSession, SessionInfo
 from mpg_tui.core.attachments import cleanup_attachments, sweep_attachments
+from mpg_tui.core.budget import Allowance
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock
 from mpg_tui.core.events import (
@@ -216,8 +217,13 @@ class SessionManager:
         on_queued: Callable[[int], Awaitable[None]] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         on_started: Callable[[], None] | None = None,
+        allowance: Callable[[], Allowance] | None = None,
     ) -> TurnOutcome:
-        """Run ``prompt`` in session ``key`` after the prompts already queued for it."""
+        """Run ``prompt`` in session ``key`` after the prompts already queued for it.
+
+        ``allowance`` is asked when the turn's time comes; a turn it stops ends with error
+        kind ``budget_paused`` without running.
+        """
         if self._closing:
             info = SessionInfo(
                 key=key,
@@ -236,7 +242,13 @@ class SessionManager:
         position = self.position(key)
         timeout = timeout_s if timeout_s is not None else project.defaults.run_timeout_ms / 1000
         turn = Turn(
-            prompt, agent, timeout, on_progress, asyncio.get_running_loop().create_future(), on_started=on_started
+            prompt,
+            agent,
+            timeout,
+            on_progress,
+            asyncio.get_running_loop().create_future(),
+            on_started=on_started,
+            allowance=allowance,
         )
         session.queue.append(turn)
         self._cancel_idle(session)

@@ -33,6 +33,7 @@ RECOVERED_NOTICE = f"🔄 {RECOVERED_PREFIX}"
 KILLED_ERROR = "Session was killed."
 SHUTDOWN_ERROR = "The gateway is shutting down."
 DETACHED_ERROR = "The gateway stopped watching this tmux run; the next gateway delivers its result."
+BUDGET_PAUSED_ERROR = "Not started: a spending limit is reached."
 
 # Failures that say "this session cannot be resumed". Auth, limits, API trouble and
 # timeouts would fail a fresh session just the same, and retrying would throw away the
@@ -47,6 +48,11 @@ def cut_short(session: LiveSession, runner: Runner) -> RunResult:
     if runner.runs_outlive_gateway:
         return RunResult(ok=False, error=DETACHED_ERROR, error_kind="detached")
     return RunResult(ok=False, error=SHUTDOWN_ERROR, error_kind="cancelled")
+
+
+def cap_argument(dollars: float) -> str:
+    """``--max-budget-usd``'s value: plain decimal, never rounded below a sliver above zero."""
+    return f"{max(dollars, 0.000001):.6f}".rstrip("0").rstrip(".")
 
 
 class TurnRunner:
@@ -80,6 +86,13 @@ class TurnRunner:
         args = session.project.claude_args(warn=False)
         if turn.agent is not None:
             args += ["--append-system-prompt", turn.agent.system_prompt]
+        if turn.allowance is not None:
+            allowance = turn.allowance()
+            if allowance.stop is not None:
+                return RunResult(ok=False, error=BUDGET_PAUSED_ERROR, error_kind="budget_paused"), []
+            if allowance.cap_usd is not None:
+                # Last, so it wins over one in claudeArgs: claude itself ends the turn at the cap.
+                args += ["--max-budget-usd", cap_argument(allowance.cap_usd)]
         generation = session.generation
         await self._mark_started(session, runner, turn)
         runs, notices = await self._run_resuming(runner, session, turn, args, generation)

@@ -185,7 +185,26 @@ class Metrics:
             queue.add(sum(s.queue_depth for s in mine), (("project", key),))
         streams = _Family("mpg_dashboard_event_streams", "gauge", "Clients connected to /api/events.")
         streams.add(self._stream_clients())
-        return [info, uptime, project_info, connection, by_state, queue, streams]
+        return [info, uptime, project_info, connection, by_state, queue, streams, *self._budget_families(keys)]
+
+    def _budget_families(self, keys: Sequence[str]) -> list[_Family]:
+        budgets = self._core.budgets()
+        today = _Family("mpg_spend_today_usd", "gauge", "Dollars spent today (the gateway's local day), by project.")
+        budget = _Family(
+            "mpg_daily_budget_usd", "gauge", "Today's budget in dollars (raised by any continue), by project with one."
+        )
+        spends = {p.project_key: p for p in budgets.projects}
+        for key in keys:
+            spend = spends.get(key)
+            today.add(spend.spent_usd if spend else 0.0, (("project", key),))
+            if spend is not None and spend.budget_usd is not None:
+                budget.add(spend.budget_usd, (("project", key),))
+        paused = _Family("mpg_paused_threads", "gauge", "Threads paused at a spending limit, by project and limit.")
+        for key in keys:
+            for limit in ("thread", "day"):
+                count = sum(1 for p in budgets.paused if p.project_key == key and p.limit == limit)
+                paused.add(count, (("project", key), ("limit", limit)))
+        return [today, budget, paused]
 
     def _event_families(self) -> list[_Family]:
         def counter(name: str, help_text: str, values: dict[str, int] | dict[str, float]) -> _Family:

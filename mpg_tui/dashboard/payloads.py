@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mpg_tui.config import ProjectView
-from mpg_tui.core.api import ChainHop, CoreAPI, HandoffChain, SessionInfo, Totals
+from mpg_tui.core.api import Budgets, ChainHop, CoreAPI, HandoffChain, SessionInfo, Totals
 from mpg_tui.core.clock import Clock
 from mpg_tui.core.events import ConnectionState, Event
 
@@ -167,5 +167,28 @@ def status_json(core: CoreAPI, clock: Clock, recent: Sequence[Event] = ()) -> JS
         "projects": [project_json(p) for p in projects],
         "chains": [chain_json(c, names) for c in core.chains()],
         "totals": totals_json(core.totals()),
+        "budgets": budgets_json(core.budgets()),
         "events": [e.to_dict() for e in recent],
+    }
+
+
+def budgets_json(budgets: Budgets) -> JSON:
+    """Today's spend per project against its budget, and the threads paused at a limit."""
+    return {
+        "projects": [
+            {"channelId": p.project_key, "day": p.day, "spentUsd": p.spent_usd, "budgetUsd": p.budget_usd}
+            for p in budgets.projects
+        ],
+        "paused": [
+            {
+                "threadId": p.thread_id,
+                "channelId": p.project_key,
+                "limit": p.limit,
+                "spentUsd": p.spent_usd,
+                "limitUsd": p.limit_usd,
+                "held": p.held,
+                "since": iso(p.since),
+            }
+            for p in budgets.paused
+        ],
     }

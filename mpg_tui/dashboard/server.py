@@ -7,6 +7,7 @@ and its event bus. Routes:
 ``GET /health``         status, uptime, session and queue counts, Discord state
 ``GET /api/sessions``   every session with its details
 ``GET /api/projects``   configured projects and their agents
+``GET /api/budgets``    today's spend per project against its budget; threads paused at a limit
 ``GET /api/chains``     agent handoff chains
 ``GET /api/status``     all of the above, the version and the totals, in one document
 ``GET /api/events``     server-sent events from the bus
@@ -239,6 +240,7 @@ class Dashboard:
         app.router.add_get("/health", self._health)
         app.router.add_get("/api/sessions", self._sessions)
         app.router.add_get("/api/projects", self._projects)
+        app.router.add_get("/api/budgets", self._budgets)
         app.router.add_get("/api/chains", self._chains)
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/api/events", self.streams.handle)
@@ -267,6 +269,9 @@ class Dashboard:
 
     async def _projects(self, _request: web.Request) -> web.Response:
         return web.json_response([payloads.project_json(p) for p in self.core.projects()], dumps=_dumps)
+
+    async def _budgets(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(payloads.budgets_json(self.core.budgets()), dumps=_dumps)
 
     async def _chains(self, _request: web.Request) -> web.Response:
         names = payloads.project_names(self.core.projects())

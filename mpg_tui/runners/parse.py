@@ -256,6 +256,13 @@ class OutputParser:
         if subtype == "error_max_turns":
             error = "Claude hit the --max-turns limit before finishing."
             return RunResult(ok=False, error=error, error_kind="max_turns", **metrics, **common)
+        if subtype == "error_max_budget_usd":
+            # Claude ended the turn at --max-budget-usd (no ``result`` field, exit 1). The text
+            # the model wrote before the cap is not a finished answer, so it is not a reply.
+            cap = _errors_text(result.get("errors"))
+            error = f"Claude stopped this turn at its spending cap after ${metrics['cost_usd']:.2f}"
+            error += f" ({cap})." if cap else "."
+            return RunResult(ok=False, error=error, error_kind="max_budget", **metrics, **common)
         if result.get("is_error") is True or (isinstance(subtype, str) and subtype.startswith("error")):
             # An error result without text (``error_during_execution``) says why in ``errors``.
             message = text or _errors_text(result.get("errors")) or str(subtype or "")

@@ -192,6 +192,11 @@ class CockpitApp(App[None]):
         yield SystemCommand("Restart session", "Clear the selected session's claude ID", self.action_restart)
         yield SystemCommand("Jump into session", "Open the selected session with claude --resume", self.action_jump)
         yield SystemCommand("Attach to tmux run", "Attach to the selected session's tmux run", self.action_attach)
+        yield SystemCommand(
+            "Continue paused thread",
+            "Raise the budget limit the selected thread is paused at, once, and run what it kept",
+            self.action_continue_thread,
+        )
         yield SystemCommand("Filter sessions", "Filter by key, project, agent or state", self.action_filter)
         yield SystemCommand("Toggle event log", "Show or hide the event log", self.action_toggle_log)
         for level in LEVELS:
@@ -235,6 +240,14 @@ class CockpitApp(App[None]):
         info = self._selected()
         if info is not None:
             self._command(self.core.restart(info.key), "restart", info.key)
+
+    def action_continue_thread(self) -> None:
+        """As the operator: lift the budget pause of the selected thread (its limit again)."""
+        thread_id = self.main.selected_thread
+        if thread_id is None:
+            self.notify("Select a thread first.", severity="warning")
+            return
+        self._command(self.core.continue_thread(thread_id), "continue", thread_id)
 
     def action_jump(self) -> None:
         info = self._selected()
@@ -364,6 +377,8 @@ class CockpitApp(App[None]):
             self.notify(f"Session {subject} killed.")
         elif name == "restart":
             self.notify(f"Session {subject} will start fresh with the next message.")
+        elif name == "continue":
+            self.notify(str(result), title=f"Thread {subject}")
 
     def _handover_finished(self, what: str, result: object, error: BaseException | None) -> None:
         if error is not None:

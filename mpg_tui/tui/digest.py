@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mpg_tui.core.events import (
+    BudgetContinued,
+    BudgetPaused,
+    BudgetWarning,
     ConnectionChanged,
     ConnectionState,
     Event,
@@ -67,6 +70,8 @@ class Digest:
     """Threads whose handoff chain may have changed."""
     thread_names: dict[str, str] = field(default_factory=dict)
     totals: bool = False
+    budgets: bool = False
+    """A thread was paused or continued: the threads pane's marks change."""
     connection: tuple[ConnectionState, str] | None = None
     log: list[LogEntry] = field(default_factory=list)
 
@@ -91,6 +96,9 @@ def digest(events: Iterable[Event], project_names: Mapping[str, str]) -> Digest:
             result.threads.add(event.thread_id)
         if isinstance(event, RunFinished):
             result.totals = True
+        if isinstance(event, BudgetPaused | BudgetContinued | BudgetWarning):
+            result.threads.add(event.thread_id)
+            result.totals = result.budgets = True
         elif isinstance(event, ThreadOpened):
             result.thread_names[event.thread_id] = event.name
         elif isinstance(event, ConnectionChanged):

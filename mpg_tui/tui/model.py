@@ -24,6 +24,8 @@ class ThreadSummary:
     last_activity: float
     state: SessionState
     agents: tuple[str, ...]
+    paused: str | None = None
+    """The spending limit the thread is paused at (``thread`` or ``day``), if any."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from mpg_tui.config import ProjectView, parse_config
-from mpg_tui.core.api import ChainHop, HandoffChain, HopState, SessionInfo, Totals
+from mpg_tui.core.api import Budgets, ChainHop, HandoffChain, HopState, SessionInfo, Totals
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock, FakeClock, SystemClock
 from mpg_tui.core.events import (
@@ -107,6 +107,12 @@ class FakeCore:
     async def restart(self, key: str) -> bool:
         self.restarted.append(key)
         return key in self._sessions
+
+    def budgets(self) -> Budgets:
+        return Budgets()
+
+    async def continue_thread(self, thread_id: str, amount_usd: float | None = None) -> str:
+        return "Nothing to continue: this thread is not paused."
 
     async def post(self, channel_id: str, author: str, content: str) -> None:
         self.posted.append((channel_id, author, content))

@@ -65,6 +65,7 @@ async def test_sessions_lists_every_session_with_details_newest_first(
         "runner": "direct",
         "tmuxSession": None,
         "attachCommand": None,
+        "threadName": None,
         "lastActivity": round((clock.now() - 5) * 1000),
         "lastActivityAt": "2023-11-14T22:13:20.000Z",
         "runStartedAt": "2023-11-14T22:13:20.000Z",

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from mpg_tui.config import GatewayConfig, ProjectView, parse_config
-from mpg_tui.core.api import ChainHop, HandoffChain, HopState, SessionInfo, Totals
+from mpg_tui.core.api import Budgets, ChainHop, HandoffChain, HopState, SessionInfo, Totals
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.core.events import (
@@ -115,6 +115,12 @@ class FakeCore:
         info.session_id = None
         self.bus.publish(SessionRestarted(key=key, project_key=info.project_key, at=self.clock.now()))
         return True
+
+    def budgets(self) -> Budgets:
+        return Budgets()
+
+    async def continue_thread(self, thread_id: str, amount_usd: float | None = None) -> str:
+        return "Nothing to continue: this thread is not paused."
 
     async def post(self, channel_id: str, author: str, content: str) -> None:
         self.posted.append((channel_id, author, content))

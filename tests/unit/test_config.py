@@ -543,3 +543,25 @@ def test_the_gateways_own_secrets_can_never_be_passed(name: str) -> None:
 def test_pass_env_names_must_be_variable_names() -> None:
     (problem,) = problems_of(one_project(passEnv=["A=B"]))
     assert "'A=B' is not an environment variable name" in problem
+
+
+def test_budgets_and_approver_roles_come_from_defaults_unless_the_project_sets_them() -> None:
+    config = parse_config(
+        {
+            "defaults": {"maxTurnCostUsd": 0.5, "dailyBudgetUsd": 20, "approverRoles": ["lead"]},
+            "projects": {
+                "100": {"directory": "/srv/a", "maxThreadCostUsd": 2.5, "approverRoles": []},
+                "200": {"directory": "/srv/b", "dailyBudgetUsd": 5},
+            },
+        }
+    )
+    a, b = config.project("100"), config.project("200")
+    assert a is not None and b is not None
+    assert (a.budget.max_turn_cost_usd, a.budget.max_thread_cost_usd, a.budget.daily_budget_usd) == (0.5, 2.5, 20.0)
+    assert (b.budget.max_thread_cost_usd, b.budget.daily_budget_usd) == (None, 5.0)
+    assert (a.approver_roles, b.approver_roles) == ([], ["lead"])
+
+
+@pytest.mark.parametrize("value", [0, -1, True, "5"])
+def test_a_budget_must_be_a_positive_number_of_dollars(value: Any) -> None:
+    assert problems_of(one_project(dailyBudgetUsd=value))[0].startswith(f"projects.{CID}.dailyBudgetUsd: expected")

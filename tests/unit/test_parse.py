@@ -264,6 +264,22 @@ def test_max_turns_subtype_without_result_is_max_turns() -> None:
     assert result.session_id == SESSION and result.cost_usd == pytest.approx(0.0123)
 
 
+def test_budget_exhausted_result_is_max_budget_with_the_cost_and_the_cap() -> None:
+    # What 2.1.330 prints when --max-budget-usd ends a turn: no ``result``, the cap in ``errors``.
+    line = json.loads(result_line(subtype="error_max_budget_usd", is_error=True))
+    del line["result"]
+    line.update(terminal_reason="budget_exhausted", errors=["Reached maximum budget ($0.0003)"])
+    parser = OutputParser()
+    parser.feed_line(json.dumps(line))
+    result = parser.finish(1, "")
+    assert result.error_kind == "max_budget" and not result.ok
+    assert result.error == (
+        "Claude stopped this turn at its spending cap after $0.01 (Reached maximum budget ($0.0003))."
+    )
+    assert result.text == ""
+    assert result.session_id == SESSION and result.cost_usd == pytest.approx(0.0123)
+
+
 def test_timeout_names_the_limit_and_keeps_the_session_id() -> None:
     parser = OutputParser()
     parser.feed(init_line() + "\n")

@@ -367,6 +367,52 @@ def test_max_turns_is_a_subtype_without_a_result_field(stand_in: StandIn) -> Non
     assert result["subtype"] == "error_max_turns" and "result" not in result
 
 
+def test_cost_directive_sets_the_reported_cost_exactly(stand_in: StandIn) -> None:
+    done = claude(stand_in, *JSON, prompt="[[cost:0.40]] [[reply:ok]] go")
+    result = json.loads(done.stdout)
+    assert done.returncode == 0
+    assert result["total_cost_usd"] == 0.4 and result["result"] == "ok"
+    assert [usage["costUSD"] for usage in result["modelUsage"].values()] == [0.4]
+
+
+def test_a_turn_under_its_max_budget_finishes_normally(stand_in: StandIn) -> None:
+    done = claude(stand_in, *JSON, "--max-budget-usd", "0.5", prompt="[[cost:0.40]] [[reply:ok]] go")
+    result = json.loads(done.stdout)
+    assert (done.returncode, result["subtype"], result["result"]) == (0, "success", "ok")
+
+
+def test_max_budget_ends_the_turn_like_the_real_cli(stand_in: StandIn) -> None:
+    done = claude(stand_in, *STREAM, "--max-budget-usd", "0.3", prompt="[[cost:0.40]] [[reply:partial words]] go")
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    result = lines[-1]
+    assert done.returncode == 1
+    # The text of the over-budget call was printed; the result carries no ``result`` field.
+    assert lines[-2]["type"] == "assistant" and lines[-2]["message"]["content"][0]["text"] == "partial words"
+    assert (result["subtype"], result["is_error"], result["terminal_reason"]) == (
+        "error_max_budget_usd",
+        True,
+        "budget_exhausted",
+    )
+    assert "result" not in result
+    assert result["errors"] == ["Reached maximum budget ($0.3)"]
+    assert result["total_cost_usd"] == 0.4
+
+
+def test_max_budget_is_checked_after_each_model_call_and_skips_the_tool_asked_for(stand_in: StandIn) -> None:
+    # Two model calls of $0.20 each; the first reaches the $0.20 cap, so its tool never runs.
+    done = claude(stand_in, *STREAM, "--max-budget-usd", "0.2", prompt="[[cost:0.40]] [[tool:Read:a.py]] go")
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert not any(line["type"] == "user" for line in lines)  # no tool_result: the tool did not run
+    assert lines[-1]["subtype"] == "error_max_budget_usd"
+    assert lines[-1]["total_cost_usd"] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("cap", ["0", "-1", "lots"])
+def test_max_budget_must_be_a_positive_number(cap: str) -> None:
+    with pytest.raises(UsageError, match="--max-budget-usd"):
+        parse_args(["-p", "--max-budget-usd", cap])
+
+
 def test_crash_is_a_stack_trace_on_stderr_and_exit_2(stand_in: StandIn) -> None:
     done = claude(stand_in, *STREAM, prompt="[[error:crash]]")
     assert (done.returncode, done.stdout) == (2, "")

@@ -10,8 +10,8 @@ Command line
     ``--system-prompt``, ``--allowed-tools/--allowedTools`` and
     ``--disallowed-tools/--disallowedTools`` (variadic: they take every following word
     that does not start with ``-``, a prompt too), ``--add-dir`` (variadic),
-    ``--permission-mode``, ``--model``, ``--max-turns``, ``--dangerously-skip-permissions``,
-    ``--version``. As with the real one: an unknown flag is an error (exit 1),
+    ``--permission-mode``, ``--model``, ``--max-turns``, ``--max-budget-usd``,
+    ``--dangerously-skip-permissions``, ``--version``. As with the real one: an unknown flag is an error (exit 1),
     ``stream-json`` needs ``--verbose``, ``--dangerously-skip-permissions`` is refused for
     root unless ``IS_SANDBOX=1``. The prompt is a trailing argument or standard input.
 
@@ -33,7 +33,8 @@ Directives
     the history block), on one line; text in double brackets with any other name is
     left alone. A directive with a bad argument fails the run (stderr, exit 2).
 
-    ``[[reply:TEXT]]``        reply exactly TEXT (``\\n`` and ``\\t`` escapes allowed)
+    ``[[reply:TEXT]]``        reply exactly TEXT (``\\n``, ``\\t``, ``\\[`` and ``\\]`` escapes allowed, so a
+                              reply can carry directives for the agent it hands off to)
     ``[[echo]]``              reply with the user's part verbatim
     ``[[echo:full]]``         reply with the whole prompt verbatim (history included)
     ``[[chars:N]]``           reply with exactly N characters, in lines of 80
@@ -42,6 +43,8 @@ Directives
     ``[[tool:NAME:TARGET]]``  use tool NAME on TARGET (a tool_use + tool_result pair)
     ``[[handoff:AGENT:TASK]]`` end the reply with the line ``HANDOFF @AGENT: TASK``
     ``[[newsession]]``        answer with a new session id, even when resuming
+    ``[[cost:USD]]``          the turn costs exactly USD dollars (else a price of its tokens),
+                              spread evenly over its model calls (one per tool, one for the reply)
     ``[[error:KIND]]``        fail the way the real CLI does:
 
     ``auth``      is_error result "Not logged in · Please run /login", exit 1
@@ -58,6 +61,14 @@ Directives
     ``hang``      announce the session, then never finish
     ``stubborn``  like ``hang``, but ignore SIGTERM (only SIGKILL ends it)
     ``flood:N``   N MB of junk lines before a normal reply
+
+Spending cap
+    With ``--max-budget-usd CAP`` the spend is checked after each model call, as 2.1.330
+    does: once it reaches CAP the turn ends there (a tool that call asked for is not run)
+    with a result of subtype ``error_max_budget_usd``, ``terminal_reason``
+    ``budget_exhausted``, ``errors`` ``["Reached maximum budget ($CAP)"]``, no ``result``
+    field, the cost so far in ``total_cost_usd``, and exit 1. The cap covers this process
+    only: a resumed session's earlier turns never count against it.
     ``orphan``    start ``sleep 300`` in our process group, left behind when we exit;
                   combines with the others (``[[error:orphan]] [[error:hang]]``)
 

@@ -49,6 +49,7 @@ _FLAGS: dict[str, tuple[str, int]] = {
     "--permission-mode": ("permission_mode", 1),
     "--model": ("model", 1),
     "--max-turns": ("max_turns", 1),
+    "--max-budget-usd": ("max_budget_usd", 1),
     "--dangerously-skip-permissions": ("skip_permissions", 0),
     "-v": ("version", 0),
     "--version": ("version", 0),
@@ -76,6 +77,7 @@ class Options:
     permission_mode: str = "default"
     model: str = MODEL
     max_turns: int | None = None
+    max_budget_usd: float | None = None
     skip_permissions: bool = False
     version: bool = False
     help: bool = False
@@ -142,6 +144,13 @@ def _validated(options: Options) -> Options:
             options.max_turns = int(options.max_turns)
         except ValueError:
             raise UsageError(f"error: --max-turns expects a number, got '{options.max_turns}'") from None
+    if options.max_budget_usd is not None:
+        try:
+            options.max_budget_usd = float(options.max_budget_usd)
+        except ValueError:
+            options.max_budget_usd = -1.0
+        if not options.max_budget_usd > 0:
+            raise UsageError("error: --max-budget-usd must be a positive number")
     if not options.print:
         raise UsageError("error: this stand-in for claude only runs with --print (-p)")
     if options.output_format == "stream-json" and not options.verbose:

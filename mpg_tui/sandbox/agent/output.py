@@ -37,6 +37,8 @@ class Emitter:
         self.cwd = cwd
         self.tool_uses = 0
         self.started = time.monotonic()
+        self.cost: float | None = None
+        """What the turn cost, when the turn decides it (``[[cost:USD]]``, a cap); else its tokens' price."""
 
     def raw(self, text: str) -> None:
         sys.stdout.buffer.write(text.encode("utf-8"))
@@ -140,9 +142,12 @@ class Emitter:
         else:
             self.line(result)
 
+    def usage(self, prompt: str, reply: str) -> dict[str, int]:
+        return token_usage(prompt + self.options.append_system_prompt + self.options.system_prompt, reply)
+
     def result_object(self, prompt: str, reply: str, *, is_error: bool, subtype: str) -> dict[str, Any]:
-        usage = token_usage(prompt + self.options.append_system_prompt + self.options.system_prompt, reply)
-        cost = cost_of(usage)
+        usage = self.usage(prompt, reply)
+        cost = cost_of(usage) if self.cost is None else round(self.cost, 8)
         elapsed = int((time.monotonic() - self.started) * 1000)
         result: dict[str, Any] = {
             "type": "result",
@@ -170,9 +175,46 @@ class Emitter:
             "permission_denials": [],
             "uuid": str(uuid.uuid4()),
         }
-        if subtype == "error_max_turns":
+        if subtype in ("error_max_turns", "error_max_budget_usd"):
             del result["result"]
         return result
+
+    def budget_exhausted(self, prompt: str, reply: str, cap: float) -> None:
+        """The result 2.1.330 prints when ``--max-budget-usd`` ends a turn."""
+        shown = f"{cap:f}".rstrip("0").rstrip(".")
+        extra = {"terminal_reason": "budget_exhausted", "errors": [f"Reached maximum budget (${shown})"]}
+        if self.format == "text":
+            self.raw(f"Error: Reached maximum budget (${shown})\n")
+        else:
+            self.line({**self.result_object(prompt, reply, is_error=True, subtype="error_max_budget_usd"), **extra})
+
+
+class Meter:
+    """What a turn's model calls cost, checked against ``--max-budget-usd`` after each call.
+
+    With ``total`` (``[[cost:USD]]``) each of the ``calls`` model calls costs an equal share;
+    without it the one check is made at the end, on the price of the tokens.
+    """
+
+    def __init__(self, total: float | None, calls: int, cap: float | None) -> None:
+        self.total = total
+        self.share = total / max(1, calls) if total is not None else 0.0
+        self.cap = cap
+        self.spent = 0.0
+
+    def call(self) -> bool:
+        """Charge one model call; True when the cap is now reached (the turn must end)."""
+        if self.total is None:
+            return False
+        self.spent += self.share
+        return self.cap is not None and self.spent >= self.cap - 1e-12
+
+    def last_call(self, token_price: float) -> bool:
+        """Charge the call that wrote the reply; True when the cap is reached."""
+        if self.total is None:
+            self.spent = token_price
+            return self.cap is not None and self.spent >= self.cap
+        return self.call()
 
 
 def token_usage(prompt: str, reply: str) -> dict[str, int]:

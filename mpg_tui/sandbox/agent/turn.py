@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from mpg_tui.sandbox.agent.options import ERROR_KINDS, Options
-from mpg_tui.sandbox.agent.output import Emitter, token_usage
+from mpg_tui.sandbox.agent.output import Emitter, Meter, cost_of, token_usage
 
 # The wording, ``error`` tag and API error type of Claude Code 2.1.330 for each HTTP status
 # (the part after "usually temporary" names the configured API host; it is left out here).
@@ -36,13 +36,17 @@ _API_ERRORS: dict[str, tuple[str, str, str]] = {
         "overloaded_error",
     ),
 }
-_DIRECTIVE = re.compile(r"\[\[(reply|echo|chars|recall|sleep|tool|handoff|newsession|error)(?::([^\n]*?))?\]\]")
+_DIRECTIVE = re.compile(r"\[\[(reply|echo|chars|recall|sleep|tool|handoff|newsession|error|cost)(?::([^\n]*?))?\]\]")
 _ROLE = re.compile(r"^Your role:\s*(.+?)\s*$", re.MULTILINE)
 _HISTORY_END = "</thread-history>"
 
 
 class DirectiveError(Exception):
     """A directive with an argument the stand-in cannot use."""
+
+
+class _BudgetReached(Exception):
+    """``--max-budget-usd`` ended the turn before its reply."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,10 @@ def parse_directives(text: str) -> list[Directive]:
 def _check(directive: Directive) -> None:
     name, arg = directive.name, directive.arg
     problem = None
-    if name in {"reply", "tool", "handoff", "chars", "sleep", "error"} and not arg:
+    if name in {"reply", "tool", "handoff", "chars", "sleep", "error", "cost"} and not arg:
         problem = "needs an argument"
+    elif name == "cost" and not _is_number(arg or ""):
+        problem = "expects a number of dollars"
     elif name == "chars" and not (arg or "").isdigit():
         problem = "expects a whole number of characters"
     elif name == "sleep" and not _is_number(arg or ""):
@@ -165,6 +171,9 @@ class Turn:
         self.cwd = os.getcwd()
         self.errors = [(d.arg or "").partition(":") for d in self.directives if d.name == "error"]
         self.pace = _env_float("MPG_AGENT_PACE", 1.0)
+        costs = [float(d.arg or 0) for d in self.directives if d.name == "cost"]
+        calls = 1 + sum(1 for d in self.directives if d.name == "tool")
+        self.meter = Meter(costs[-1] if costs else None, calls, options.max_budget_usd)
 
     def run(self) -> int:
         kinds = [kind for kind, _, _ in self.errors]
@@ -189,11 +198,23 @@ class Turn:
         for kind, _, megabytes in self.errors:
             if kind == "flood":
                 _flood(out, float(megabytes))
-        reply = self._work(out, history)
+        try:
+            reply = self._work(out, history)
+        except _BudgetReached:
+            return self._budget_exhausted(out, "")
         _append_record(path, session_id, self.cwd, "assistant", [{"type": "text", "text": reply}])
         out.text(reply)
+        if self.meter.last_call(cost_of(out.usage(self.prompt, reply))):
+            return self._budget_exhausted(out, reply)
+        out.cost = self.meter.total
         out.result(self.prompt, reply)
         return 0
+
+    def _budget_exhausted(self, out: Emitter, reply: str) -> int:
+        assert self.options.max_budget_usd is not None  # only a cap ends a turn this way
+        out.cost = self.meter.spent
+        out.budget_exhausted(self.prompt, reply, self.options.max_budget_usd)
+        return 1
 
     def _session(self) -> tuple[str | None, list[dict[str, Any]]]:
         """The session id to answer with and its earlier records (None: refused)."""
@@ -287,6 +308,8 @@ class Turn:
         reply = self._persona(out) if persona else None
         for directive in self.directives:
             if directive.name == "tool":
+                if self.meter.call():
+                    raise _BudgetReached  # the call that asked for the tool spent the budget: not run
                 name, _, target = (directive.arg or "").partition(":")
                 out.tool(name, target)
             elif directive.name == "sleep":
@@ -302,6 +325,7 @@ class Turn:
         for directive in self.directives:
             if directive.name == "reply":
                 reply = (directive.arg or "").replace("\\n", "\n").replace("\\t", "\t")
+                reply = reply.replace("\\[", "[").replace("\\]", "]")
             elif directive.name == "echo":
                 reply = self.prompt if directive.arg == "full" else self.user
             elif directive.name == "chars":

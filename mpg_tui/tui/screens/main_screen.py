@@ -9,6 +9,7 @@ shows its detail and its thread's handoff chain.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
 from textual import on
@@ -97,6 +98,7 @@ class MainScreen(Screen[None]):
         self.table.thread_names.update(self.thread_names)
         self.header.connection = self.core.connection_state
         self.header.totals = self.core.totals()
+        self.header.budgets = self._budget_facts()
         self.header.uptime = now - self.core.started_at
         self.table.load(self.sessions.values(), now)
         self._refresh_counts()
@@ -170,6 +172,9 @@ class MainScreen(Screen[None]):
             self.header.connection, self.header.connection_detail = batch.connection
         if batch.totals:
             self.header.totals = self.core.totals()
+            self.header.budgets = self._budget_facts()
+        if batch.budgets:
+            self._refresh_threads(now)
         if self.selected_key in batch.session_keys:
             self._show_detail(now)
         if self.selected_thread in batch.threads or self.selected_thread in {s.thread_id for s in changed}:
@@ -301,11 +306,22 @@ class MainScreen(Screen[None]):
     def _threads_of_selected_project(self) -> list[ThreadSummary]:
         return summarize_threads(self.sessions.values(), self.selected_project, self.thread_names)
 
+    def _budget_facts(self) -> tuple[tuple[str, float, float | None], ...]:
+        """(project name, spent today, today's budget) for each project with a budget or spend today."""
+        spends = self.core.budgets().projects
+        return tuple(
+            (self.project_names.get(p.project_key, p.project_key), p.spent_usd, p.budget_usd)
+            for p in spends
+            if p.budget_usd is not None
+        )
+
     def _refresh_threads(self, now: float) -> None:
         pane = self.query_one(ThreadsPane)
         name = self.project_names.get(self.selected_project or "", "")
         pane.border_title = f"Threads · {name}" if name else "Threads"
-        pane.show(self._threads_of_selected_project(), now, self.selected_thread)
+        paused = {p.thread_id: p.limit for p in self.core.budgets().paused}
+        threads = [dataclasses.replace(t, paused=paused.get(t.thread_id)) for t in self._threads_of_selected_project()]
+        pane.show(threads, now, self.selected_thread)
 
     def _show_detail(self, now: float) -> None:
         info = self.selected_session

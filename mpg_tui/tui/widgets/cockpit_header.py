@@ -17,6 +17,8 @@ class CockpitHeader(Widget):
     connection_detail: reactive[str] = reactive("")
     uptime: reactive[float] = reactive(0.0)
     totals: reactive[Totals] = reactive(Totals(0, 0, 0.0, 0, 0))
+    budgets: reactive[tuple[tuple[str, float, float | None], ...]] = reactive(())
+    """(project, spent today, today's budget) for the projects with a daily budget."""
     problem: reactive[str | None] = reactive(None)
     """A gateway failure to keep in sight (the core stopped, ...)."""
 
@@ -67,6 +69,7 @@ class CockpitHeader(Widget):
         facts = [
             Text.assemble(("up ", fmt.MUTED), fmt.uptime(self.uptime)),
             runs,
+            *self._budget_facts(),
             Text.assemble(("   cost ", fmt.MUTED), fmt.cost(totals.cost_usd) if totals.cost_usd else "$0"),
             Text.assemble(
                 ("   tokens ", fmt.MUTED),
@@ -77,3 +80,17 @@ class CockpitHeader(Widget):
             facts.append(Text.assemble(("   dashboard ", fmt.MUTED), (self.dashboard_url, f"underline {fmt.ACCENT}")))
         facts.append(Text(" "))
         return facts
+
+    def _budget_facts(self) -> list[Text]:
+        """``today shop $1.20/$5`` per project with a daily budget; red once it is spent."""
+        if not self.budgets:
+            return []
+        fact = Text.assemble(("   today ", fmt.MUTED))
+        for index, (name, spent, budget) in enumerate(self.budgets):
+            if index:
+                fact.append(" · ", style=fmt.MUTED)
+            spent_style = fmt.ERROR if budget is not None and spent >= budget else fmt.TEXT
+            fact.append(f"{fmt.truncate(name, 16)} ", style=fmt.MUTED)
+            fact.append(f"${spent:.2f}", style=spent_style)
+            fact.append(f"/${budget:g}" if budget is not None else "", style=fmt.MUTED)
+        return [fact]

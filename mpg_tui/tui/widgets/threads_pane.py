@@ -87,6 +87,8 @@ class ThreadsPane(OptionList):
         prompt.append("\n  ")
         # Most glanceable first: a narrow sidebar cuts the end of the line.
         prompt.append(fmt.ago(now - thread.last_activity), style=fmt.IDLE)
+        if thread.paused:
+            prompt.append(f" · ⏸ paused ({thread.paused} budget)", style=fmt.ERROR)
         if thread.state != "idle":
             prompt.append(f" · {thread.state}", style=colour)
         prompt.append(f" · {thread.sessions} session{'s' * (thread.sessions != 1)}", style=fmt.MUTED)

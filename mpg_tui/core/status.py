@@ -113,7 +113,12 @@ class RunStatus:
 
     async def _pause(self, seconds: float) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        timer = self._clock.call_later(seconds, lambda: done.done() or done.set_result(None))
+
+        def ring() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        timer = self._clock.call_later(seconds, ring)
         try:
             await done
         finally:

@@ -449,7 +449,9 @@ class Gateway:
                 await self._sessions.acknowledge(outcome.session.key)
                 self._chain_book.stop(chain, "error")
                 return
-            chunks = await self._delivery.reply(thread_id, agent, result.text, parent=parent)
+            chunks = await self._delivery.reply(
+                thread_id, agent, result.text, parent=parent, max_messages=project.defaults.max_reply_messages
+            )
             self.bus.publish(ReplySent(channel_id=thread_id, chunks=chunks, agent=agent.name if agent else None))
             await self._sessions.acknowledge(outcome.session.key)
             if agent is None:

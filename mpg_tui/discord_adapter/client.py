@@ -15,8 +15,8 @@ import discord
 
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.events import ConnectionChanged, ConnectionState
-from mpg_tui.core.ports import Attachment, InboundMessage
-from mpg_tui.discord_adapter.chat import DiscordChat
+from mpg_tui.core.ports import InboundMessage
+from mpg_tui.discord_adapter.chat import DiscordChat, to_inbound
 
 log = logging.getLogger(__name__)
 
@@ -33,29 +33,6 @@ def build_intents(*, members: bool) -> discord.Intents:
     intents.members = members
     intents.presences = False
     return intents
-
-
-def to_inbound(message: discord.Message) -> InboundMessage:
-    channel = message.channel
-    parent_id = str(channel.parent_id) if isinstance(channel, discord.Thread) and channel.parent_id else None
-    roles = [r for r in getattr(message.author, "roles", []) if not r.is_default()]
-    return InboundMessage(
-        id=str(message.id),
-        channel_id=str(channel.id),
-        parent_channel_id=parent_id,
-        guild_id=str(message.guild.id) if message.guild else None,
-        author_id=str(message.author.id),
-        author_name=message.author.display_name,
-        author_is_bot=message.author.bot,
-        content=message.content,
-        role_ids=tuple(str(r.id) for r in roles),
-        role_names=tuple(r.name for r in roles),
-        attachments=tuple(
-            Attachment(url=a.url, filename=a.filename, size=a.size, content_type=a.content_type)
-            for a in message.attachments
-        ),
-        created_at=message.created_at.timestamp(),
-    )
 
 
 class GatewayClient(discord.Client):

@@ -341,4 +341,19 @@ class Journal:
         except sqlite3.Error as exc:
             log.warning("reading the message journal failed: %s", exc)
             return []
-        return [JournalEntry(*row[:10], message=_decode(row[10])) for row in rows]
+        return [
+            JournalEntry(
+                message_id=row[0],
+                channel_id=row[1],
+                project_key=row[2],
+                thread_id=row[3],
+                session_key=row[4],
+                state=row[5],
+                author=row[6],
+                preview=row[7],
+                received_at=row[8],
+                updated_at=row[9],
+                message=_decode(row[10]),
+            )
+            for row in rows
+        ]

@@ -21,6 +21,7 @@ from mpg_tui.discord_adapter.chat import DiscordChat, to_inbound
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[InboundMessage], Awaitable[None]]
+SessionHandler = Callable[[], Awaitable[None]]
 
 
 class DiscordStartError(Exception):
@@ -45,6 +46,7 @@ class GatewayClient(discord.Client):
         bus: EventBus,
         members_intent: bool,
         guild_ready_timeout: float = 2.0,
+        on_new_session: SessionHandler | None = None,
     ) -> None:
         super().__init__(
             intents=build_intents(members=members_intent),
@@ -54,6 +56,7 @@ class GatewayClient(discord.Client):
         self._handler = handler
         self._bus = bus
         self._ever_ready = False
+        self._on_new_session = on_new_session
         self.chat = DiscordChat(self)
         self.ready = asyncio.Event()
 
@@ -64,11 +67,16 @@ class GatewayClient(discord.Client):
         self._state_changed("connecting", "logged in; opening the gateway")
 
     async def on_ready(self) -> None:
+        again = self._ever_ready
         self._ever_ready = True
         self.ready.set()
         name = str(self.user) if self.user else "?"
         log.info("Gateway connected as %s (%d guilds)", name, len(self.guilds))
         self._state_changed("ready", f"connected as {name}")
+        if again and self._on_new_session is not None:
+            # A new session, not a resume: Discord did not replay what was posted meanwhile.
+            log.info("Discord session started again (not resumed); catching up")
+            await self._on_new_session()
 
     async def on_resumed(self) -> None:
         log.info("Discord session resumed")

@@ -108,8 +108,11 @@ async def catch_up(
             await accept(msg)
         journal.saw(place.channel_id, messages[-1].id, place.parent_id)
 
-    if report.handled or report.skipped_old or report.skipped_over_cap:
-        log.info("Caught up %d message(s) posted while the gateway was away", report.handled)
+    log.info(
+        "Catch-up finished: %d channel(s) and thread(s) read, %d message(s) posted while away handled",
+        report.places,
+        report.handled,
+    )
     if report.skipped_old:
         log.warning(
             "Catch-up skipped %d message(s) older than %s min; they were not answered",

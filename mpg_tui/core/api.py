@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 from mpg_tui.config import ProjectView
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.events import ConnectionState, RunnerKind, SessionState
+from mpg_tui.core.journal import JournalEntry, ThreadCounts
 
 
 @dataclass
@@ -98,6 +99,12 @@ class CoreAPI(Protocol):
     def chains(self) -> list[HandoffChain]: ...
 
     def totals(self) -> Totals: ...
+
+    def message_counts(self) -> dict[str, ThreadCounts]:
+        """Per thread, its messages waiting, running, answered and told (from the journal)."""
+
+    def recent_messages(self, limit: int = 100) -> list[JournalEntry]:
+        """The newest messages the journal holds, newest first."""
 
     async def kill(self, key: str) -> bool:
         """End the session: stop its run, forget it in memory and on disk, remove its worktree."""

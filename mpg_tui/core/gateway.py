@@ -40,7 +40,7 @@ from mpg_tui.core.events import (
     ThreadOpened,
 )
 from mpg_tui.core.history import with_history
-from mpg_tui.core.journal import Journal, MessageState
+from mpg_tui.core.journal import Journal, JournalEntry, MessageState, ThreadCounts
 from mpg_tui.core.keyed_locks import KeyedLocks
 from mpg_tui.core.ports import ChatError, ChatPort, InboundMessage
 from mpg_tui.core.ratelimit import RateLimiter
@@ -149,6 +149,12 @@ class Gateway:
 
     def totals(self) -> Totals:
         return self._observed.totals()
+
+    def message_counts(self) -> dict[str, ThreadCounts]:
+        return self.journal.counts()
+
+    def recent_messages(self, limit: int = 100) -> list[JournalEntry]:
+        return self.journal.recent(limit)
 
     async def kill(self, key: str) -> bool:
         info = self._sessions.get(key)

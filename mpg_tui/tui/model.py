@@ -11,9 +11,13 @@ from dataclasses import dataclass
 
 from mpg_tui.core.api import SessionInfo
 from mpg_tui.core.events import SessionState
+from mpg_tui.core.journal import ThreadCounts
 
 STATE_RANK: dict[str, int] = {"running": 3, "recovering": 2, "queued": 1, "idle": 0}
 """A thread is as busy as its busiest session."""
+
+
+NO_MESSAGES = ThreadCounts()
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,8 @@ class ThreadSummary:
     last_activity: float
     state: SessionState
     agents: tuple[str, ...]
+    messages: ThreadCounts = NO_MESSAGES
+    """The thread's messages waiting, running and answered (the journal's counts)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,10 @@ class ProjectCounts:
 
 
 def summarize_threads(
-    sessions: Iterable[SessionInfo], project_key: str | None, names: Mapping[str, str]
+    sessions: Iterable[SessionInfo],
+    project_key: str | None,
+    names: Mapping[str, str],
+    counts: Mapping[str, ThreadCounts] | None = None,
 ) -> list[ThreadSummary]:
     """The threads of ``project_key`` (all projects when None), newest thread first.
 
@@ -58,6 +67,7 @@ def summarize_threads(
                 last_activity=max(s.last_activity for s in members),
                 state=busiest.state,
                 agents=agents,
+                messages=(counts or {}).get(thread_id, NO_MESSAGES),
             )
         )
     summaries.sort(key=lambda t: (len(t.thread_id), t.thread_id), reverse=True)

@@ -290,7 +290,9 @@ class MainScreen(Screen[None]):
         table.border_subtitle = f"{running} running · {waiting} queued"
 
     def _threads_of_selected_project(self) -> list[ThreadSummary]:
-        return summarize_threads(self.sessions.values(), self.selected_project, self.thread_names)
+        return summarize_threads(
+            self.sessions.values(), self.selected_project, self.thread_names, self.core.message_counts()
+        )
 
     def _refresh_threads(self, now: float) -> None:
         pane = self.query_one(ThreadsPane)

@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 from mpg_tui.config import ProjectView
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.events import ConnectionState, RunnerKind, SessionState
-from mpg_tui.core.journal import JournalEntry, ThreadCounts
+from mpg_tui.core.ports import InboundMessage
 
 
 @dataclass
@@ -46,6 +46,36 @@ class SessionInfo:
     """Name of the tmux session its run is in, while a tmux-backed run is in progress."""
     attach_command: list[str] | None = None
     """The argument list that attaches a terminal to that run (``tmux -L <socket> attach -t <name>``)."""
+
+
+MessageState = Literal["received", "queued", "running", "answered", "told"]
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One accepted message as the journal holds it."""
+
+    message_id: str
+    channel_id: str
+    project_key: str
+    thread_id: str | None
+    session_key: str | None
+    state: MessageState
+    author: str
+    preview: str
+    received_at: float
+    updated_at: float
+    message: InboundMessage
+
+
+@dataclass(frozen=True)
+class ThreadCounts:
+    """Messages of one thread by where they are: waiting (received or queued), running, answered, told."""
+
+    waiting: int = 0
+    running: int = 0
+    answered: int = 0
+    told: int = 0
 
 
 HopState = Literal["running", "done", "failed", "queued"]

@@ -21,7 +21,7 @@ from typing import Any
 from mpg_tui import __version__
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core import access
-from mpg_tui.core.api import ChainHop, HandoffChain, SessionInfo, Totals
+from mpg_tui.core.api import ChainHop, HandoffChain, JournalEntry, MessageState, SessionInfo, ThreadCounts, Totals
 from mpg_tui.core.attachments import AttachmentLimits, save_attachments
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.catchup import CatchUpReport, catch_up
@@ -40,7 +40,7 @@ from mpg_tui.core.events import (
     ThreadOpened,
 )
 from mpg_tui.core.history import with_history
-from mpg_tui.core.journal import Journal, JournalEntry, MessageState, ThreadCounts
+from mpg_tui.core.journal import Journal
 from mpg_tui.core.keyed_locks import KeyedLocks
 from mpg_tui.core.ports import ChatError, ChatPort, InboundMessage
 from mpg_tui.core.ratelimit import RateLimiter

@@ -10,6 +10,7 @@ also keeps, per channel and thread, the newest message ID seen there: catch-up r
 what came after it, and the journal's message IDs make handling a message twice
 impossible (:meth:`Journal.claim` says yes once per ID).
 
+The value types the faces read (``JournalEntry``, ``ThreadCounts``) live in :mod:`~mpg_tui.core.api`.
 The core uses it directly, as it uses :mod:`~mpg_tui.core.store`: it is the core's own
 storage, not an outside system, and SQLite needs nothing beyond the standard library.
 Writes are synchronous on the event loop on purpose: a claim must be decided before the
@@ -29,14 +30,14 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
+from mpg_tui.core.api import JournalEntry, MessageState, ThreadCounts
 from mpg_tui.core.clock import Clock
 from mpg_tui.core.ports import Attachment, InboundMessage
 
 log = logging.getLogger(__name__)
 
-MessageState = Literal["received", "queued", "running", "answered", "told"]
 FINAL_STATES: frozenset[MessageState] = frozenset({"answered", "told"})
 UNFINISHED_STATES: tuple[MessageState, ...] = ("received", "queued", "running")
 KEEP_FINISHED_MS = 7 * 24 * 3600 * 1000
@@ -72,33 +73,6 @@ _SELECT_ENTRIES = (
     "SELECT message_id, channel_id, project_key, thread_id, session_key, state, author, preview, "
     "received_at, updated_at, message FROM messages "
 )
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    """One accepted message as the journal holds it."""
-
-    message_id: str
-    channel_id: str
-    project_key: str
-    thread_id: str | None
-    session_key: str | None
-    state: MessageState
-    author: str
-    preview: str
-    received_at: float
-    updated_at: float
-    message: InboundMessage
-
-
-@dataclass(frozen=True)
-class ThreadCounts:
-    """Messages of one thread by where they are: waiting (received or queued), running, answered, told."""
-
-    waiting: int = 0
-    running: int = 0
-    answered: int = 0
-    told: int = 0
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mpg_tui.config import ProjectView
-from mpg_tui.core.api import ChainHop, CoreAPI, HandoffChain, SessionInfo, Totals
+from mpg_tui.core.api import ChainHop, CoreAPI, HandoffChain, JournalEntry, SessionInfo, ThreadCounts, Totals
 from mpg_tui.core.clock import Clock
 from mpg_tui.core.events import ConnectionState, Event
-from mpg_tui.core.journal import JournalEntry, ThreadCounts
 
 JSON = dict[str, Any]
 

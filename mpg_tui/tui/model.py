@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from mpg_tui.core.api import SessionInfo
+from mpg_tui.core.api import SessionInfo, ThreadCounts
 from mpg_tui.core.events import SessionState
-from mpg_tui.core.journal import ThreadCounts
 
 STATE_RANK: dict[str, int] = {"running": 3, "recovering": 2, "queued": 1, "idle": 0}
 """A thread is as busy as its busiest session."""

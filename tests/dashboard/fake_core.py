@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from mpg_tui.config import ProjectView, parse_config
-from mpg_tui.core.api import ChainHop, HandoffChain, HopState, SessionInfo, Totals
+from mpg_tui.core.api import ChainHop, HandoffChain, HopState, JournalEntry, SessionInfo, ThreadCounts, Totals
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock, FakeClock, SystemClock
 from mpg_tui.core.events import (
@@ -24,7 +24,7 @@ from mpg_tui.core.events import (
     SessionKilled,
     SessionQueued,
 )
-from mpg_tui.core.journal import Journal, JournalEntry, ThreadCounts
+from mpg_tui.core.journal import Journal
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "defaults": {"dashboardToken": "config-secret-token-value", "httpPort": 3100},

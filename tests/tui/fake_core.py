@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from mpg_tui.config import GatewayConfig, ProjectView, parse_config
-from mpg_tui.core.api import ChainHop, HandoffChain, HopState, SessionInfo, Totals
+from mpg_tui.core.api import ChainHop, HandoffChain, HopState, JournalEntry, SessionInfo, ThreadCounts, Totals
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.core.events import (
@@ -34,7 +34,7 @@ from mpg_tui.core.events import (
     SessionState,
     ThreadOpened,
 )
-from mpg_tui.core.journal import Journal, JournalEntry, ThreadCounts
+from mpg_tui.core.journal import Journal
 
 SHOP = "1100000000000000001"
 DOCS = "1100000000000000002"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from mpg_tui.core.api import SessionInfo
+from mpg_tui.core.api import SessionInfo, ThreadCounts
 from mpg_tui.core.clock import FakeClock
-from mpg_tui.core.journal import Journal, ThreadCounts
+from mpg_tui.core.journal import Journal
 from mpg_tui.core.ports import InboundMessage
 from mpg_tui.tui.model import direct_runs_in_progress, matches, project_counts, summarize_threads
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mpg_tui.core.api import ThreadCounts
 from mpg_tui.core.clock import FakeClock
-from mpg_tui.core.journal import Journal, ThreadCounts
+from mpg_tui.core.journal import Journal
 from mpg_tui.core.ports import Attachment, InboundMessage
 
 CHANNEL = "100"

@@ -106,6 +106,9 @@ class Gateway:
         self._observed = Observed(bus)
         self._delivery = Delivery(lambda: self.chat)
         self.journal = journal or Journal(None, clock)
+        # What the last gateway left unfinished, read before this one takes any message:
+        # a message arriving live while these are resumed is this gateway's, not a leftover.
+        self._left_unfinished = self.journal.unfinished()
         self._accepting: dict[str, asyncio.Event] = {}
         self._handling = 0
         self._all_handled = asyncio.Event()
@@ -200,7 +203,8 @@ class Gateway:
         going (``recovered``: :meth:`deliver_recovered` settles it).
         """
         again = 0
-        for entry in self.journal.unfinished():
+        left, self._left_unfinished = self._left_unfinished, []
+        for entry in left:
             if entry.state == "running":
                 if entry.session_key in recovered:
                     continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,9 +96,13 @@ async def test_leftovers_are_run_again_or_told_once_and_live_messages_are_not_le
     journal.mark("1000", "running", thread_id="1000", session_key="1000")
     journal.mark("1001", "queued", thread_id="1000", session_key="1000")
     rig = make_rig(journal)
-    await rig.gateway.handle_message(message("1003", "live", thread="1000"))  # after start, before resuming
-
-    await rig.gateway.resume_journal()
+    held = rig.runner.hold()
+    # Taken after start, still running while the leftovers are resumed: not a leftover.
+    live = asyncio.create_task(rig.gateway.handle_message(message("1003", "live", thread="1000")))
+    await rig.runner.wait_running()
+    resumed = asyncio.create_task(rig.gateway.resume_journal())
+    held.release()
+    await asyncio.gather(live, resumed)
     await rig.gateway.drain(5)
     await rig.gateway.resume_journal()  # nothing is left twice
 

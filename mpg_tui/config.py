@@ -202,6 +202,14 @@ class Defaults(_Model):
     """Dollars a project may spend per calendar day (gateway's local time) before it pauses."""
     approver_roles: list[str] = Field(default_factory=list)
     """Role names or IDs whose members may decide for others (``!continue``), besides the requester."""
+    max_reply_messages: int = Field(5, ge=1, le=50)
+    """Messages a reply may take in a thread; a longer one follows whole as a ``reply.md`` file."""
+    catch_up: bool = True
+    """On start and after a reconnect that was not a resume, answer what was posted meanwhile."""
+    catch_up_max_age_ms: int = Field(3_600_000, ge=0)
+    """Messages older than this are not caught up (they are counted and the operator is told)."""
+    catch_up_max_messages: int = Field(50, ge=1, le=1000)
+    """Messages caught up per channel or thread at most; older ones beyond it are counted as skipped."""
 
     @field_validator("http_port", mode="before")
     @classmethod

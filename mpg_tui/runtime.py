@@ -29,6 +29,7 @@ from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock, SystemClock, TimerHandle
 from mpg_tui.core.events import RunnerKind
 from mpg_tui.core.gateway import Gateway, Poster, Recovered
+from mpg_tui.core.journal import Journal
 from mpg_tui.core.runner import Runner
 from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.store import SessionStore
@@ -56,6 +57,9 @@ _RESTART_ONLY_DEFAULTS = (
     "session_ttl_ms",
     "max_persisted_sessions",
 )
+
+
+JOURNAL_FILE_NAME = "journal.sqlite3"
 
 
 class StartupError(Exception):
@@ -86,6 +90,13 @@ class RuntimeSettings:
     @property
     def budget_file(self) -> Path:
         return self.budget_path or self.run_dir.parent / BUDGET_FILE_NAME
+
+    journal_path: Path | None = None
+    """The inbound message journal; by default ``journal.sqlite3`` in the state directory (beside ``run_dir``)."""
+
+    @property
+    def journal_file(self) -> Path:
+        return self.journal_path or self.run_dir.parent / JOURNAL_FILE_NAME
 
 
 class Runtime:
@@ -118,6 +129,7 @@ class Runtime:
             child_env=settings.child_env,
         )
         self.budget = BudgetBook(self.bus, self.clock, settings.budget_file)
+        self.journal = Journal(settings.journal_file, self.clock)
         self.gateway = Gateway(
             config=config,
             sessions=self.sessions,
@@ -125,19 +137,21 @@ class Runtime:
             clock=self.clock,
             poster=settings.poster,
             budget=self.budget,
+            journal=self.journal,
         )
         self.client = GatewayClient(
             handler=self.gateway.handle_message,
             bus=self.bus,
             members_intent=config.needs_members_intent,
             guild_ready_timeout=settings.guild_ready_timeout,
+            on_new_session=self._catch_up,
         )
         self.gateway.attach_chat(self.client.chat)
         dashboard_token = settings.dashboard_token or defaults.dashboard_token
-        self.journal = EventJournal(self.gateway, redact=(settings.token, dashboard_token))
+        self.events = EventJournal(self.gateway, redact=(settings.token, dashboard_token))
         self.control = ControlService(
             self.gateway,
-            self.journal,
+            self.events,
             socket_file=socket_path(settings.run_dir) if settings.control_socket else None,
         )
         self.dashboard: Dashboard | None = None
@@ -308,12 +322,24 @@ class Runtime:
     async def _after_ready(self) -> None:
         await self.client.ready.wait()
         recovered = await self._recover_tmux_runs()
-        await self.gateway.report_lost_runs({r.key for r in recovered})
+        keys = {r.key for r in recovered}
+        told = await self.gateway.report_lost_runs(keys)
         for run in recovered:
             # Not children of this task: shutdown cancels it, but a delivery must finish (drain).
             task = asyncio.create_task(self.gateway.deliver_recovered(run), name=f"recovered {run.key}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        try:
+            await self.gateway.resume_journal(recovered=keys, told=told)
+        except Exception:  # the gateway must serve all the same
+            log.exception("finishing the messages left by the previous gateway failed")
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        try:
+            await self.gateway.catch_up()
+        except Exception:
+            log.exception("catching up on messages posted while the gateway was away failed")
 
     async def _recover_tmux_runs(self) -> list[Recovered]:
         """Runs a previous gateway left in tmux, for the sessions we know; leftovers are cleaned up."""
@@ -354,6 +380,7 @@ class Runtime:
         await self.control.stop()
         if self.dashboard is not None:
             await self.dashboard.stop()
+        self.journal.close()
 
 
 def _file_signature(path: Path) -> tuple[int, int, int] | None:

@@ -118,6 +118,11 @@ class EventJournal:
             message["totals"] = protocol.totals_json(self.core.totals())
         if isinstance(event, _BUDGET_EVENTS):
             message["budgets"] = protocol.budgets_json(self.core.budgets())
+        thread_id = getattr(event, "thread_id", None)
+        if isinstance(thread_id, str):
+            counts = self.core.message_counts().get(thread_id)
+            if counts is not None:
+                message["messages"] = protocol.counts_json({thread_id: counts})
         return self._encode(message)
 
     def _encode(self, message: protocol.JSON) -> bytes:

@@ -36,6 +36,7 @@ from mpg_tui.core.api import (
     PausedThread,
     ProjectSpend,
     SessionInfo,
+    ThreadCounts,
     Totals,
 )
 from mpg_tui.core.events import ConnectionState, Event
@@ -88,6 +89,17 @@ def totals_json(totals: Totals) -> JSON:
     return dataclasses.asdict(totals)
 
 
+def counts_json(counts: Mapping[str, ThreadCounts]) -> JSON:
+    return {thread: dataclasses.asdict(c) for thread, c in counts.items()}
+
+
+def read_counts(data: Any) -> dict[str, ThreadCounts]:
+    """Per-thread message counts from a snapshot or a stream line (none from an older gateway)."""
+    if not isinstance(data, dict):
+        return {}
+    return {str(t): _build(ThreadCounts, c, "message counts") for t, c in data.items()}
+
+
 def budgets_json(budgets: Budgets) -> JSON:
     return dataclasses.asdict(budgets)
 
@@ -126,6 +138,7 @@ def snapshot_json(core: CoreAPI, *, instance: str, seq: int, pid: int) -> JSON:
         "chains": [chain_json(c) for c in core.chains()],
         "totals": totals_json(core.totals()),
         "budgets": budgets_json(core.budgets()),
+        "messages": counts_json(core.message_counts()),
     }
 
 

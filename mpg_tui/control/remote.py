@@ -32,7 +32,7 @@ from mpg_tui.config import ProjectView
 from mpg_tui.control import protocol
 from mpg_tui.control.client import ControlClient, Endpoint
 from mpg_tui.control.protocol import JSON, ControlError, ProtocolError
-from mpg_tui.core.api import Budgets, HandoffChain, SessionInfo, Totals
+from mpg_tui.core.api import Budgets, HandoffChain, JournalEntry, SessionInfo, ThreadCounts, Totals
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.events import ConnectionChanged, ConnectionState, Event, StateResynced
 
@@ -80,6 +80,7 @@ class RemoteCore:
         self._chains: OrderedDict[str, HandoffChain] = OrderedDict()
         self._totals = Totals(0, 0, 0.0, 0, 0)
         self._budgets = Budgets()
+        self._messages: dict[str, ThreadCounts] = {}
         self._remote_connection: ConnectionState = "disconnected"
         self._instance: str | None = None
         self._seq = 0
@@ -130,6 +131,12 @@ class RemoteCore:
 
     def budgets(self) -> Budgets:
         return self._budgets
+
+    def message_counts(self) -> dict[str, ThreadCounts]:
+        return dict(self._messages)
+
+    def recent_messages(self, limit: int = 100) -> list[JournalEntry]:
+        return []  # the journal's entries stay on the gateway (its dashboard lists them)
 
     # -- CoreAPI: commands -----------------------------------------------------------------
 
@@ -202,6 +209,7 @@ class RemoteCore:
         self._chains = OrderedDict((c.thread_id, c) for c in chains)
         self._totals = protocol.read_totals(document.get("totals", {}))
         self._budgets = self._relabel_budgets(protocol.read_budgets(document.get("budgets")))
+        self._messages = {self._prefix + t: c for t, c in protocol.read_counts(document.get("messages")).items()}
         self._remote_connection = protocol.read_connection(gateway.get("connection"))
         self.version = str(gateway.get("version", self.version))
         self.started_at = float(gateway.get("started_at", self.started_at))
@@ -230,6 +238,8 @@ class RemoteCore:
             self._totals = protocol.read_totals(message["totals"])
         if "budgets" in message:
             self._budgets = self._relabel_budgets(protocol.read_budgets(message["budgets"]))
+        for thread, counts in protocol.read_counts(message.get("messages")).items():
+            self._messages[self._prefix + thread] = counts
         event = protocol.read_event(message.get("event"))
         if event is None:
             return None
@@ -363,6 +373,12 @@ class MultiCore:
             projects=[p for b in every for p in b.projects],
             paused=[p for b in every for p in b.paused],
         )
+
+    def message_counts(self) -> dict[str, ThreadCounts]:
+        return {thread: counts for c in self.cores for thread, counts in c.message_counts().items()}
+
+    def recent_messages(self, limit: int = 100) -> list[JournalEntry]:
+        return []
 
     async def continue_thread(self, thread_id: str, amount_usd: float | None = None) -> str:
         owner = self._owner(thread_id)

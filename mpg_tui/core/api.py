@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 from mpg_tui.config import ProjectView
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.events import BudgetLimit, ConnectionState, RunnerKind, SessionState
+from mpg_tui.core.ports import InboundMessage
 
 
 @dataclass
@@ -57,6 +58,36 @@ class KilledSession:
     project_key: str
     kept_branch: str | None = None
     """The branch its unmerged work was kept under (``mpg/kept/<name>``), if any."""
+
+
+MessageState = Literal["received", "queued", "running", "answered", "told"]
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One accepted message as the journal holds it."""
+
+    message_id: str
+    channel_id: str
+    project_key: str
+    thread_id: str | None
+    session_key: str | None
+    state: MessageState
+    author: str
+    preview: str
+    received_at: float
+    updated_at: float
+    message: InboundMessage
+
+
+@dataclass(frozen=True)
+class ThreadCounts:
+    """Messages of one thread by where they are: waiting (received or queued), running, answered, told."""
+
+    waiting: int = 0
+    running: int = 0
+    answered: int = 0
+    told: int = 0
 
 
 HopState = Literal["running", "done", "failed", "queued"]
@@ -144,6 +175,12 @@ class CoreAPI(Protocol):
     def totals(self) -> Totals: ...
 
     def budgets(self) -> Budgets: ...
+
+    def message_counts(self) -> dict[str, ThreadCounts]:
+        """Per thread, its messages waiting, running, answered and told (from the journal)."""
+
+    def recent_messages(self, limit: int = 100) -> list[JournalEntry]:
+        """The newest messages the journal holds, newest first."""
 
     async def kill(self, key: str) -> bool:
         """End the session: stop its run, forget it in memory and on disk, remove its worktree."""

@@ -218,6 +218,20 @@ class ReplySent(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CatchUpFinished(Event):
+    """Messages posted while the gateway was away were read back and handled (start, or a new session)."""
+
+    kind: ClassVar[str] = "catch_up_finished"
+    places: int
+    """Channels and threads read."""
+    handled: int
+    skipped_old: int
+    """Older than ``catchUpMaxAgeMs``: not handled."""
+    skipped_over_cap: int
+    """Places where more than ``catchUpMaxMessages`` arrived: at least this many older ones not handled."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ConnectionChanged(Event):
     kind: ClassVar[str] = "connection_changed"
     state: ConnectionState

@@ -21,7 +21,17 @@ from typing import Any
 from mpg_tui import __version__
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core import access
-from mpg_tui.core.api import Budgets, ChainHop, HandoffChain, KilledSession, SessionInfo, Totals
+from mpg_tui.core.api import (
+    Budgets,
+    ChainHop,
+    HandoffChain,
+    JournalEntry,
+    KilledSession,
+    MessageState,
+    SessionInfo,
+    ThreadCounts,
+    Totals,
+)
 from mpg_tui.core.approvers import OPERATOR, Decider, Member, may_decide, refusal_text
 from mpg_tui.core.attachments import AttachmentLimits, save_attachments
 from mpg_tui.core.budget import BudgetBook, HeldTurn, Pause, Stop
@@ -34,6 +44,7 @@ from mpg_tui.core.budget_notices import (
     warning_text,
 )
 from mpg_tui.core.bus import EventBus
+from mpg_tui.core.catchup import CatchUpReport, catch_up
 from mpg_tui.core.chains import ChainBook, Observed
 from mpg_tui.core.clock import Clock
 from mpg_tui.core.commands import CommandContext, CommandResult, ContinueRequest, handle_command
@@ -52,6 +63,7 @@ from mpg_tui.core.events import (
     ThreadOpened,
 )
 from mpg_tui.core.history import with_history
+from mpg_tui.core.journal import Journal
 from mpg_tui.core.keyed_locks import KeyedLocks
 from mpg_tui.core.ports import ChatError, ChatPort, InboundMessage
 from mpg_tui.core.ratelimit import RateLimiter
@@ -98,6 +110,7 @@ class Gateway:
         chat: ChatPort | None = None,
         poster: Poster | None = None,
         budget: BudgetBook | None = None,
+        journal: Journal | None = None,
     ) -> None:
         """``budget`` is the spend ledger (the runtime's persists itself); without one, spend
         is kept in memory only."""
@@ -119,6 +132,11 @@ class Gateway:
         self._budget = budget if budget is not None else BudgetBook(bus, clock, None)
         self._observed = Observed(bus)
         self._delivery = Delivery(lambda: self.chat)
+        self.journal = journal or Journal(None, clock)
+        # What the last gateway left unfinished, read before this one takes any message:
+        # a message arriving live while these are resumed is this gateway's, not a leftover.
+        self._left_unfinished = self.journal.unfinished()
+        self._accepting: dict[str, asyncio.Event] = {}
         self._handling = 0
         self._all_handled = asyncio.Event()
         self._all_handled.set()
@@ -174,6 +192,12 @@ class Gateway:
         await self._delivery.send(thread_id, text, parent=project.channel_id)
         return text
 
+    def message_counts(self) -> dict[str, ThreadCounts]:
+        return self.journal.counts()
+
+    def recent_messages(self, limit: int = 100) -> list[JournalEntry]:
+        return self.journal.recent(limit)
+
     async def kill(self, key: str) -> bool:
         return await self.kill_session(key) is not None
 
@@ -195,12 +219,13 @@ class Gateway:
 
     # -- start-up ---------------------------------------------------------------------
 
-    async def report_lost_runs(self, recovered: Collection[str] = ()) -> None:
-        """Tell each thread whose run died with the last gateway that it was lost.
+    async def report_lost_runs(self, recovered: Collection[str] = ()) -> set[str]:
+        """Tell each thread whose run died with the last gateway that it was lost; the keys told.
 
         ``recovered`` are the keys whose runs the tmux runner found again: those are
         delivered instead (see :meth:`deliver_recovered`).
         """
+        told: set[str] = set()
         for stored in self._sessions.pending_runs_from_disk():
             if stored.key in recovered:
                 continue
@@ -208,6 +233,49 @@ class Gateway:
             with contextlib.suppress(ChatError):
                 await self.chat.send(thread_id, LOST_RUN_TEXT)
             self._sessions.forget_pending_run(stored.key)
+            told.add(stored.key)
+        return told
+
+    async def resume_journal(self, *, recovered: Collection[str] = (), told: Collection[str] = ()) -> int:
+        """Finish what the journal holds unfinished from the last gateway; how many messages are run again.
+
+        A message that was waiting (received or queued) is run again, in the order the
+        messages came. One whose run was going is told the run was lost, unless its
+        thread was told already (``told``: :meth:`report_lost_runs`) or tmux kept the run
+        going (``recovered``: :meth:`deliver_recovered` settles it).
+        """
+        again = 0
+        left, self._left_unfinished = self._left_unfinished, []
+        for entry in left:
+            if entry.state == "running":
+                if entry.session_key in recovered:
+                    continue
+                if entry.session_key not in told:
+                    with contextlib.suppress(ChatError):
+                        await self.chat.send(entry.thread_id or entry.channel_id, LOST_RUN_TEXT)
+                self.journal.mark(entry.message_id, "told")
+                continue
+            msg = entry.message
+            if entry.thread_id is not None and entry.thread_id != msg.channel_id:
+                # Its thread was opened already: it goes on there, rather than opening another.
+                msg = dataclasses.replace(msg, channel_id=entry.thread_id, parent_channel_id=msg.channel_id)
+            again += 1
+            await self.accept_in_order(msg, replay=True)
+        if again:
+            log.info("running again %d message(s) the last gateway had not answered", again)
+        self.journal.prune()
+        return again
+
+    async def catch_up(self) -> CatchUpReport:
+        """Handle what was posted in mapped channels and known threads while the gateway was away."""
+        return await catch_up(
+            config=self._config,
+            chat=self.chat,
+            journal=self.journal,
+            clock=self._clock,
+            bus=self.bus,
+            accept=self.accept_in_order,
+        )
 
     # -- the message lifecycle -------------------------------------------------------
 
@@ -235,12 +303,38 @@ class Gateway:
             if self._handling == 0:
                 self._all_handled.set()
 
-    async def handle_message(self, msg: InboundMessage) -> None:
-        """Everything MPG does for one chat message. Never raises for chat or claude failures."""
-        async with self._handling_one():
-            await self._handle_message(msg)
+    async def handle_message(self, msg: InboundMessage, *, replay: bool = False) -> None:
+        """Everything MPG does for one chat message. Never raises for chat or claude failures.
 
-    async def _handle_message(self, msg: InboundMessage) -> None:
+        A message the journal already holds is not handled again, unless ``replay`` (the
+        journal's own unfinished messages, run again at start-up).
+        """
+        async with self._handling_one():
+            try:
+                await self._handle_message(msg, replay=replay)
+            finally:
+                self._accepted(msg.id)
+
+    async def accept_in_order(self, msg: InboundMessage, *, replay: bool = False) -> asyncio.Task[None]:
+        """Start handling ``msg`` and return once it holds its place (queued, or done).
+
+        For messages handled one after another outside Discord's live order (start-up
+        replays, catch-up): the next one starts only when this one is in its session's
+        queue, so commands and prompts keep the order they were posted in.
+        """
+        accepted = self._accepting.setdefault(msg.id, asyncio.Event())
+        task = asyncio.create_task(self.handle_message(msg, replay=replay), name=f"message {msg.id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        await accepted.wait()
+        return task
+
+    def _accepted(self, message_id: str) -> None:
+        event = self._accepting.pop(message_id, None)
+        if event is not None:
+            event.set()
+
+    async def _handle_message(self, msg: InboundMessage, *, replay: bool) -> None:
         if msg.author_is_bot:
             return
         if "\x00" in msg.content:
@@ -251,6 +345,11 @@ class Gateway:
         if route is None:
             return
         project = route.project
+        # Recorded before anything is said or done about it: what the journal holds is
+        # answered even if this gateway dies now, and never twice.
+        if not replay and not self.journal.claim(msg, project.key):
+            log.info("message %s in %s was handled before; not again", msg.id, msg.channel_id)
+            return
         self.bus.publish(
             MessageReceived(
                 project_key=project.key,
@@ -265,10 +364,12 @@ class Gateway:
             await self._handle_routed(msg, route)
         except ChatError as exc:
             log.warning("chat failure while handling message %s in %s: %s", msg.id, msg.channel_id, exc)
+            self.journal.mark(msg.id, "told")
         except Exception:
             log.exception("unexpected failure handling message %s in %s", msg.id, msg.channel_id)
             with contextlib.suppress(ChatError):
                 await self.chat.send(msg.channel_id, "**Error**: the gateway failed on this message; see its log.")
+            self.journal.mark(msg.id, "told")
 
     async def _handle_routed(self, msg: InboundMessage, route: Route) -> None:
         project = route.project
@@ -276,12 +377,14 @@ class Gateway:
         if denial is not None:
             self._reject(msg, project, "missing role")
             await self._delivery.send(msg.channel_id, denial)
+            self.journal.mark(msg.id, "told")
             return
         ctx = CommandContext.for_message(route, msg, self._config.views(), self._clock.now())
         command = await handle_command(msg.content, ctx, self)
         if isinstance(command, CommandResult):
             for chunk in command.chunks:
                 await self._delivery.send(msg.channel_id, chunk)
+            self.journal.mark(msg.id, "answered")
             return
         if isinstance(command, ContinueRequest):
             assert route.thread_id is not None  # !continue outside a thread is answered with its usage
@@ -294,6 +397,7 @@ class Gateway:
             if decision.reply is not None:
                 self._reject(msg, project, "rate limited")
                 await self._delivery.send(msg.channel_id, decision.reply)
+                self.journal.mark(msg.id, "told")
                 return
         if command is not None:
             target: AgentTarget | UnknownAgent = command.target
@@ -302,9 +406,11 @@ class Gateway:
             target = resolve_target(msg.content, project.agents, sticky=sticky)
         if isinstance(target, UnknownAgent):
             await self._delivery.send(msg.channel_id, target.reply(project.agents))
+            self.journal.mark(msg.id, "told")
             return
         if not target.prompt.strip() and not msg.attachments:
             await self._delivery.send(msg.channel_id, "Send a message with some text for Claude to work on.")
+            self.journal.mark(msg.id, "told")
             return
 
         if target.agent is not None and route.thread_id is not None:
@@ -328,6 +434,7 @@ class Gateway:
                 # In a thread, alongside the run: waiting would add a round trip to the reply.
                 self._in_background(self._react(msg))
             thread_id = route.thread_id or await self._open_thread(msg, project)
+            self.journal.mark(msg.id, "received", thread_id=thread_id)
             if target.agent is not None and route.thread_id is None:
                 self._sticky.set(thread_id, target.agent.name)  # a thread just opened for this message
             self._turns.reset(thread_id)
@@ -336,9 +443,16 @@ class Gateway:
             if stop is not None:
                 held = HeldTurn(target.agent_name, prompt, msg.author_id)
                 await self._pause(project, thread_id, stop, held, requester=msg.author_id)
+                # Kept by the budget ledger, and the thread was told: settled for the journal.
+                self.journal.mark(msg.id, "told")
+                self._accepted(msg.id)
                 return
-            first = self._start_turn(project, thread_id, target.agent, prompt)
-        await self._run_chain(project, thread_id, target.agent, first, prompt=prompt, requester=msg.author_id)
+            first = self._start_turn(project, thread_id, target.agent, prompt, message_id=msg.id)
+            self.journal.mark(msg.id, "queued", session_key=session_key(thread_id, target.agent_name))
+        self._accepted(msg.id)
+        await self._run_chain(
+            project, thread_id, target.agent, first, prompt=prompt, requester=msg.author_id, message_id=msg.id
+        )
 
     async def _react(self, msg: InboundMessage) -> None:
         with contextlib.suppress(ChatError):
@@ -363,6 +477,7 @@ class Gateway:
             log.warning("could not open a thread in %s (%s); replying in the channel", project.name, exc)
             return msg.channel_id
         self._sessions.name_thread(thread_id, name)
+        self.journal.saw(thread_id, thread_id, msg.channel_id)  # catch-up in it starts here
         self.bus.publish(
             ThreadOpened(project_key=project.key, channel_id=msg.channel_id, thread_id=thread_id, name=name)
         )
@@ -399,6 +514,7 @@ class Gateway:
         prompt: str,
         *,
         recovered: Recovered | None = None,
+        message_id: str | None = None,
     ) -> asyncio.Task[TurnOutcome]:
         """Enqueue one turn now (so queue order is arrival order) and return its task.
 
@@ -419,6 +535,11 @@ class Gateway:
         async def on_queued(position: int) -> None:
             await self._delivery.send(thread_id, queued_text(position))
 
+        def on_started() -> None:
+            status.start()
+            if message_id is not None:
+                self.journal.mark(message_id, "running")
+
         async def turn() -> TurnOutcome:
             try:
                 async with self.chat.typing(thread_id):
@@ -431,7 +552,7 @@ class Gateway:
                             agent=agent,
                             started_at=recovered.started_at,
                             on_progress=status.on_progress,
-                            on_started=status.start,
+                            on_started=on_started,
                         )
                     return await self._sessions.submit(
                         key,
@@ -442,7 +563,7 @@ class Gateway:
                         timeout_s=timeout_s,
                         on_queued=on_queued,
                         on_progress=status.on_progress,
-                        on_started=status.start,
+                        on_started=on_started,
                         allowance=lambda: self._budget.allowance(
                             self._router.project(project.key) or project, thread_id
                         ),
@@ -464,7 +585,7 @@ class Gateway:
             agent = project.agent(agent_name) if agent_name else None
             log.info("waiting for the run of %s left by the previous gateway", recovered.key)
             task = self._start_turn(project, recovered.thread_id, agent, "", recovered=recovered)
-            await self._run_chain(project, recovered.thread_id, agent, task)
+            await self._run_chain(project, recovered.thread_id, agent, task, recovered_key=recovered.key)
 
     async def _run_chain(
         self,
@@ -477,14 +598,27 @@ class Gateway:
         requester: str | None = None,
         chain: HandoffChain | None = None,
         from_agent: str | None = None,
+        message_id: str | None = None,
+        recovered_key: str | None = None,
     ) -> None:
         """Run the human's turn, then follow agent handoffs until done, a turn limit or a budget.
 
         ``prompt`` is what ``first`` runs (kept if a budget stops it before it starts);
         ``requester`` is the member whose message set the chain going (who may continue it).
         A chain resumed after a budget pause passes its ``chain`` and the agent that handed
-        off (``from_agent``).
+        off (``from_agent``). The journal records the human's message (``message_id``, or the
+        messages whose run was ``recovered_key``'s) as answered once its turn's reply is
+        posted, or as told when that turn failed or was kept for a continue.
         """
+
+        def settle(state: MessageState) -> None:
+            nonlocal message_id, recovered_key
+            if message_id is not None:
+                self.journal.mark(message_id, state)
+            if recovered_key is not None:
+                self.journal.mark_running_of(recovered_key, state)
+            message_id = recovered_key = None
+
         if chain is None:
             chain = self._chain_book.new(project, thread_id, agent)
         else:
@@ -505,6 +639,7 @@ class Gateway:
                 unstarted = HeldTurn(agent.name if agent else None, prompt, requester, from_agent, rerun=True)
                 self._chain_book.stop(chain, "budget")
                 await self._pause(project, thread_id, why, unstarted, requester=requester)
+                settle("told")
                 return
             hop.state = "done" if result.ok else "failed"
             hop.duration_ms = result.duration_ms
@@ -512,6 +647,7 @@ class Gateway:
             for notice in outcome.notices:
                 await self._delivery.send(thread_id, notice, parent=parent)
             if result.error_kind == "max_budget":
+                settle("told")
                 await self._sessions.acknowledge(outcome.session.key)
                 spent = await self._review_spend(project, thread_id)
                 self._chain_book.stop(chain, "budget")
@@ -526,12 +662,16 @@ class Gateway:
             if not result.ok:
                 error = f"**Error**: {result.error or 'Claude failed without saying why.'}"
                 await self._delivery.send(thread_id, error, parent=parent)
+                settle("told")
                 await self._sessions.acknowledge(outcome.session.key)
                 await self._review_spend(project, thread_id)
                 self._chain_book.stop(chain, "error")
                 return
-            chunks = await self._delivery.reply(thread_id, agent, result.text, parent=parent)
+            chunks = await self._delivery.reply(
+                thread_id, agent, result.text, parent=parent, max_messages=project.defaults.max_reply_messages
+            )
             self.bus.publish(ReplySent(channel_id=thread_id, chunks=chunks, agent=agent.name if agent else None))
+            settle("answered")
             await self._sessions.acknowledge(outcome.session.key)
             stop = await self._review_spend(project, thread_id)
             handoff = detect_handoff(result.text, project.agents, current=agent.name) if agent else None

@@ -71,6 +71,10 @@ class HistoryMessage:
     embeds: tuple[Embed, ...] = field(default=())
 
 
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+"""Discord's upload limit for a guild without boosts (10 MiB)."""
+
+
 class ChatPort(ABC):
     """What the core does in chat. Every method raises :class:`ChatError` when it fails."""
 
@@ -101,3 +105,19 @@ class ChatPort(ABC):
 
     @abstractmethod
     async def download(self, attachment: Attachment, dest: Path) -> None: ...
+
+    @abstractmethod
+    async def send_file(self, channel_id: str, filename: str, data: bytes, content: str | None = None) -> str:
+        """Post a message with one file attached; returns its id."""
+
+    @abstractmethod
+    def upload_limit(self, channel_id: str) -> int:
+        """The largest file, in bytes, that may be attached to a message in ``channel_id``."""
+
+    @abstractmethod
+    async def recent_messages(self, channel_id: str, limit: int, after: str | None = None) -> list[InboundMessage]:
+        """The newest ``limit`` messages posted after message ``after`` (all when None), oldest first.
+
+        Messages of every author are returned (bots too), as :class:`InboundMessage`; for a
+        thread, ``parent_channel_id`` may be unknown to the adapter and left None.
+        """

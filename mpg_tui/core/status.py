@@ -10,7 +10,6 @@ the run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -25,6 +24,8 @@ log = logging.getLogger(__name__)
 
 STATUS_EDIT_INTERVAL_S = 2.0
 """Discord allows about five edits per five seconds per channel; stay well under."""
+DELETE_RETRY_DELAYS_S = (0.5, 2.0)
+"""Pauses before trying again to remove a status message after a transient failure."""
 
 
 def status_text(label: str, step: str, elapsed_s: float) -> str:
@@ -81,20 +82,47 @@ class RunStatus:
             self._edit_timer = self._clock.call_later(due, lambda: self._spawn(self._show))
 
     async def close(self) -> None:
-        """The run is over: stop pinging and remove the status message."""
+        """The run is over: stop pinging and remove the status message.
+
+        A status ``send`` still on its way is awaited, never cancelled: cancelling it
+        would leave a message Discord did create but whose ID we never learn, a "working"
+        line that outlives its run. Then the message is deleted, with a retry or two when
+        Discord fails for a moment.
+        """
         self._closed = True
         for timer in (self._edit_timer, self._stuck_timer):
             if timer is not None:
                 timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._message_id is not None:
+            await self._delete_status(self._message_id)
+
+    async def _delete_status(self, message_id: str) -> None:
+        for delay in (*DELETE_RETRY_DELAYS_S, None):
             try:
-                await self._chat.delete(self._channel_id, self._message_id)
+                await self._chat.delete(self._channel_id, message_id)
+                return
             except ChatError as exc:
-                log.debug("could not remove status message: %s", exc)
+                transient = exc.status is None or exc.status >= 500
+                if delay is None or not transient:
+                    log.warning("could not remove the status message in %s: %s", self._channel_id, exc)
+                    return
+                log.info("removing the status message in %s failed (%s); trying again", self._channel_id, exc)
+            await self._pause(delay)
+
+    async def _pause(self, seconds: float) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def ring() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        timer = self._clock.call_later(seconds, ring)
+        try:
+            await done
+        finally:
+            timer.cancel()
 
     def _spawn(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
         if self._closed:

@@ -13,12 +13,13 @@ dashboard token among them) and are never dumped wholesale.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from mpg_tui.config import ProjectView
-from mpg_tui.core.api import Budgets, ChainHop, CoreAPI, HandoffChain, SessionInfo, Totals
+from mpg_tui.core.api import Budgets, ChainHop, CoreAPI, HandoffChain, JournalEntry, SessionInfo, ThreadCounts, Totals
 from mpg_tui.core.clock import Clock
 from mpg_tui.core.events import ConnectionState, Event
 
@@ -87,6 +88,28 @@ def sessions_json(sessions: Sequence[SessionInfo], names: Mapping[str, str]) -> 
     """Every session, most recently active first."""
     ordered = sorted(sessions, key=lambda s: s.last_activity, reverse=True)
     return [session_json(s, names) for s in ordered]
+
+
+def messages_json(entries: Sequence[JournalEntry], counts: Mapping[str, ThreadCounts]) -> JSON:
+    """``/api/messages``: per-thread counts and the newest journal entries."""
+    return {
+        "threads": {thread_id: dataclasses.asdict(c) for thread_id, c in counts.items()},
+        "messages": [
+            {
+                "messageId": e.message_id,
+                "channelId": e.channel_id,
+                "projectChannelId": e.project_key,
+                "threadId": e.thread_id,
+                "sessionKey": e.session_key,
+                "state": e.state,
+                "author": e.author,
+                "preview": e.preview,
+                "receivedAt": iso(e.received_at),
+                "updatedAt": iso(e.updated_at),
+            }
+            for e in entries
+        ],
+    }
 
 
 def project_json(project: ProjectView) -> JSON:

@@ -242,6 +242,7 @@ class Dashboard:
         app.router.add_get("/api/projects", self._projects)
         app.router.add_get("/api/budgets", self._budgets)
         app.router.add_get("/api/chains", self._chains)
+        app.router.add_get("/api/messages", self._messages)
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/api/events", self.streams.handle)
         app.router.add_get("/metrics", self._metrics)
@@ -276,6 +277,14 @@ class Dashboard:
     async def _chains(self, _request: web.Request) -> web.Response:
         names = payloads.project_names(self.core.projects())
         return web.json_response([payloads.chain_json(c, names) for c in self.core.chains()], dumps=_dumps)
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        try:
+            limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
+        except ValueError:
+            raise web.HTTPBadRequest(text="limit must be a number") from None
+        document = payloads.messages_json(self.core.recent_messages(limit), self.core.message_counts())
+        return web.json_response(document, dumps=_dumps)
 
     async def _status(self, _request: web.Request) -> web.Response:
         return web.json_response(self._status_document(), dumps=_dumps)

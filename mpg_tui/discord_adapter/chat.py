@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
 import aiohttp
 import discord
 
-from mpg_tui.core.ports import Attachment, ChatError, ChatPort, Embed, HistoryMessage
+from mpg_tui.core.ports import (
+    DEFAULT_UPLOAD_LIMIT,
+    Attachment,
+    ChatError,
+    ChatPort,
+    Embed,
+    HistoryMessage,
+    InboundMessage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +36,29 @@ SEND_RETRY_DELAYS_S = (1.0, 3.0)
 """Pauses before sending a message again after a transient failure (``DiscordChat._worth_retrying``)."""
 # discord.py retries these itself, five times; a send that still fails after that is not retried again.
 _RETRIED_BY_DISCORD_PY = frozenset({500, 502, 504, 524})
+
+
+def to_inbound(message: discord.Message) -> InboundMessage:
+    channel = message.channel
+    parent_id = str(channel.parent_id) if isinstance(channel, discord.Thread) and channel.parent_id else None
+    roles = [r for r in getattr(message.author, "roles", []) if not r.is_default()]
+    return InboundMessage(
+        id=str(message.id),
+        channel_id=str(channel.id),
+        parent_channel_id=parent_id,
+        guild_id=str(message.guild.id) if message.guild else None,
+        author_id=str(message.author.id),
+        author_name=message.author.display_name,
+        author_is_bot=message.author.bot,
+        content=message.content,
+        role_ids=tuple(str(r.id) for r in roles),
+        role_names=tuple(r.name for r in roles),
+        attachments=tuple(
+            Attachment(url=a.url, filename=a.filename, size=a.size, content_type=a.content_type)
+            for a in message.attachments
+        ),
+        created_at=message.created_at.timestamp(),
+    )
 
 
 def _chat_error(exc: discord.HTTPException, action: str) -> ChatError:
@@ -80,15 +112,29 @@ class DiscordChat(ChatPort):
         Every attempt carries the same nonce, which discord.py sends with ``enforce_nonce``:
         if an attempt that seemed to fail did reach Discord, the next one does not post twice.
         """
+
+        async def attempt(channel: discord.PartialMessageable, nonce: int) -> discord.Message:
+            if embed is not None:
+                return await channel.send(content=content, embed=_to_discord_embed(embed), nonce=nonce)
+            return await channel.send(content=content, nonce=nonce)
+
+        return await self._send_retrying(channel_id, attempt)
+
+    async def send_file(self, channel_id: str, filename: str, data: bytes, content: str | None = None) -> str:
+        async def attempt(channel: discord.PartialMessageable, nonce: int) -> discord.Message:
+            # A fresh File each attempt: an attempt reads the one it is given to the end.
+            return await channel.send(content=content, file=discord.File(io.BytesIO(data), filename), nonce=nonce)
+
+        return await self._send_retrying(channel_id, attempt)
+
+    async def _send_retrying(
+        self, channel_id: str, attempt: Callable[[discord.PartialMessageable, int], Awaitable[discord.Message]]
+    ) -> str:
         nonce = secrets.randbits(64)
         for delay in (*self._send_retry_delays_s, None):
             try:
                 with self._failures_as_chat_error("send a message"):
-                    channel = self._channel(channel_id)
-                    if embed is not None:
-                        message = await channel.send(content=content, embed=_to_discord_embed(embed), nonce=nonce)
-                    else:
-                        message = await channel.send(content=content, nonce=nonce)
+                    message = await attempt(self._channel(channel_id), nonce)
                 return str(message.id)
             except ChatError as exc:
                 if delay is None or not self._worth_retrying(exc):
@@ -96,6 +142,24 @@ class DiscordChat(ChatPort):
                 log.warning("sending a message in %s failed (%s); trying again in %gs", channel_id, exc, delay)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def upload_limit(self, channel_id: str) -> int:
+        guild = getattr(self._client.get_channel(int(channel_id)), "guild", None)
+        return guild.filesize_limit if isinstance(guild, discord.Guild) else DEFAULT_UPLOAD_LIMIT
+
+    async def recent_messages(self, channel_id: str, limit: int, after: str | None = None) -> list[InboundMessage]:
+        # Newest first, stopping at ``after``: what a catch-up needs is the newest messages.
+        channel = self._client.get_channel(int(channel_id))
+        source = channel if isinstance(channel, discord.TextChannel | discord.Thread) else self._channel(channel_id)
+        newest_first: list[InboundMessage] = []
+        with self._failures_as_chat_error("read the channel history"):
+            async for message in source.history(limit=limit):
+                if after is not None and message.id <= int(after):
+                    break
+                if message.type in (discord.MessageType.default, discord.MessageType.reply):
+                    newest_first.append(to_inbound(message))
+        newest_first.reverse()
+        return newest_first
 
     def _worth_retrying(self, exc: ChatError) -> bool:
         """A server error discord.py did not retry (503), or a connection that failed; not a refusal."""

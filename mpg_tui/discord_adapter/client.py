@@ -15,12 +15,13 @@ import discord
 
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.events import ConnectionChanged, ConnectionState
-from mpg_tui.core.ports import Attachment, InboundMessage
-from mpg_tui.discord_adapter.chat import DiscordChat
+from mpg_tui.core.ports import InboundMessage
+from mpg_tui.discord_adapter.chat import DiscordChat, to_inbound
 
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[InboundMessage], Awaitable[None]]
+SessionHandler = Callable[[], Awaitable[None]]
 
 
 class DiscordStartError(Exception):
@@ -35,29 +36,6 @@ def build_intents(*, members: bool) -> discord.Intents:
     return intents
 
 
-def to_inbound(message: discord.Message) -> InboundMessage:
-    channel = message.channel
-    parent_id = str(channel.parent_id) if isinstance(channel, discord.Thread) and channel.parent_id else None
-    roles = [r for r in getattr(message.author, "roles", []) if not r.is_default()]
-    return InboundMessage(
-        id=str(message.id),
-        channel_id=str(channel.id),
-        parent_channel_id=parent_id,
-        guild_id=str(message.guild.id) if message.guild else None,
-        author_id=str(message.author.id),
-        author_name=message.author.display_name,
-        author_is_bot=message.author.bot,
-        content=message.content,
-        role_ids=tuple(str(r.id) for r in roles),
-        role_names=tuple(r.name for r in roles),
-        attachments=tuple(
-            Attachment(url=a.url, filename=a.filename, size=a.size, content_type=a.content_type)
-            for a in message.attachments
-        ),
-        created_at=message.created_at.timestamp(),
-    )
-
-
 class GatewayClient(discord.Client):
     """A discord.py client that hands every relevant message to the core."""
 
@@ -68,6 +46,7 @@ class GatewayClient(discord.Client):
         bus: EventBus,
         members_intent: bool,
         guild_ready_timeout: float = 2.0,
+        on_new_session: SessionHandler | None = None,
     ) -> None:
         super().__init__(
             intents=build_intents(members=members_intent),
@@ -77,6 +56,7 @@ class GatewayClient(discord.Client):
         self._handler = handler
         self._bus = bus
         self._ever_ready = False
+        self._on_new_session = on_new_session
         self.chat = DiscordChat(self)
         self.ready = asyncio.Event()
 
@@ -87,11 +67,16 @@ class GatewayClient(discord.Client):
         self._state_changed("connecting", "logged in; opening the gateway")
 
     async def on_ready(self) -> None:
+        again = self._ever_ready
         self._ever_ready = True
         self.ready.set()
         name = str(self.user) if self.user else "?"
         log.info("Gateway connected as %s (%d guilds)", name, len(self.guilds))
         self._state_changed("ready", f"connected as {name}")
+        if again and self._on_new_session is not None:
+            # A new session, not a resume: Discord did not replay what was posted meanwhile.
+            log.info("Discord session started again (not resumed); catching up")
+            await self._on_new_session()
 
     async def on_resumed(self) -> None:
         log.info("Discord session resumed")

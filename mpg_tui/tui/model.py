@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from mpg_tui.core.api import SessionInfo
+from mpg_tui.core.api import SessionInfo, ThreadCounts
 from mpg_tui.core.events import SessionState
 
 STATE_RANK: dict[str, int] = {"running": 3, "recovering": 2, "queued": 1, "idle": 0}
 """A thread is as busy as its busiest session."""
+
+
+NO_MESSAGES = ThreadCounts()
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,8 @@ class ThreadSummary:
     agents: tuple[str, ...]
     paused: str | None = None
     """The spending limit the thread is paused at (``thread`` or ``day``), if any."""
+    messages: ThreadCounts = NO_MESSAGES
+    """The thread's messages waiting, running and answered (the journal's counts)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,10 @@ class ProjectCounts:
 
 
 def summarize_threads(
-    sessions: Iterable[SessionInfo], project_key: str | None, names: Mapping[str, str]
+    sessions: Iterable[SessionInfo],
+    project_key: str | None,
+    names: Mapping[str, str],
+    counts: Mapping[str, ThreadCounts] | None = None,
 ) -> list[ThreadSummary]:
     """The threads of ``project_key`` (all projects when None), newest thread first.
 
@@ -60,6 +68,7 @@ def summarize_threads(
                 last_activity=max(s.last_activity for s in members),
                 state=busiest.state,
                 agents=agents,
+                messages=(counts or {}).get(thread_id, NO_MESSAGES),
             )
         )
     summaries.sort(key=lambda t: (len(t.thread_id), t.thread_id), reverse=True)

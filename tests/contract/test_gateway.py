@@ -17,7 +17,15 @@ import pytest
 from mpg_tui.core.clock import SystemClock
 from mpg_tui.core.embeds import agent_author
 from mpg_tui.core.gateway import Gateway
-from mpg_tui.core.ports import Attachment, ChatError, ChatPort, Embed, HistoryMessage, InboundMessage
+from mpg_tui.core.ports import (
+    DEFAULT_UPLOAD_LIMIT,
+    Attachment,
+    ChatError,
+    ChatPort,
+    Embed,
+    HistoryMessage,
+    InboundMessage,
+)
 from mpg_tui.core.runner import Runner
 from tests.contract.conftest import CHANNEL, ClaudeWorld, MakeCore
 from tests.contract.messages_api import ApiError, Text
@@ -74,6 +82,15 @@ class MemoryChat(ChatPort):
 
     async def download(self, attachment: Attachment, dest: Path) -> None:
         raise ChatError("no attachments here")
+
+    async def send_file(self, channel_id: str, filename: str, data: bytes, content: str | None = None) -> str:
+        return await self.send(channel_id, content)
+
+    def upload_limit(self, channel_id: str) -> int:
+        return DEFAULT_UPLOAD_LIMIT
+
+    async def recent_messages(self, channel_id: str, limit: int, after: str | None = None) -> list[InboundMessage]:
+        return []
 
     def thread_texts(self, thread_id: str) -> list[str]:
         """What stayed in the thread (status lines the gateway removed again left out)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from mpg_tui.config import ProjectView, parse_config
-from mpg_tui.core.api import Budgets, ChainHop, HandoffChain, HopState, SessionInfo, Totals
+from mpg_tui.core.api import Budgets, ChainHop, HandoffChain, HopState, JournalEntry, SessionInfo, ThreadCounts, Totals
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock, FakeClock, SystemClock
 from mpg_tui.core.events import (
@@ -24,6 +24,7 @@ from mpg_tui.core.events import (
     SessionKilled,
     SessionQueued,
 )
+from mpg_tui.core.journal import Journal
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "defaults": {"dashboardToken": "config-secret-token-value", "httpPort": 3100},
@@ -75,6 +76,8 @@ class FakeCore:
         self.killed: list[str] = []
         self.restarted: list[str] = []
         self.posted: list[tuple[str, str, str]] = []
+        self.journal = Journal(None, self.clock)
+        """The real journal, in memory: tests record messages in it as the gateway would."""
 
     # -- CoreAPI ---------------------------------------------------------------------------------
 
@@ -96,6 +99,12 @@ class FakeCore:
 
     def totals(self) -> Totals:
         return self._totals
+
+    def message_counts(self) -> dict[str, ThreadCounts]:
+        return self.journal.counts()
+
+    def recent_messages(self, limit: int = 100) -> list[JournalEntry]:
+        return self.journal.recent(limit)
 
     async def kill(self, key: str) -> bool:
         self.killed.append(key)

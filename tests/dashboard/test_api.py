@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from mpg_tui.core.clock import FakeClock
+from mpg_tui.core.ports import InboundMessage
 from mpg_tui.dashboard import Dashboard
 from tests.dashboard.conftest import get_json
 from tests.dashboard.fake_core import FakeCore
@@ -181,3 +182,24 @@ async def test_url_reports_the_port_actually_bound_when_asked_for_port_zero(dash
     assert dashboard.port == 0
     assert dashboard.url.startswith("http://127.0.0.1:")
     assert not dashboard.url.endswith(":0/")
+
+
+async def test_messages_lists_the_journals_newest_entries_and_per_thread_counts(
+    core: FakeCore, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
+) -> None:
+    for mid in ("1300000000000000005", "1300000000000000006"):
+        core.journal.claim(
+            InboundMessage(id=mid, channel_id=THREAD, author_id="7", author_name="ann", content=f"ask {mid}"), "p"
+        )
+        clock.advance(1)
+    core.journal.mark("1300000000000000005", "answered", thread_id=THREAD)
+    core.journal.mark("1300000000000000006", "running", thread_id=THREAD)
+
+    document = await get_json(client, dashboard, "/api/messages?limit=10")
+
+    assert document["threads"] == {THREAD: {"waiting": 0, "running": 1, "answered": 1, "told": 0}}
+    assert [(m["messageId"], m["state"]) for m in document["messages"]] == [
+        ("1300000000000000006", "running"),
+        ("1300000000000000005", "answered"),
+    ]
+    assert document["messages"][0]["preview"] == "ask 1300000000000000006"

@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from mpg_tui.core.events import ConnectionChanged, Event, MessageReceived, RunFinished, RunStarted
+from mpg_tui.core.events import CatchUpFinished, ConnectionChanged, Event, MessageReceived, RunFinished, RunStarted
 from tests.e2e.gateway_process import WAIT_S
 from tests.faults.conftest import Channels, StartWorld
 
@@ -121,3 +121,21 @@ async def test_thread_archived_while_claude_runs_still_gets_the_reply(start_worl
         await world.chat.sent(thread_id, "answer after archive", posted.seq)
         assert world.sandbox.channel(thread_id)["thread_metadata"]["archived"] is False
     await world.still_serves("others", "others still served")
+
+
+async def test_a_new_session_after_an_invalidated_one_catches_up_what_was_posted_meanwhile(
+    start_world: StartWorld,
+) -> None:
+    world = await start_world(CHANNELS)
+    chat, sandbox = world.chat, world.sandbox
+    _, thread_id = await world.ask("work", "[[reply:before]] hello")
+    await chat.sent(thread_id, "before", 0)
+    caught_up = asyncio.ensure_future(world.runtime.bus.wait_for(CatchUpFinished, timeout=WAIT_S))
+    assert sandbox.invalidate_sessions(resumable=False) == 1
+    # The session is gone: Discord delivers nothing to the bot until it identifies again.
+    missed = await chat.post(thread_id, "[[reply:caught after the new session]] posted in between")
+    await chat.sent(thread_id, "caught after the new session", missed.seq)
+    assert (await caught_up).places >= 2
+
+    assert world.bot_messages(thread_id).count("caught after the new session") == 1
+    assert len(world.profile.agent_log.asked("posted in between")) == 1

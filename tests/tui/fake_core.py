@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from mpg_tui.config import GatewayConfig, ProjectView, parse_config
-from mpg_tui.core.api import Budgets, ChainHop, HandoffChain, HopState, SessionInfo, Totals
+from mpg_tui.core.api import Budgets, ChainHop, HandoffChain, HopState, JournalEntry, SessionInfo, ThreadCounts, Totals
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.core.events import (
@@ -34,6 +34,7 @@ from mpg_tui.core.events import (
     SessionState,
     ThreadOpened,
 )
+from mpg_tui.core.journal import Journal
 
 SHOP = "1100000000000000001"
 DOCS = "1100000000000000002"
@@ -70,6 +71,8 @@ class FakeCore:
         self.killed: list[str] = []
         self.restarted: list[str] = []
         self.posted: list[tuple[str, str, str]] = []
+        self.journal = Journal(None, clock)
+        """The real journal, in memory: tests record messages in it as the gateway would."""
         self.fail_commands: Exception | None = None
         """When set, kill/restart/post raise it (a core that broke)."""
 
@@ -94,6 +97,12 @@ class FakeCore:
 
     def totals(self) -> Totals:
         return self._totals
+
+    def message_counts(self) -> dict[str, ThreadCounts]:
+        return self.journal.counts()
+
+    def recent_messages(self, limit: int = 100) -> list[JournalEntry]:
+        return self.journal.recent(limit)
 
     async def kill(self, key: str) -> bool:
         self.killed.append(key)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from mpg_tui.core.api import SessionInfo
+from mpg_tui.core.api import SessionInfo, ThreadCounts
+from mpg_tui.core.clock import FakeClock
+from mpg_tui.core.journal import Journal
+from mpg_tui.core.ports import InboundMessage
 from mpg_tui.tui.model import direct_runs_in_progress, matches, project_counts, summarize_threads
 
 
@@ -83,3 +86,14 @@ def test_only_running_direct_runs_die_with_the_cockpit() -> None:
         session("4", state="running"),
     ]
     assert direct_runs_in_progress(sessions) == 2
+
+
+def test_threads_carry_the_journals_message_counts_and_none_for_unknown_threads() -> None:
+    journal = Journal(None, FakeClock())
+    for mid, state in (("1001", "answered"), ("1004", "running"), ("1005", "queued")):
+        journal.claim(InboundMessage(id=mid, channel_id="1001", author_id="7", author_name="ann", content="x"), "p1")
+        journal.mark(mid, state, thread_id="1001")  # type: ignore[arg-type]
+    threads = summarize_threads([session("1001"), session("1002")], "p1", {}, journal.counts())
+    by_id = {t.thread_id: t.messages for t in threads}
+    assert by_id["1001"] == ThreadCounts(waiting=1, running=1, answered=1)
+    assert by_id["1002"] == ThreadCounts()

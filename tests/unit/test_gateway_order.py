@@ -11,7 +11,7 @@ from mpg_tui.config import parse_config
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.core.gateway import Gateway
-from mpg_tui.core.ports import Attachment, ChatPort, Embed, HistoryMessage, InboundMessage
+from mpg_tui.core.ports import DEFAULT_UPLOAD_LIMIT, Attachment, ChatPort, Embed, HistoryMessage, InboundMessage
 from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.store import SessionStore
 from tests.unit.fake_runner import FakeRunner
@@ -52,6 +52,15 @@ class SlowThreadChat(ChatPort):
 
     async def download(self, attachment: Attachment, dest: Path) -> None:
         return None
+
+    async def send_file(self, channel_id: str, filename: str, data: bytes, content: str | None = None) -> str:
+        return await self.send(channel_id, content)
+
+    def upload_limit(self, channel_id: str) -> int:
+        return DEFAULT_UPLOAD_LIMIT
+
+    async def recent_messages(self, channel_id: str, limit: int, after: str | None = None) -> list[InboundMessage]:
+        return []
 
 
 async def test_a_follow_up_posted_while_its_thread_is_being_opened_runs_after_the_opener(tmp_path: Path) -> None:

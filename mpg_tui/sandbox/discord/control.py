@@ -84,6 +84,7 @@ class ControlApi:
             web.get(f"{PREFIX}/faults", self.list_faults),
             web.post(f"{PREFIX}/faults", self.add_fault),
             web.delete(f"{PREFIX}/faults", self.clear_faults),
+            web.post(f"{PREFIX}/holds", self.add_hold),
             web.get(f"{PREFIX}/attachments/{{file_id}}/{{filename}}", self.attachment),
         ]
         for route in routes:
@@ -226,6 +227,24 @@ class ControlApi:
         except (TypeError, ValueError) as exc:
             raise _bad_request(str(exc)) from None
         return json_response(fault.to_dict(), status=201)
+
+    async def add_hold(self, request: web.Request) -> web.StreamResponse:
+        """Delay matching REST calls by ``seconds`` (cleared with the faults)."""
+        data = await _body(request)
+        prefix = data.get("content_prefix")
+        try:
+            hold = self.server.hold(
+                str(data.get("method", "*")),
+                str(data["route"]),
+                int(data.get("count", 1)),
+                seconds=float(data["seconds"]),
+                content_prefix=prefix if isinstance(prefix, str) else None,
+            )
+        except KeyError as exc:
+            raise _bad_request(f"missing {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise _bad_request(str(exc)) from None
+        return json_response(hold.to_dict(), status=201)
 
     async def clear_faults(self, request: web.Request) -> web.StreamResponse:
         self.server.clear_faults()

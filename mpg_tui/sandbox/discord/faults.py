@@ -1,4 +1,4 @@
-"""Injected REST failures: rate limits, server errors and refusals, in Discord's exact shape.
+"""Injected REST failures (rate limits, server errors, refusals, in Discord's exact shape) and held calls.
 
 A :class:`Fault` matches a method and a route pattern over the path below ``/api/v10``
 (``*`` is one path segment, ``**`` any number) and answers the next ``count`` matching
@@ -11,6 +11,8 @@ for a Cloudflare ban and raises ``HTTPException`` at once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -126,4 +128,98 @@ class FaultInjector:
                     self._faults.remove(fault)
                 log.info("injected %s for %s %s", fault.status, method, path)
                 return fault.error()
+        return None
+
+
+@dataclass
+class Hold:
+    """Holds the next ``remaining`` matching REST calls until released (or ``seconds`` pass).
+
+    The call then goes on as normal (or meets an injected :class:`Fault`). With
+    ``content_prefix``, only JSON bodies whose ``content`` starts with it match, which is
+    how a test picks one kind of message out of a thread (a status line, a reply).
+    :attr:`arrived` is set once a call is being held, so a test can land the rest of its
+    scenario while that call is in flight.
+    """
+
+    method: str
+    route: str
+    remaining: int = 1
+    seconds: float | None = None
+    """Release on its own after this long; ``None``: only :meth:`release` lets calls go."""
+    content_prefix: str | None = None
+    arrived: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    held: int = 0
+    """Calls held so far."""
+    _released: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _regex: re.Pattern[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.method = self.method.upper()
+        if self.remaining < 1:
+            raise ValueError("a hold's count must be at least 1")
+        if self.seconds is not None and self.seconds < 0:
+            raise ValueError("a hold's seconds must not be negative")
+        self._regex = compile_route(self.route)
+
+    def matches(self, method: str, path: str, content: str | None) -> bool:
+        if self.method not in ("*", method.upper()) or self._regex.fullmatch(path) is None:
+            return False
+        return self.content_prefix is None or (content is not None and content.startswith(self.content_prefix))
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def wait(self) -> None:
+        self.held += 1
+        self.arrived.set()
+        if self.seconds is None:
+            await self._released.wait()
+        else:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.seconds):
+                    await self._released.wait()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "route": self.route,
+            "remaining": self.remaining,
+            "seconds": self.seconds,
+            "content_prefix": self.content_prefix,
+            "held": self.held,
+        }
+
+
+class HoldBook:
+    """The holds in force; each matching call uses one up and waits on it."""
+
+    def __init__(self) -> None:
+        self._holds: list[Hold] = []
+
+    @property
+    def pending(self) -> list[Hold]:
+        return list(self._holds)
+
+    @property
+    def wants_content(self) -> bool:
+        return any(h.content_prefix is not None for h in self._holds)
+
+    def add(self, hold: Hold) -> Hold:
+        self._holds.append(hold)
+        return hold
+
+    def clear(self) -> None:
+        for hold in self._holds:
+            hold.release()
+        self._holds.clear()
+
+    def take(self, method: str, path: str, content: str | None) -> Hold | None:
+        for hold in self._holds:
+            if hold.matches(method, path, content):
+                hold.remaining -= 1
+                if hold.remaining == 0:
+                    self._holds.remove(hold)
+                log.info("holding %s %s", method, path)
+                return hold
         return None

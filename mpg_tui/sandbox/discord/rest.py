@@ -8,6 +8,7 @@ recorded in the :class:`~.actions.ActionLog`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -19,7 +20,7 @@ from aiohttp import BodyPartReader, web
 from mpg_tui.sandbox.discord import errors
 from mpg_tui.sandbox.discord.actions import ActionKind, ActionLog
 from mpg_tui.sandbox.discord.errors import ApiError, json_response
-from mpg_tui.sandbox.discord.faults import FaultInjector
+from mpg_tui.sandbox.discord.faults import FaultInjector, HoldBook
 from mpg_tui.sandbox.discord.state import MAX_FILE_BYTES, SandboxFile, SandboxState
 
 log = logging.getLogger(__name__)
@@ -103,10 +104,18 @@ async def _message_body(request: web.Request) -> tuple[dict[str, Any], list[Sand
 
 
 class RestApi:
-    def __init__(self, state: SandboxState, actions: ActionLog, faults: FaultInjector, gateway_url: Callable[[], str]):
+    def __init__(
+        self,
+        state: SandboxState,
+        actions: ActionLog,
+        faults: FaultInjector,
+        gateway_url: Callable[[], str],
+        holds: HoldBook | None = None,
+    ):
         self.state = state
         self.actions = actions
         self.faults = faults
+        self.holds = holds or HoldBook()
         self._gateway_url = gateway_url
         self.unknown_routes: list[str] = []
         """``METHOD /path`` of every request no route answered (tests assert it stays empty)."""
@@ -149,6 +158,10 @@ class RestApi:
                 f"Bot {self.state.spec.token}"
             ):
                 raise errors.unauthorized()
+            if self.holds.pending:
+                hold = self.holds.take(method, path, await self._content_of(request))
+                if hold is not None:
+                    await hold.wait()
             injected = self.faults.take(method, path)
             if injected is not None:
                 raise injected
@@ -169,6 +182,15 @@ class RestApi:
             if exc.status >= 400:
                 log.debug("sandbox REST: %s %s -> %s %s", method, path, exc.status, exc.message)
             return exc.response()
+
+    async def _content_of(self, request: web.Request) -> str | None:
+        """The ``content`` of a JSON body, when a hold needs it (the body is cached for the handler)."""
+        if not self.holds.wants_content or request.content_type != "application/json":
+            return None
+        with contextlib.suppress(ApiError):
+            content = (await _json_body(request)).get("content")
+            return content if isinstance(content, str) else None
+        return None
 
     async def _record(self, kind: ActionKind, channel_id: str, message_id: str | None, payload: dict[str, Any]) -> None:
         await self.actions.record(kind, channel_id, message_id, payload, at=self.state.clock.now())

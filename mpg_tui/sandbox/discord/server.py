@@ -19,7 +19,7 @@ from mpg_tui.core.clock import Clock, SystemClock
 from mpg_tui.sandbox.discord import errors
 from mpg_tui.sandbox.discord.actions import Action, ActionLog
 from mpg_tui.sandbox.discord.control import ControlApi
-from mpg_tui.sandbox.discord.faults import Fault, FaultInjector
+from mpg_tui.sandbox.discord.faults import Fault, FaultInjector, Hold, HoldBook
 from mpg_tui.sandbox.discord.gateway import Gateway
 from mpg_tui.sandbox.discord.rest import RestApi
 from mpg_tui.sandbox.discord.spec import SandboxSpec
@@ -51,9 +51,10 @@ class SandboxServer:
         self.state = SandboxState(self.spec, clock or SystemClock())
         self.action_log = ActionLog()
         self.faults = FaultInjector()
+        self.holds = HoldBook()
         self.gateway = Gateway(self.state, heartbeat_interval_ms=heartbeat_interval_ms)
         self.state.sink = self.gateway
-        self.rest = RestApi(self.state, self.action_log, self.faults, lambda: self.gateway_url)
+        self.rest = RestApi(self.state, self.action_log, self.faults, lambda: self.gateway_url, self.holds)
         self.app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         self.rest.register(self.app)
         ControlApi(self).register(self.app)
@@ -212,6 +213,23 @@ class SandboxServer:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+        self.holds.clear()
+
+    def hold(
+        self,
+        method: str,
+        route_pattern: str,
+        count: int = 1,
+        *,
+        seconds: float | None = None,
+        content_prefix: str | None = None,
+    ) -> Hold:
+        """Hold the next ``count`` matching REST calls until :meth:`Hold.release` (or ``seconds``).
+
+        Held calls then go on as normal, so a test can keep a call in flight for exactly as
+        long as its scenario needs (``await hold.arrived.wait()``, do something, release).
+        """
+        return self.holds.add(Hold(method, route_pattern, count, seconds, content_prefix))
 
     def drop_connections(self, code: int | None = None) -> int:
         """Cut every gateway connection (abruptly, or with close ``code``); clients RESUME."""

@@ -304,7 +304,9 @@ class MainScreen(Screen[None]):
         table.border_subtitle = f"{running} running · {waiting} queued"
 
     def _threads_of_selected_project(self) -> list[ThreadSummary]:
-        return summarize_threads(self.sessions.values(), self.selected_project, self.thread_names)
+        return summarize_threads(
+            self.sessions.values(), self.selected_project, self.thread_names, self.core.message_counts()
+        )
 
     def _budget_facts(self) -> tuple[tuple[str, float, float | None], ...]:
         """(project name, spent today, today's budget) for each project with a budget or spend today."""

@@ -1,4 +1,4 @@
-"""The threads of the selected project: name, ID, sessions, last activity and state."""
+"""The threads of the selected project: name, ID, sessions, last activity, state and messages."""
 
 from __future__ import annotations
 
@@ -94,6 +94,12 @@ class ThreadsPane(OptionList):
         prompt.append(f" · {thread.sessions} session{'s' * (thread.sessions != 1)}", style=fmt.MUTED)
         if thread.agents:
             prompt.append(f" · {', '.join(thread.agents)}", style=fmt.MUTED)
+        counts = thread.messages
+        if counts.waiting or counts.running or counts.answered:
+            prompt.append(
+                f" · msgs {counts.waiting} waiting/{counts.running} running/{counts.answered} answered",
+                style=fmt.MUTED,
+            )
         if thread.name:
             prompt.append(f" · {thread.thread_id}", style=fmt.MUTED)
         return prompt

@@ -1,0 +1,333 @@
+"""The inbound journal: every message the gateway accepted, and how far it got.
+
+One SQLite database (standard library, WAL mode) in the profile's private state
+directory. A message is recorded before the bot acknowledges it with 👀, and moves
+``received → queued → running → answered | told`` ("told": the user was told of an
+error or a refusal instead of getting an answer). It is what lets a restarted gateway
+lose nothing: messages left ``received`` or ``queued`` are run again, ``running`` ones
+are told their run was lost (or delivered, when tmux kept them going), each once. It
+also keeps, per channel and thread, the newest message ID seen there: catch-up reads
+what came after it, and the journal's message IDs make handling a message twice
+impossible (:meth:`Journal.claim` says yes once per ID).
+
+The value types the faces read (``JournalEntry``, ``ThreadCounts``) live in :mod:`~mpg_tui.core.api`.
+The core uses it directly, as it uses :mod:`~mpg_tui.core.store`: it is the core's own
+storage, not an outside system, and SQLite needs nothing beyond the standard library.
+Writes are synchronous on the event loop on purpose: a claim must be decided before the
+next await, so a message arriving live and read again by catch-up at the same moment is
+handled once; WAL with ``synchronous=NORMAL`` keeps a write in the tens of microseconds
+(``bench/latency.py``). A database that cannot be opened or read is moved aside as
+``<name>.corrupt-<ms>`` and a fresh one started; a write that fails later (a full disk)
+is logged and the gateway carries on without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, get_args
+
+from mpg_tui.core.api import JournalEntry, MessageState, ThreadCounts
+from mpg_tui.core.clock import Clock
+from mpg_tui.core.ports import Attachment, InboundMessage
+
+log = logging.getLogger(__name__)
+
+FINAL_STATES: frozenset[MessageState] = frozenset({"answered", "told"})
+UNFINISHED_STATES: tuple[MessageState, ...] = ("received", "queued", "running")
+KEEP_FINISHED_MS = 7 * 24 * 3600 * 1000
+"""Answered and told messages are forgotten after this long (their IDs are older than any catch-up)."""
+PREVIEW_CHARS = 200
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    message_id TEXT PRIMARY KEY,
+    channel_id TEXT NOT NULL,
+    project_key TEXT NOT NULL,
+    thread_id TEXT,
+    session_key TEXT,
+    state TEXT NOT NULL,
+    author TEXT NOT NULL,
+    preview TEXT NOT NULL,
+    message TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_state ON messages(state);
+CREATE INDEX IF NOT EXISTS messages_thread ON messages(thread_id);
+CREATE TABLE IF NOT EXISTS cursors (
+    channel_id TEXT PRIMARY KEY,
+    last_message_id TEXT NOT NULL,
+    parent_id TEXT,
+    updated_at REAL NOT NULL
+);
+"""
+
+
+_SELECT_ENTRIES = (
+    "SELECT message_id, channel_id, project_key, thread_id, session_key, state, author, preview, "
+    "received_at, updated_at, message FROM messages "
+)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    channel_id: str
+    last_message_id: str
+    parent_id: str | None
+    updated_at: float
+
+
+def newer(a: str, b: str) -> bool:
+    """Whether message ID ``a`` is newer than ``b`` (snowflakes grow with time)."""
+    if a.isdigit() and b.isdigit():
+        return int(a) > int(b)
+    return (len(a), a) > (len(b), b)
+
+
+def _encode(msg: InboundMessage) -> str:
+    return json.dumps(asdict(msg), ensure_ascii=False, separators=(",", ":"))
+
+
+def _decode(raw: str) -> InboundMessage:
+    data: dict[str, Any] = json.loads(raw)
+    data["attachments"] = tuple(Attachment(**a) for a in data.get("attachments", ()))
+    data["role_ids"] = tuple(data.get("role_ids", ()))
+    data["role_names"] = tuple(data.get("role_names", ()))
+    return InboundMessage(**data)
+
+
+class Journal:
+    """The journal database; ``path=None`` keeps it in memory (tests, gateways built without one)."""
+
+    def __init__(self, path: Path | None, clock: Clock) -> None:
+        self.path = path
+        self._clock = clock
+        self._failing = False
+        self._db = self._open()
+
+    # -- opening --------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path is None:
+            return self._connect(":memory:")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._connect(str(self.path))
+        except sqlite3.DatabaseError as exc:
+            aside = self._set_aside()
+            log.error("The message journal %s could not be read (%s); moved aside as %s", self.path, exc, aside)
+            return self._connect(str(self.path))
+
+    def _connect(self, where: str) -> sqlite3.Connection:
+        db = sqlite3.connect(where, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            row = db.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {row[0] if row else 'no answer'}")
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _set_aside(self) -> Path:
+        assert self.path is not None
+        stamp = int(self._clock.now() * 1000)
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        self.path.replace(aside)
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(self.path.name + suffix)
+            with contextlib.suppress(FileNotFoundError):
+                side.replace(aside.with_name(aside.name + suffix))
+        return aside
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """A write that fails is logged (once until one succeeds again) and never raised."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if not self._failing:
+                log.error("The message journal could not %s: %s (carrying on without it)", what, exc)
+            self._failing = True
+        else:
+            self._failing = False
+
+    # -- recording ------------------------------------------------------------------------
+
+    def claim(self, msg: InboundMessage, project_key: str) -> bool:
+        """Record ``msg`` as received; False when it was recorded before (handle it no more).
+
+        When the journal cannot be written the message is handled all the same (True):
+        answering without a record beats dropping it.
+        """
+        now = self._clock.now()
+        claimed = True
+        with self._writing("record a message"):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, NULL, NULL, 'received', ?, ?, ?, ?, ?)",
+                    (
+                        msg.id,
+                        msg.channel_id,
+                        project_key,
+                        msg.author_name,
+                        " ".join(msg.content.split())[:PREVIEW_CHARS],
+                        _encode(msg),
+                        now,
+                        now,
+                    ),
+                )
+                claimed = cursor.rowcount == 1
+                if claimed:
+                    self._advance(msg.channel_id, msg.id, msg.parent_channel_id, now)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return claimed
+
+    def saw(self, channel_id: str, message_id: str, parent_id: str | None = None) -> None:
+        """Catch-up in ``channel_id`` starts after ``message_id`` from now on (if it is newer)."""
+        with self._writing("move a channel's cursor"):
+            self._advance(channel_id, message_id, parent_id, self._clock.now())
+
+    def _advance(self, channel_id: str, message_id: str, parent_id: str | None, now: float) -> None:
+        row = self._db.execute("SELECT last_message_id FROM cursors WHERE channel_id = ?", (channel_id,)).fetchone()
+        if row is not None and not newer(message_id, row[0]):
+            return
+        self._db.execute(
+            "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT(channel_id) DO UPDATE SET "
+            "last_message_id = excluded.last_message_id, parent_id = COALESCE(excluded.parent_id, parent_id), "
+            "updated_at = excluded.updated_at",
+            (channel_id, message_id, parent_id, now),
+        )
+
+    def mark(
+        self,
+        message_id: str,
+        state: MessageState,
+        *,
+        thread_id: str | None = None,
+        session_key: str | None = None,
+    ) -> None:
+        """Move a message on; a final state is never left again."""
+        if state not in get_args(MessageState):
+            raise ValueError(f"unknown message state {state!r}")
+        with self._writing("update a message"):
+            self._db.execute(
+                "UPDATE messages SET state = ?, thread_id = COALESCE(?, thread_id), "
+                "session_key = COALESCE(?, session_key), updated_at = ? "
+                "WHERE message_id = ? AND state NOT IN ('answered', 'told')",
+                (state, thread_id, session_key, self._clock.now(), message_id),
+            )
+
+    def mark_running_of(self, session_key: str, state: MessageState) -> int:
+        """Settle the messages whose run of ``session_key`` was in progress (a recovered tmux run)."""
+        with self._writing("update a session's messages"):
+            cursor = self._db.execute(
+                "UPDATE messages SET state = ?, updated_at = ? WHERE session_key = ? AND state = 'running'",
+                (state, self._clock.now(), session_key),
+            )
+            return cursor.rowcount
+        return 0
+
+    def prune(self) -> int:
+        """Forget finished messages older than :data:`KEEP_FINISHED_MS`."""
+        cutoff = self._clock.now() - KEEP_FINISHED_MS / 1000
+        with self._writing("prune"):
+            cursor = self._db.execute(
+                "DELETE FROM messages WHERE state IN ('answered', 'told') AND updated_at < ?", (cutoff,)
+            )
+            self._db.execute("DELETE FROM cursors WHERE updated_at < ?", (cutoff,))
+            return cursor.rowcount
+        return 0
+
+    # -- reading --------------------------------------------------------------------------
+
+    def entry(self, message_id: str) -> JournalEntry | None:
+        rows = self._select("WHERE message_id = ?", (message_id,))
+        return rows[0] if rows else None
+
+    def unfinished(self) -> list[JournalEntry]:
+        """Messages not yet answered or told, in the order they were received."""
+        return self._select("WHERE state IN ('received', 'queued', 'running') ORDER BY received_at, rowid", ())
+
+    def recent(self, limit: int = 100) -> list[JournalEntry]:
+        """The newest ``limit`` messages, newest first."""
+        return self._select("ORDER BY received_at DESC, rowid DESC LIMIT ?", (limit,))
+
+    def counts(self) -> dict[str, ThreadCounts]:
+        """Per thread (the channel, for a message answered there): messages by state."""
+        tallies: dict[str, dict[str, int]] = {}
+        try:
+            rows = self._db.execute(
+                "SELECT COALESCE(thread_id, channel_id), state, COUNT(*) FROM messages GROUP BY 1, 2"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            log.warning("reading the message journal failed: %s", exc)
+            return {}
+        for where, state, count in rows:
+            tally = tallies.setdefault(where, {})
+            bucket = "waiting" if state in ("received", "queued") else state
+            tally[bucket] = tally.get(bucket, 0) + count
+        return {where: ThreadCounts(**tally) for where, tally in tallies.items()}
+
+    def cursor(self, channel_id: str) -> str | None:
+        try:
+            row = self._db.execute("SELECT last_message_id FROM cursors WHERE channel_id = ?", (channel_id,)).fetchone()
+        except sqlite3.Error as exc:
+            log.warning("reading the message journal failed: %s", exc)
+            return None
+        return str(row[0]) if row else None
+
+    def threads(self, since: float, limit: int) -> list[Cursor]:
+        """Threads (cursors with a parent) active since ``since``, most recent first."""
+        try:
+            rows = self._db.execute(
+                "SELECT channel_id, last_message_id, parent_id, updated_at FROM cursors "
+                "WHERE parent_id IS NOT NULL AND updated_at >= ? ORDER BY updated_at DESC LIMIT ?",
+                (since, limit),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            log.warning("reading the message journal failed: %s", exc)
+            return []
+        return [Cursor(*row) for row in rows]
+
+    def _select(self, where: str, args: tuple[object, ...]) -> list[JournalEntry]:
+        # ``where`` is always one of this module's literal clauses; values go through ``args``.
+        query = _SELECT_ENTRIES + where
+        try:
+            rows = self._db.execute(query, args).fetchall()
+        except sqlite3.Error as exc:
+            log.warning("reading the message journal failed: %s", exc)
+            return []
+        return [
+            JournalEntry(
+                message_id=row[0],
+                channel_id=row[1],
+                project_key=row[2],
+                thread_id=row[3],
+                session_key=row[4],
+                state=row[5],
+                author=row[6],
+                preview=row[7],
+                received_at=row[8],
+                updated_at=row[9],
+                message=_decode(row[10]),
+            )
+            for row in rows
+        ]

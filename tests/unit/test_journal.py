@@ -1,0 +1,86 @@
+"""The inbound journal: claims once per message ID, states that end, cursors, a corrupt file set aside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mpg_tui.core.api import ThreadCounts
+from mpg_tui.core.clock import FakeClock
+from mpg_tui.core.journal import Journal
+from mpg_tui.core.ports import Attachment, InboundMessage
+
+CHANNEL = "100"
+
+
+def message(mid: str, channel: str = CHANNEL, parent: str | None = None, content: str = "hello") -> InboundMessage:
+    return InboundMessage(
+        id=mid,
+        channel_id=channel,
+        parent_channel_id=parent,
+        author_id="7",
+        author_name="ann",
+        content=content,
+        role_ids=("1",),
+        attachments=(Attachment("http://x/a.txt", "a.txt", 3, "text/plain"),),
+    )
+
+
+def test_a_message_is_claimed_once_and_read_back_whole(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite3", FakeClock())
+    msg = message("1001")
+    assert journal.claim(msg, "p") is True
+    assert journal.claim(msg, "p") is False
+    entry = journal.entry("1001")
+    assert entry is not None and entry.state == "received" and entry.message == msg
+
+
+def test_states_move_on_and_a_final_state_is_never_left(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite3", FakeClock())
+    journal.claim(message("1001"), "p")
+    journal.mark("1001", "queued", thread_id="1001", session_key="1001")
+    journal.mark("1001", "running")
+    journal.mark("1001", "answered")
+    journal.mark("1001", "running")
+    entry = journal.entry("1001")
+    assert entry is not None and (entry.state, entry.thread_id, entry.session_key) == ("answered", "1001", "1001")
+    assert journal.unfinished() == []
+
+
+def test_unfinished_messages_survive_a_reopen_in_the_order_received(tmp_path: Path) -> None:
+    path, clock = tmp_path / "journal.sqlite3", FakeClock()
+    journal = Journal(path, clock)
+    for mid in ("1003", "1001", "1002"):
+        journal.claim(message(mid), "p")
+        clock.advance(1)
+    journal.mark("1001", "answered")
+    journal.close()
+    again = Journal(path, clock)
+    assert [e.message_id for e in again.unfinished()] == ["1003", "1002"]
+
+
+def test_the_cursor_only_moves_forward_and_counts_are_per_thread(tmp_path: Path) -> None:
+    journal = Journal(None, FakeClock())
+    journal.claim(message("1005"), "p")
+    journal.saw(CHANNEL, "1003")
+    assert journal.cursor(CHANNEL) == "1005"
+    journal.claim(message("2001", channel="1005", parent=CHANNEL), "p")
+    journal.mark("1005", "answered", thread_id="1005")
+    journal.mark("2001", "running")
+    assert journal.counts() == {"1005": ThreadCounts(running=1, answered=1)}
+    assert [c.channel_id for c in journal.threads(since=0, limit=10)] == ["1005"]
+
+
+def test_a_corrupt_journal_is_moved_aside_and_a_fresh_one_works(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    journal = Journal(path, FakeClock(start=1_700_000_000.0))
+    assert (tmp_path / "journal.sqlite3.corrupt-1700000000000").read_bytes().startswith(b"this is not")
+    assert journal.claim(message("1001"), "p") is True
+
+
+def test_a_journal_that_cannot_be_written_lets_messages_through(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite3", FakeClock())
+    journal.close()  # every statement now fails, as on a broken disk
+    assert journal.claim(message("1001"), "p") is True
+    journal.mark("1001", "answered")
+    assert journal.counts() == {}

@@ -41,6 +41,7 @@ from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.store import SessionStore
 from mpg_tui.runners.base import ErrorKind, ProgressCallback, RunRequest, RunResult
 from mpg_tui.sandbox.inmemory import InMemoryChat, LiveRun, ScriptedRunner
+from mpg_tui.worktrees import WorktreeManager
 
 STEP_TIMEOUT_S = 10.0
 """How long one step may wait for the core before the world gives up (a hang, not a pace)."""
@@ -58,6 +59,7 @@ class World:
         *,
         clock: FakeClock | None = None,
         member: str = "ann",
+        worktrees: WorktreeManager | None = None,
     ) -> None:
         self.config = config if isinstance(config, GatewayConfig) else parse_config(dict(config))
         self.clock = clock or FakeClock()
@@ -74,7 +76,7 @@ class World:
             runners=self.runners,
             bus=self.bus,
             clock=self.clock,
-            worktrees=None,
+            worktrees=worktrees,
         )
         self.gateway = Gateway(
             config=self.config,
@@ -151,6 +153,11 @@ class World:
         return event.key
 
     # -- claude works ---------------------------------------------------------------------------
+
+    def hold_runs(self, hold: bool) -> None:
+        """Hold runs open until finished (the default), or let each answer "Done." at once."""
+        for runner in self.runners.values():
+            runner.hold = hold
 
     def live(self, key: str) -> LiveRun:
         """The run of ``key`` held open now (KeyError if none is)."""

@@ -26,6 +26,7 @@ from mpg_tui.core.clock import Clock
 from mpg_tui.core.events import RunnerKind
 from mpg_tui.core.ports import Attachment, ChatError, ChatPort, Embed, HistoryMessage
 from mpg_tui.runners.base import ErrorKind, Progress, ProgressCallback, Runner, RunRequest, RunResult, Usage
+from mpg_tui.runners.names import session_name
 
 CANCELLED_ERROR = "Cancelled."
 BOT_NAME = "mpg"
@@ -218,9 +219,7 @@ class ScriptedRunner(Runner):
     # -- tmux's extra -----------------------------------------------------------------------
 
     def tmux_session_name(self, key: str) -> str | None:
-        if self.kind != "tmux":
-            return None
-        return "mpg-" + "".join(c if c.isalnum() or c in "_-" else "-" for c in key)
+        return session_name(key) if self.kind == "tmux" else None
 
     # -- Runner -----------------------------------------------------------------------------
 

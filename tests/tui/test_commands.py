@@ -18,6 +18,7 @@ from mpg_tui.tui.commands import SessionsProvider
 from mpg_tui.tui.screens.confirm_screen import ConfirmScreen
 from mpg_tui.tui.widgets.chat_box import ChatBox
 from mpg_tui.tui.widgets.filter_bar import FilterBar
+from mpg_tui.runners.names import session_name
 from mpg_tui.sandbox.demo_world import (
     BACKUPS,
     BACKUPS_SESSION_ID,
@@ -292,7 +293,7 @@ async def test_attach_inside_tmux_opens_a_window_on_the_runs_socket(
         argv, cwd = launches.calls[0]
         assert cwd is None
         assert argv[:2] == ["tmux", "new-window"]
-        assert argv[-7:] == ["--", "tmux", "-L", "mpg-test", "attach", "-t", f"mpg-{BACKUPS}-devops"]
+        assert argv[-7:] == ["--", "tmux", "-L", "mpg-test", "attach", "-t", session_name(f"{BACKUPS}:devops")]
 
 
 async def test_attach_outside_tmux_suspends_and_attaches(world: World, clock: FakeClock, launches: Launches) -> None:
@@ -302,7 +303,7 @@ async def test_attach_outside_tmux_suspends_and_attaches(world: World, clock: Fa
         await pilot.press("a")
         await app.workers.wait_for_complete()
         assert app.suspended == 1
-        assert launches.calls == [(["tmux", "-L", "mpg-test", "attach", "-t", f"mpg-{BACKUPS}-devops"], None)]
+        assert launches.calls == [(["tmux", "-L", "mpg-test", "attach", "-t", session_name(f"{BACKUPS}:devops")], None)]
 
 
 async def test_a_direct_run_has_nothing_to_attach_to(make_app: Callable[..., CockpitApp], launches: Launches) -> None:

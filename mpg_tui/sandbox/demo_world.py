@@ -149,3 +149,25 @@ async def play_demo(world: World) -> None:
     )
     await world.ask(INFRA, "@devops give me prod access", author="mallory", roles=())
     clock.advance(47)
+
+
+CROWD_OPENERS = {SHOP: "@engineer look at issue {n}", DOCS: "look at page {n}", INFRA: "@devops look at host {n}"}
+
+
+async def crowded(state_dir: Path, sessions: int, clock: FakeClock | None = None) -> World:
+    """The demo's projects with ``sessions`` threads the gateway opened and answered, one second apart.
+
+    Runs answer at once while it fills; afterwards they are held open again.
+    """
+    defaults = {**DEMO_CONFIG["defaults"], "maxConcurrentSessions": 100}
+    world = World({**DEMO_CONFIG, "defaults": defaults}, state_dir, clock=clock or FakeClock())
+    world.connect("ready")
+    world.hold_runs(False)
+    projects = [SHOP, DOCS, INFRA]
+    for n in range(sessions):
+        project = projects[n % len(projects)]
+        await world.ask(project, CROWD_OPENERS[project].format(n=n))
+        world.clock.advance(1)
+    await world.idle()
+    world.hold_runs(True)
+    return world

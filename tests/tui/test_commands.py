@@ -9,15 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from textual.widgets import Input
 
 from mpg_tui.core.clock import FakeClock
-from mpg_tui.tui.app import CockpitApp
-from mpg_tui.tui.commands import SessionsProvider
-from mpg_tui.tui.screens.confirm_screen import ConfirmScreen
-from mpg_tui.tui.widgets.chat_box import ChatBox
-from mpg_tui.tui.widgets.filter_bar import FilterBar
 from mpg_tui.runners.names import session_name
 from mpg_tui.sandbox.demo_world import (
     BACKUPS,
@@ -31,6 +25,11 @@ from mpg_tui.sandbox.demo_world import (
     SHOP,
 )
 from mpg_tui.sandbox.world import World
+from mpg_tui.tui.app import CockpitApp
+from mpg_tui.tui.commands import SessionsProvider
+from mpg_tui.tui.screens.confirm_screen import ConfirmScreen
+from mpg_tui.tui.widgets.chat_box import ChatBox
+from mpg_tui.tui.widgets.filter_bar import FilterBar
 from mpg_tui.worktrees import WorktreeManager
 from tests.tui.conftest import Launches, installed, settle, watch_notes
 

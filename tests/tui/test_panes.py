@@ -7,12 +7,6 @@ from collections.abc import Callable
 from textual.widgets import RichLog, Select
 
 from mpg_tui.core.clock import FakeClock
-from mpg_tui.tui.app import CockpitApp
-from mpg_tui.tui.widgets.chain_pane import ChainPane
-from mpg_tui.tui.widgets.projects_pane import ProjectsPane
-from mpg_tui.tui.widgets.session_detail import SessionDetail
-from mpg_tui.tui.widgets.sessions_table import SessionsTable
-from mpg_tui.tui.widgets.threads_pane import ThreadsPane
 from mpg_tui.sandbox.demo_world import (
     BACKUPS,
     DOCS,
@@ -25,6 +19,12 @@ from mpg_tui.sandbox.demo_world import (
     play_demo,
 )
 from mpg_tui.sandbox.world import World
+from mpg_tui.tui.app import CockpitApp
+from mpg_tui.tui.widgets.chain_pane import ChainPane
+from mpg_tui.tui.widgets.projects_pane import ProjectsPane
+from mpg_tui.tui.widgets.session_detail import SessionDetail
+from mpg_tui.tui.widgets.sessions_table import SessionsTable
+from mpg_tui.tui.widgets.threads_pane import ThreadsPane
 from tests.tui.conftest import plain, settle
 
 SIZE = (200, 50)

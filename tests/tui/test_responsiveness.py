@@ -11,29 +11,18 @@ import random
 from pathlib import Path
 
 from mpg_tui.core.clock import FakeClock
-from mpg_tui.sandbox.demo_world import DEMO_CONFIG, DOCS, INFRA, SHOP
+from mpg_tui.sandbox.demo_world import crowded
 from mpg_tui.sandbox.world import World
 from mpg_tui.tui.app import CockpitApp
 from tests.tui.conftest import Launches, settle
 
 SESSIONS = 1000
 BURST = 200
-OPENERS = {SHOP: "@engineer look at issue {n}", DOCS: "look at page {n}", INFRA: "@devops look at host {n}"}
 
 
 async def busy_world(tmp_path: Path, clock: FakeClock) -> World:
     """A gateway that has opened and answered a thousand threads over its three projects."""
-    config = {**DEMO_CONFIG, "defaults": {**DEMO_CONFIG["defaults"], "maxConcurrentSessions": 100}}
-    world = World(config, tmp_path, clock=clock)
-    world.connect("ready")
-    world.hold_runs(False)
-    projects = [SHOP, DOCS, INFRA]
-    for n in range(SESSIONS):
-        project = projects[n % 3]
-        await world.ask(project, OPENERS[project].format(n=n))
-        clock.advance(1)
-    await world.idle()
-    world.hold_runs(True)
+    world = await crowded(tmp_path, SESSIONS, clock)
     assert len(world.gateway.sessions()) == SESSIONS
     return world
 

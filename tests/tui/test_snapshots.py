@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.sandbox.demo_world import DOCS, SEARCH, SHOP, demo_world, open_day, play_demo
@@ -45,6 +46,8 @@ def after_demo(select: str | None = None) -> Callable[[Pilot[Any]], Awaitable[No
         app = pilot.app
         assert isinstance(app, DemoCockpit)
         await app.ready.wait()  # snap_compare calls this before the main screen is mounted
+        for field in app.main.query(Input):
+            field.cursor_blink = False  # blinking runs on wall time: a picture must not catch it mid-blink
         await open_day(app.world)
         await play_demo(app.world)
         await settle(pilot, app.world.clock)

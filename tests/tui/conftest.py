@@ -110,3 +110,16 @@ def plain(renderable: RenderableType | object, width: int = 160) -> str:
     console = Console(file=io.StringIO(), width=width, color_system=None, legacy_windows=False)
     console.print(renderable)
     return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+async def until(pilot: Pilot[Any], condition: Callable[[], bool], *, pauses: int = 50) -> None:
+    """Let the app process messages until ``condition`` holds (a chain of messages can take several rounds).
+
+    One ``pilot.pause()`` judges "idle" by CPU time, which a busy machine fools; this asks
+    for the state the test needs instead, and fails if it never comes.
+    """
+    for _ in range(pauses):
+        if condition():
+            return
+        await pilot.pause()
+    assert condition(), "the cockpit never reached the expected state"

@@ -25,7 +25,7 @@ from mpg_tui.tui.widgets.projects_pane import ProjectsPane
 from mpg_tui.tui.widgets.session_detail import SessionDetail
 from mpg_tui.tui.widgets.sessions_table import SessionsTable
 from mpg_tui.tui.widgets.threads_pane import ThreadsPane
-from tests.tui.conftest import plain, settle
+from tests.tui.conftest import plain, settle, until
 
 SIZE = (200, 50)
 
@@ -138,14 +138,12 @@ async def test_selecting_a_project_lists_only_its_threads(
         threads = app.main.query_one(ThreadsPane)
         projects.focus()
         projects.highlighted = projects.get_option_index(SHOP)
-        await pilot.pause()
-        assert app.main.selected_project == SHOP
+        await until(pilot, lambda: app.main.selected_project == SHOP)
         shop_threads = {s.thread_id for s in world.gateway.sessions() if s.project_key == SHOP}
         assert len(shop_threads) == 2
         assert set(threads.thread_ids) == shop_threads
         await pilot.press("down")  # the next project: docs-site
-        await pilot.pause()
-        assert app.main.selected_project == DOCS
+        await until(pilot, lambda: app.main.selected_project == DOCS)
         assert set(threads.thread_ids) == {s.thread_id for s in world.gateway.sessions() if s.project_key == DOCS}
         assert threads.border_title == "Threads · docs-site"
 
@@ -158,11 +156,11 @@ async def test_selecting_a_thread_selects_its_busiest_session_and_shows_its_chai
         await play_demo(world)
         await settle(pilot, clock)
         app.main.query_one(ProjectsPane).highlighted = app.main.query_one(ProjectsPane).get_option_index(SHOP)
-        await pilot.pause()
         threads = app.main.query_one(ThreadsPane)
+        await until(pilot, lambda: SEARCH in threads.thread_ids)
         threads.focus()
         threads.highlighted = threads.thread_ids.index(SEARCH)
-        await pilot.pause()
+        await until(pilot, lambda: app.main.selected_key == f"{SEARCH}:engineer")
         assert app.main.selected_thread == SEARCH
         assert app.main.selected_key == f"{SEARCH}:engineer"  # running beats the idle pm
         chain = plain(app.main.query_one(ChainPane).content)  # type: ignore[attr-defined]
@@ -184,8 +182,7 @@ async def test_moving_the_session_cursor_moves_project_and_thread_with_it(
         await pilot.pause()
         for _ in range(target):
             await pilot.press("down")
-        await pilot.pause()
-        assert app.main.selected_key == f"{BACKUPS}:devops"
+        await until(pilot, lambda: app.main.selected_key == f"{BACKUPS}:devops")
         assert app.main.selected_project == INFRA
         assert app.main.selected_thread == BACKUPS
         assert app.main.query_one(ThreadsPane).selected_thread == BACKUPS

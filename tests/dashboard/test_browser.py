@@ -75,9 +75,11 @@ async def test_chains_and_connection_changes_update_live(browser: Browser, world
     await world.finish(f"{THREAD}:pm", "HANDOFF @engineer: build coupons", cost_usd=0.018)
     world.connect("disconnected", "network down")
 
+    # The chain shows up with the pm's hop first; wait until the handoff has reached it too.
     hops = await page.wait_for(
         f"(() => {{ const c = document.querySelector('#chains .chain[data-thread=\"{THREAD}\"]');"
-        " return c && [...c.querySelectorAll('.hop b')].map((b) => b.textContent).join(' > '); })()"
+        " const hops = c && [...c.querySelectorAll('.hop b')].map((b) => b.textContent);"
+        " return hops && hops.length === 3 && hops.join(' > '); })()"
     )
     assert hops == "user > @pm > @engineer"
     label = await page.wait_for("document.querySelector('#connection.conn-disconnected .label')?.textContent")

@@ -1,9 +1,11 @@
 """Cockpit responsiveness: a keypress to the screen updating, while events pour in.
 
-The real cockpit (``make_app``) runs headless (``App.run_test``) on the fake core from
-the cockpit's tests, loaded with sessions. A task publishes core events at a fixed rate
-(a run starts, reports progress twice, finishes, and a log line: five events per session
-in turn), as a busy gateway would. Meanwhile the benchmark presses Down/Up in the
+The real cockpit (``make_app``) runs headless (``App.run_test``) on the real gateway of
+the sandbox's world (in-memory chat, scripted runs), loaded with sessions the gateway
+opened and answered. A task drives traffic through it at a fixed rate of steps (a
+member's message starts a run, the run reports progress twice, then answers: four steps
+per session in turn, each publishing one or more core events), as a busy gateway would.
+Meanwhile the benchmark presses Down/Up in the
 sessions table (``App.simulate_key``) at irregular intervals and times each press to
 
 * handled: the session detail pane shows the newly selected session, and
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,49 +30,51 @@ from common import STATS_COLUMNS, Stats, Table, command_line, emit, parser, quie
 
 from mpg_tui.core.api import SessionInfo
 from mpg_tui.core.clock import FakeClock
+from mpg_tui.sandbox.demo_world import crowded
+from mpg_tui.sandbox.world import World
 from mpg_tui.tui.app import CockpitApp, make_app
 from mpg_tui.tui.widgets.session_detail import SessionDetail
-from tests.tui.fake_core import DOCS, INFRA, SHOP, FakeCore
 
 SIZE = (200, 50)
-EVENT_RATE = 200.0
+STEP_RATE = 200.0
 PRESS_TIMEOUT_S = 5.0
 MAX_TIMEOUTS = 3
-SHOP_AGENTS = ("pm", "engineer", "qa")
+STEPS_PER_SESSION = 4
 
 
-def fake_core(sessions: int) -> FakeCore:
-    """The fake core with ``sessions`` idle sessions over its three projects."""
-    core = FakeCore(FakeClock(start=time.time()))
-    for i in range(sessions):
-        project = (SHOP, DOCS, INFRA)[i % 3]
-        thread = f"13{i:017d}"
-        key = f"{thread}:{SHOP_AGENTS[i % len(SHOP_AGENTS)]}" if project == SHOP else thread
-        core.add_session(key, project, runner="tmux" if project == INFRA else "direct", ago=float(i))
-    return core
+async def busy_world(sessions: int, state_dir: Path) -> World:
+    """The sandbox world with ``sessions`` answered threads over the demo's three projects."""
+    return await crowded(state_dir, sessions, FakeClock(start=time.time()))
 
 
-async def publish_events(core: FakeCore, keys: Sequence[str], rate: float, stop: asyncio.Event) -> int:
-    """Publish ``rate`` events a second until ``stop``; returns how many were published."""
+async def drive_traffic(world: World, sessions: Sequence[SessionInfo], rate: float, stop: asyncio.Event) -> int:
+    """Take ``rate`` steps a second until ``stop``; returns how many core events they published."""
     published = 0
+
+    def count(_event: object) -> None:
+        nonlocal published
+        published += 1
+
+    stop_counting = world.bus.listen(count)
+    steps = 0
     started = time.perf_counter()
-    while not stop.is_set():
-        due = int((time.perf_counter() - started) * rate)
-        while published < due:
-            key = keys[(published // 5) % len(keys)]
-            step = published % 5
-            project = core.session(key).project_key  # type: ignore[union-attr]
-            if step == 0:
-                core.start_run(key, project, prompt="keep the lights on")
-            elif step in (1, 2):
-                core.progress(key, f"src/module_{published % 97}.py", tool="Read" if step == 1 else "Edit")
-            elif step == 3:
-                core.finish_run(key, reply="Done.")
-            else:
-                core.log("info", f"run of {key} finished")
-            core.clock.advance(1 / rate)
-            published += 1
-        await asyncio.sleep(0.005)
+    try:
+        while not stop.is_set():
+            due = int((time.perf_counter() - started) * rate)
+            while steps < due:
+                info = sessions[(steps // STEPS_PER_SESSION) % len(sessions)]
+                step = steps % STEPS_PER_SESSION
+                if step == 0:
+                    await world.ask(info.thread_id, "keep the lights on")
+                elif step in (1, 2):
+                    world.progress(info.key, f"src/module_{steps % 97}.py", tool="Read" if step == 1 else "Edit")
+                else:
+                    await world.finish(info.key, "Done.")
+                world.clock.advance(1 / rate)
+                steps += 1
+            await asyncio.sleep(0.005)
+    finally:
+        stop_counting()
     return published
 
 
@@ -137,14 +142,22 @@ class KeyLatency:
 async def key_latency(
     sessions: int, rate: float, presses: int, *, timeout: float = PRESS_TIMEOUT_S, seed: int = 7
 ) -> KeyLatency:
-    """``presses`` Down/Up presses on a cockpit with ``sessions`` sessions under ``rate`` events/s.
+    """``presses`` Down/Up presses on a cockpit with ``sessions`` sessions under ``rate`` steps/s.
 
     A press that changes nothing within ``timeout`` counts as lost, one handled but not
     drawn in that time as slow; after :data:`MAX_TIMEOUTS` of them the run stops.
     """
-    core = fake_core(sessions)
-    keys = [info.key for info in core.sessions()]
-    app = make_app(core)
+    with tempfile.TemporaryDirectory(prefix="mpg-bench-") as state_dir:
+        world = await busy_world(sessions, Path(state_dir))
+        try:
+            return await _key_latency(world, rate, presses, timeout, seed)
+        finally:
+            await world.close()
+
+
+async def _key_latency(world: World, rate: float, presses: int, timeout: float, seed: int) -> KeyLatency:
+    infos = world.gateway.sessions()
+    app = make_app(world.gateway)
     rng = random.Random(seed)
     handled: list[float] = []
     drawn: list[float] = []
@@ -153,7 +166,7 @@ async def key_latency(
         await pilot.pause()
         timer = PressTimer(app)
         stop = asyncio.Event()
-        load = asyncio.create_task(publish_events(core, keys, rate, stop)) if rate else None
+        load = asyncio.create_task(drive_traffic(world, infos, rate, stop)) if rate else None
         batches0 = app.batches_applied
         started = time.perf_counter()
         try:
@@ -175,7 +188,7 @@ async def key_latency(
         batches = app.batches_applied - batches0
         # Let the last batch land before the app goes: one scheduled after unmount would fail.
         await pilot.pause(app.refresh_interval * 3)
-    return KeyLatency(sessions, rate, handled, drawn, lost, slow, events, batches, seconds)
+    return KeyLatency(len(infos), rate, handled, drawn, lost, slow, events, batches, seconds)
 
 
 def latency_rows(table: Table, result: KeyLatency, label: str) -> None:
@@ -200,6 +213,7 @@ def key_table(title: str, results: Sequence[tuple[str, KeyLatency]], notes: list
 NOTES = [
     "handled: the detail pane shows the new selection; on screen: the next frame rendered after it. Textual "
     "renders at most 60 frames a second, so up to ~17 ms of 'on screen' is waiting for the frame.",
+    "traffic runs through the real gateway: a message, two progress lines and an answer per session in turn; "
     "events arrive through the bus listener and are applied in batches of at most one per 100 ms "
     "(refresh_interval); 'load applied' is what the app got during the presses.",
     f"lost: presses after which the selection had not moved {PRESS_TIMEOUT_S:g} s later; slow: handled but not "
@@ -211,7 +225,7 @@ async def main_async(quick: bool, json_path: Path | None) -> None:
     presses = 20 if quick else 100
     sessions = 1000
     results = [
-        (f"{sessions} sessions, {EVENT_RATE:.0f} events/s", await key_latency(sessions, EVENT_RATE, presses)),
+        (f"{sessions} sessions, {STEP_RATE:.0f} steps/s", await key_latency(sessions, STEP_RATE, presses)),
         (f"{sessions} sessions, idle", await key_latency(sessions, 0.0, presses)),
     ]
     emit([key_table("Cockpit: keypress to screen (Down/Up in the sessions table)", results, NOTES)], json_path)

@@ -2,9 +2,10 @@
 
 Headless: ``mpg-tui start --no-ui`` (10 projects, dashboard on) idle after Discord-ready,
 then with 10, 100 and 1,000 live sessions (each opened by a message in a new thread,
-answered by the stand-in). Cockpit: the real app (``make_app``) on the fake core with 0,
-10, 100 and 1,000 sessions, run headless through ``App.run_test`` in a fresh process per
-size, measured once the screen has been composed and rendered.
+answered by the stand-in). Cockpit: the real app (``make_app``) on the sandbox world
+(the real gateway on an in-memory chat and scripted runs) with 0, 10, 100 and 1,000
+sessions, run headless through ``App.run_test`` in a fresh process per size, measured
+once the screen has been composed and rendered (the process holds the gateway too).
 
     .venv/bin/python bench/memory.py [--quick]
 """
@@ -66,17 +67,19 @@ def cockpit_rss(sessions: int) -> dict[str, int]:
 
 
 async def child(sessions: int) -> None:
-    """Run the cockpit on the fake core and print its memory as one JSON line."""
-    from cockpit import fake_core
+    """Run the cockpit on the sandbox world and print its memory as one JSON line."""
+    from cockpit import busy_world
 
     from mpg_tui.tui.app import make_app
 
     before = proc_status_kib()
-    core = fake_core(sessions)
-    app = make_app(core)
-    async with app.run_test(headless=True, size=COCKPIT_SIZE) as pilot:
-        await pilot.pause()
-        after = proc_status_kib()
+    with tempfile.TemporaryDirectory(prefix="mpg-bench-") as state_dir:
+        world = await busy_world(sessions, Path(state_dir))
+        app = make_app(world.gateway)
+        async with app.run_test(headless=True, size=COCKPIT_SIZE) as pilot:
+            await pilot.pause()
+            after = proc_status_kib()
+        await world.close()
     print(json.dumps({"imported": before["VmRSS"], **after}))
 
 

@@ -2,8 +2,8 @@
 
     .venv/bin/python scripts/screenshots.py [--out screenshots] [--png auto|cairosvg|chromium|none]
 
-The cockpit runs against the in-memory demo core of the tests (fixed data, frozen clock),
-so the pictures only change when the UI does. Textual exports SVG; PNG comes from
+The cockpit runs on the sandbox's demo world (the real gateway on an in-memory chat and
+scripted runs, frozen clock), so the pictures only change when the UI does. Textual exports SVG; PNG comes from
 cairosvg when it is importable, otherwise from headless Chromium (``scripts/ensure-chromium``).
 """
 
@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 from textual.pilot import Pilot  # noqa: E402
 
 from mpg_tui.core.clock import FakeClock  # noqa: E402
+from mpg_tui.sandbox.demo_world import DOCS, SEARCH, SHOP, build_demo, play_demo  # noqa: E402
 from mpg_tui.tui.app import CockpitApp, make_app  # noqa: E402
-from tests.tui.fake_core import DOCS, SEARCH, SHOP, build_demo, play_demo  # noqa: E402
 
 log = logging.getLogger("screenshots")
 CHROMIUM = "/usr/bin/chromium"
@@ -87,23 +87,27 @@ SHOTS = [
 
 async def take(shot: Shot) -> str:
     clock = FakeClock()
-    core = build_demo(clock)
-    channels = [(SHOP, "#shop-api"), (DOCS, "#docs-site")] if shot.demo_chat else None
-    app = make_app(
-        core,
-        clock=clock,
-        dashboard_url="http://127.0.0.1:3100",
-        demo_channel_ids=channels,
-        launcher=lambda argv, cwd: 0,  # nothing is ever launched from a screenshot
-        environ={},
-    )
-    async with app.run_test(size=shot.size) as pilot:
-        await app.ready.wait()
-        play_demo(core)
-        await settle(pilot, clock)
-        await shot.steps(pilot, app, clock)
-        await settle(pilot, clock)
-        return app.export_screenshot(title="mpg-tui")
+    with tempfile.TemporaryDirectory(prefix="mpg-screenshots-") as state_dir:
+        world = await build_demo(Path(state_dir), clock)
+        channels = [(SHOP, "#shop-api"), (DOCS, "#docs-site")] if shot.demo_chat else None
+        app = make_app(
+            world.gateway,
+            clock=clock,
+            dashboard_url="http://127.0.0.1:3100",
+            demo_channel_ids=channels,
+            launcher=lambda argv, cwd: 0,  # nothing is ever launched from a screenshot
+            environ={},
+        )
+        try:
+            async with app.run_test(size=shot.size) as pilot:
+                await app.ready.wait()
+                await play_demo(world)
+                await settle(pilot, clock)
+                await shot.steps(pilot, app, clock)
+                await settle(pilot, clock)
+                return app.export_screenshot(title="mpg-tui")
+        finally:
+            await world.close()
 
 
 def svg_size(svg: str) -> tuple[int, int]:

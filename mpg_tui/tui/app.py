@@ -11,6 +11,7 @@ shows up in the header and the log while the cockpit stays up.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import shutil
@@ -154,7 +155,9 @@ class CockpitApp(App[None]):
 
     def _forward_core_event(self, event: Event) -> None:
         # Not named ``_on_core_event``: Textual would also dispatch CoreEvent messages to it.
-        self.post_message(CoreEvent(event))
+        # Listeners run as the event is published, so this is its time on the cockpit's clock;
+        # some events are stamped by the wall clock where they are made, not the core's clock.
+        self.post_message(CoreEvent(dataclasses.replace(event, at=self.clock.now())))
 
     @on(CoreEvent)
     def _queue_event(self, message: CoreEvent) -> None:

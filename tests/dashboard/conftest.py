@@ -1,20 +1,41 @@
-"""Fixtures for the dashboard: a fake core on a fake clock, a real server on 127.0.0.1:0, a client."""
+"""Fixtures for the dashboard: the real gateway on in-memory adapters and a fake clock, a real server on 127.0.0.1:0."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from mpg_tui.core.clock import FakeClock
+from mpg_tui.core.gateway import Gateway
 from mpg_tui.dashboard import Dashboard
-from tests.dashboard.fake_core import FakeCore
+from mpg_tui.sandbox.world import World
 
 TOKEN = "s3cret-dashboard-token-0123456789"
+WEB = "111111111111111111"
+API = "222222222222222222"
+UPTIME_S = 90
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "defaults": {"dashboardToken": "config-secret-token-value", "httpPort": 3100},
+    "projects": {
+        WEB: {
+            "name": "web-app",
+            "directory": "/srv/projects/web-app",
+            "agents": ["pm", "engineer"],
+            "allowedRoles": ["dev"],
+            "rateLimitPerUser": 10,
+        },
+        API: {"name": "api", "directory": "/srv/projects/api", "persistence": "tmux"},
+    },
+}
+
+MakeWorld = Callable[..., World]
 
 
 @pytest.fixture
@@ -23,12 +44,38 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def core(clock: FakeClock) -> FakeCore:
-    return FakeCore(clock=clock, uptime=90)
+async def make_world(clock: FakeClock, tmp_path: Path) -> AsyncIterator[MakeWorld]:
+    """Worlds on the shared clock, each closed at the end of the test."""
+    made: list[World] = []
+
+    def make(config: dict[str, Any] | None = None) -> World:
+        state_dir = tmp_path / f"world-{len(made)}"
+        state_dir.mkdir()
+        world = World(config if config is not None else DEFAULT_CONFIG, state_dir, clock=clock)
+        world.connect("ready")
+        made.append(world)
+        return world
+
+    yield make
+    for world in made:
+        await world.close()
 
 
 @pytest.fixture
-async def dashboard(core: FakeCore, clock: FakeClock) -> AsyncIterator[Dashboard]:
+def world(make_world: MakeWorld, clock: FakeClock) -> World:
+    """The gateway of :data:`DEFAULT_CONFIG`, up for a minute and a half."""
+    world = make_world()
+    clock.advance(UPTIME_S)
+    return world
+
+
+@pytest.fixture
+def core(world: World) -> Gateway:
+    return world.gateway
+
+
+@pytest.fixture
+async def dashboard(core: Gateway, clock: FakeClock) -> AsyncIterator[Dashboard]:
     async with Dashboard(core, port=0, clock=clock) as running:
         yield running
 

@@ -1,28 +1,37 @@
-"""The JSON API: every endpoint's shape, MPG-compatible names, and values taken from the core."""
+"""The JSON API: every endpoint's shape, MPG-compatible names, and values taken from the real core."""
 
 from __future__ import annotations
 
 import aiohttp
 
+from mpg_tui import __version__
 from mpg_tui.core.clock import FakeClock
+from mpg_tui.core.gateway import Gateway
 from mpg_tui.core.ports import InboundMessage
 from mpg_tui.dashboard import Dashboard
-from tests.dashboard.conftest import get_json
-from tests.dashboard.fake_core import FakeCore
+from mpg_tui.runners.names import session_name
+from mpg_tui.sandbox.world import World
+from tests.dashboard.conftest import API, DEFAULT_CONFIG, UPTIME_S, WEB, MakeWorld, get_json
 
 THREAD = "1300000000000000001"
+OTHER = "1300000000000000002"
 
 
 async def test_health_reports_uptime_counts_and_discord_state_like_mpg(
-    core: FakeCore, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
+    make_world: MakeWorld, clock: FakeClock, client: aiohttp.ClientSession
 ) -> None:
-    core.start_run(f"{THREAD}:pm", agent="pm", queue_depth=2)
-    core.start_run("1300000000000000002", queue_depth=1)
-    core.finish_run("1300000000000000002")
-    core.set_connection("resuming", "gateway asked to reconnect")
-    clock.advance(30)
+    one_at_a_time = {**DEFAULT_CONFIG, "defaults": {**DEFAULT_CONFIG["defaults"], "maxConcurrentSessions": 1}}
+    world = make_world(one_at_a_time)
+    clock.advance(UPTIME_S)
+    async with Dashboard(world.gateway, port=0, clock=clock) as dashboard:
+        await world.ask(WEB, "@pm plan coupons", message_id=THREAD)  # running
+        await world.ask(THREAD, "@pm and gift cards")  # queued behind it
+        await world.ask(THREAD, "@pm and refunds")  # and behind that
+        await world.ask(API, "rotate the keys", message_id=OTHER)  # waits for the one run slot
+        world.connect("resuming", "gateway asked to reconnect")
+        clock.advance(30)
 
-    health = await get_json(client, dashboard, "/health")
+        health = await get_json(client, dashboard, "/health")
 
     assert health == {
         "status": "ok",
@@ -34,27 +43,29 @@ async def test_health_reports_uptime_counts_and_discord_state_like_mpg(
 
 
 async def test_sessions_lists_every_session_with_details_newest_first(
-    core: FakeCore, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
+    world: World, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
 ) -> None:
-    core.start_run(f"{THREAD}:pm", agent="pm")
-    core.finish_run(f"{THREAD}:pm", cost_usd=0.25, input_tokens=1000, output_tokens=200, session_id="abc-123")
+    pm = await world.ask(WEB, "@pm plan coupons", message_id=THREAD)
+    assert pm == f"{THREAD}:pm"
+    await world.finish(pm, "done", cost_usd=0.25, input_tokens=1000, output_tokens=200, session_id="abc-123")
     clock.advance(5)
-    core.start_run("1300000000000000002", project=1, runner="tmux")
+    assert await world.ask(API, "rotate the keys", message_id=OTHER) == OTHER
 
     sessions = await get_json(client, dashboard, "/api/sessions")
 
-    assert [s["key"] for s in sessions] == ["1300000000000000002", f"{THREAD}:pm"]
+    assert [s["key"] for s in sessions] == [OTHER, pm]
     newest, older = sessions
     assert newest["state"] == "running"
     assert newest["processing"] is True
     assert newest["runner"] == "tmux"
-    assert newest["tmuxSession"] == "mpg-1300000000000000002"
+    assert newest["tmuxSession"] == session_name(OTHER)
     assert newest["projectName"] == "api"
+    assert newest["runStartedAt"] == "2023-11-14T22:14:55.000Z"
     assert older == {
-        "projectKey": f"{THREAD}:pm",
-        "key": f"{THREAD}:pm",
+        "projectKey": pm,
+        "key": pm,
         "sessionId": "abc-123",
-        "projectChannelId": core.project_key(0),
+        "projectChannelId": WEB,
         "projectName": "web-app",
         "threadId": THREAD,
         "agent": "pm",
@@ -66,10 +77,10 @@ async def test_sessions_lists_every_session_with_details_newest_first(
         "runner": "direct",
         "tmuxSession": None,
         "attachCommand": None,
-        "threadName": None,
+        "threadName": "@pm plan coupons",
         "lastActivity": round((clock.now() - 5) * 1000),
-        "lastActivityAt": "2023-11-14T22:13:20.000Z",
-        "runStartedAt": "2023-11-14T22:13:20.000Z",
+        "lastActivityAt": "2023-11-14T22:14:50.000Z",
+        "runStartedAt": None,
         "runs": 1,
         "costUsd": 0.25,
         "inputTokens": 1000,
@@ -81,11 +92,13 @@ async def test_sessions_lists_every_session_with_details_newest_first(
 
 
 async def test_long_replies_and_progress_are_trimmed_in_session_details(
-    core: FakeCore, dashboard: Dashboard, client: aiohttp.ClientSession
+    world: World, dashboard: Dashboard, client: aiohttp.ClientSession
 ) -> None:
-    info = core.start_run(THREAD)
-    info.progress.extend(f"step {i}" for i in range(12))
-    core.finish_run(THREAD, reply="x" * 5000)
+    key = await world.ask(API, "rotate the keys", message_id=THREAD)
+    assert key is not None
+    for i in range(12):
+        world.progress(key, f"step {i}")
+    await world.finish(key, "x" * 5000)
 
     (session,) = await get_json(client, dashboard, "/api/sessions")
 
@@ -95,7 +108,7 @@ async def test_long_replies_and_progress_are_trimmed_in_session_details(
 
 
 async def test_projects_list_agents_roles_limits_and_persistence(
-    core: FakeCore, dashboard: Dashboard, client: aiohttp.ClientSession
+    dashboard: Dashboard, client: aiohttp.ClientSession
 ) -> None:
     projects = await get_json(client, dashboard, "/api/projects")
 
@@ -129,46 +142,46 @@ async def test_projects_list_agents_roles_limits_and_persistence(
 
 
 async def test_chains_show_each_hop_with_state_duration_and_cost(
-    core: FakeCore, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
+    world: World, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
 ) -> None:
-    core.handoff(THREAD, "pm")
+    pm = await world.ask(WEB, "@pm plan coupons", message_id=THREAD)
+    assert pm is not None
     clock.advance(12)
-    core.finish_hop(THREAD, duration_ms=12_000, cost_usd=0.02)
-    core.handoff(THREAD, "engineer", from_agent="pm")
+    await world.finish(pm, "Planned.\nHANDOFF @engineer: build coupons", cost_usd=0.02)
 
     (chain,) = await get_json(client, dashboard, "/api/chains")
 
     assert chain["threadId"] == THREAD
     assert chain["projectName"] == "web-app"
     assert chain["state"] == "running"
-    assert (chain["turns"], chain["maxTurns"]) == (2, 5)
+    assert (chain["turns"], chain["maxTurns"]) == (1, 5)  # one handoff taken of five
     assert chain["costUsd"] == 0.02
     assert chain["durationMs"] == 12_000
     assert [(h["agent"], h["state"], h["durationMs"], h["costUsd"]) for h in chain["hops"]] == [
         ("pm", "done", 12_000, 0.02),
         ("engineer", "running", 0, 0),
     ]
-    assert chain["hops"][1]["startedAt"] == "2023-11-14T22:13:32.000Z"
+    assert chain["hops"][1]["startedAt"] == "2023-11-14T22:15:02.000Z"
 
 
 async def test_status_combines_version_health_sessions_projects_chains_and_totals(
-    core: FakeCore, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
+    world: World, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
 ) -> None:
-    core.start_run(THREAD)
-    core.finish_run(THREAD, ok=False, error="boom", cost_usd=0.5, input_tokens=10, output_tokens=20)
-    core.handoff(THREAD, "pm")
+    key = await world.ask(API, "rotate the keys", message_id=THREAD)
+    assert key is not None
+    await world.fail(key, "boom", cost_usd=0.5, input_tokens=10, output_tokens=20)
 
     status = await get_json(client, dashboard, "/api/status")
 
-    assert status["version"] == "0.1.0-test"
+    assert status["version"] == __version__
     assert status["serverTime"] == clock.now()
     assert status["health"]["status"] == "ok"
-    assert status["health"]["uptime"] == 90
+    assert status["health"]["uptime"] == UPTIME_S
     assert [s["key"] for s in status["sessions"]] == [THREAD]
     assert [p["name"] for p in status["projects"]] == ["web-app", "api"]
-    assert [c["threadId"] for c in status["chains"]] == [THREAD]
+    assert [(c["threadId"], c["state"]) for c in status["chains"]] == [(THREAD, "error")]
     assert status["totals"] == {"runs": 1, "failures": 1, "costUsd": 0.5, "inputTokens": 10, "outputTokens": 20}
-    assert [e["kind"] for e in status["events"]] == ["handoff_step", "run_finished", "run_started"]
+    assert [e["kind"] for e in status["events"]][:3] == ["handoff_stopped", "run_finished", "run_started"]
 
 
 async def test_unknown_paths_and_methods_are_refused(dashboard: Dashboard, client: aiohttp.ClientSession) -> None:
@@ -185,21 +198,23 @@ async def test_url_reports_the_port_actually_bound_when_asked_for_port_zero(dash
 
 
 async def test_messages_lists_the_journals_newest_entries_and_per_thread_counts(
-    core: FakeCore, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
+    core: Gateway, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
 ) -> None:
+    thread = "1390000000000000001"  # a thread of its own: the world's traffic has others
     for mid in ("1300000000000000005", "1300000000000000006"):
         core.journal.claim(
-            InboundMessage(id=mid, channel_id=THREAD, author_id="7", author_name="ann", content=f"ask {mid}"), "p"
+            InboundMessage(id=mid, channel_id=thread, author_id="7", author_name="ann", content=f"ask {mid}"), "p"
         )
         clock.advance(1)
-    core.journal.mark("1300000000000000005", "answered", thread_id=THREAD)
-    core.journal.mark("1300000000000000006", "running", thread_id=THREAD)
+    core.journal.mark("1300000000000000005", "answered", thread_id=thread)
+    core.journal.mark("1300000000000000006", "running", thread_id=thread)
 
     document = await get_json(client, dashboard, "/api/messages?limit=10")
 
-    assert document["threads"] == {THREAD: {"waiting": 0, "running": 1, "answered": 1, "told": 0}}
-    assert [(m["messageId"], m["state"]) for m in document["messages"]] == [
+    assert document["threads"][thread] == {"waiting": 0, "running": 1, "answered": 1, "told": 0}
+    assert [(m["messageId"], m["state"]) for m in document["messages"] if m["threadId"] == thread] == [
         ("1300000000000000006", "running"),
         ("1300000000000000005", "answered"),
     ]
-    assert document["messages"][0]["preview"] == "ask 1300000000000000006"
+    newest = next(m for m in document["messages"] if m["threadId"] == thread)
+    assert newest["preview"] == "ask 1300000000000000006"

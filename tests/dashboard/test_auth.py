@@ -8,17 +8,17 @@ import aiohttp
 import pytest
 
 from mpg_tui.core.clock import FakeClock
+from mpg_tui.core.gateway import Gateway
 from mpg_tui.dashboard import Dashboard, DashboardError
 from mpg_tui.dashboard.auth import COOKIE_NAME, cookie_value, is_loopback
 from tests.dashboard.conftest import TOKEN
-from tests.dashboard.fake_core import FakeCore
 
 PROTECTED = ["/", "/health", "/api/sessions", "/api/projects", "/api/status", "/api/chains", "/metrics"]
 PROTECTED += ["/api/events", "/static/app.js", "/static/style.css"]
 
 
 @pytest.fixture
-async def guarded(core: FakeCore, clock: FakeClock) -> AsyncIterator[Dashboard]:
+async def guarded(core: Gateway, clock: FakeClock) -> AsyncIterator[Dashboard]:
     async with Dashboard(core, port=0, token=TOKEN, clock=clock) as running:
         yield running
 
@@ -31,7 +31,7 @@ async def jar_client() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "", "192.168.1.20", "gateway.example"])
-async def test_binding_beyond_loopback_without_a_token_is_refused(core: FakeCore, host: str) -> None:
+async def test_binding_beyond_loopback_without_a_token_is_refused(core: Gateway, host: str) -> None:
     dashboard = Dashboard(core, host=host, port=0)
 
     with pytest.raises(DashboardError, match="without a token") as info:
@@ -41,13 +41,13 @@ async def test_binding_beyond_loopback_without_a_token_is_refused(core: FakeCore
     assert not dashboard.running
 
 
-async def test_an_empty_token_is_refused(core: FakeCore) -> None:
+async def test_an_empty_token_is_refused(core: Gateway) -> None:
     with pytest.raises(DashboardError, match="token is empty"):
         await Dashboard(core, host="0.0.0.0", port=0, token="  ").start()
 
 
 async def test_binding_all_interfaces_with_a_token_serves_and_still_demands_it(
-    core: FakeCore, clock: FakeClock, client: aiohttp.ClientSession
+    core: Gateway, clock: FakeClock, client: aiohttp.ClientSession
 ) -> None:
     async with Dashboard(core, host="0.0.0.0", port=0, token=TOKEN, clock=clock) as dashboard:
         async with client.get(dashboard.url + "health") as response:

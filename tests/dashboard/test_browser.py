@@ -15,9 +15,9 @@ import pytest
 
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.dashboard import Dashboard
-from mpg_tui.dashboard.cdp import CHROMIUM, Browser, Page
-from tests.dashboard.conftest import TOKEN
-from tests.dashboard.fake_core import FakeCore
+from mpg_tui.sandbox.world import World
+from tests.dashboard.cdp import CHROMIUM, Browser, Page
+from tests.dashboard.conftest import API, TOKEN, WEB
 
 THREAD = "1300000000000000042"
 
@@ -46,13 +46,13 @@ async def open_live(browser: Browser, url: str) -> Page:
 
 
 async def test_a_session_started_after_load_appears_live_without_reloading(
-    browser: Browser, core: FakeCore, dashboard: Dashboard
+    browser: Browser, world: World, dashboard: Dashboard
 ) -> None:
     page = await open_live(browser, dashboard.url)
     assert await page.evaluate(f"{row(THREAD + ':pm')} === null")
     await page.evaluate("window.__sameDocument = true")
 
-    core.start_run(f"{THREAD}:pm", agent="pm", prompt="Plan the <search> feature")
+    await world.ask(WEB, "@pm Plan the <search> feature", message_id=THREAD)
 
     state = await page.wait_for(f"{row(THREAD + ':pm')}?.dataset.state")
     assert state == "running"
@@ -61,26 +61,25 @@ async def test_a_session_started_after_load_appears_live_without_reloading(
     log_line = await page.wait_for("document.querySelector('#events .ev-run_started .text')?.textContent")
     assert log_line == f"{THREAD}:pm started as @pm (direct): Plan the <search> feature"
 
-    core.finish_run(f"{THREAD}:pm", cost_usd=0.25)
+    await world.finish(f"{THREAD}:pm", cost_usd=0.25)
 
     assert await page.wait_for(f"{row(THREAD + ':pm')}?.dataset.state === 'idle'")
     assert await page.evaluate("window.__sameDocument") is True  # updated in place, not reloaded
     assert page.errors == []
 
 
-async def test_chains_and_connection_changes_update_live(
-    browser: Browser, core: FakeCore, dashboard: Dashboard
-) -> None:
+async def test_chains_and_connection_changes_update_live(browser: Browser, world: World, dashboard: Dashboard) -> None:
     page = await open_live(browser, dashboard.url)
 
-    core.handoff(THREAD, "pm")
-    core.finish_hop(THREAD, duration_ms=12_400, cost_usd=0.018)
-    core.handoff(THREAD, "engineer", from_agent="pm")
-    core.set_connection("disconnected", "network down")
+    await world.ask(WEB, "@pm plan coupons", message_id=THREAD)
+    await world.finish(f"{THREAD}:pm", "HANDOFF @engineer: build coupons", cost_usd=0.018)
+    world.connect("disconnected", "network down")
 
+    # The chain shows up with the pm's hop first; wait until the handoff has reached it too.
     hops = await page.wait_for(
         f"(() => {{ const c = document.querySelector('#chains .chain[data-thread=\"{THREAD}\"]');"
-        " return c && [...c.querySelectorAll('.hop b')].map((b) => b.textContent).join(' > '); })()"
+        " const hops = c && [...c.querySelectorAll('.hop b')].map((b) => b.textContent);"
+        " return hops && hops.length === 3 && hops.join(' > '); })()"
     )
     assert hops == "user > @pm > @engineer"
     label = await page.wait_for("document.querySelector('#connection.conn-disconnected .label')?.textContent")
@@ -89,9 +88,9 @@ async def test_chains_and_connection_changes_update_live(
 
 
 async def test_signing_in_with_the_token_link_gives_a_live_page(
-    browser: Browser, core: FakeCore, clock: FakeClock
+    browser: Browser, world: World, clock: FakeClock
 ) -> None:
-    async with Dashboard(core, port=0, token=TOKEN, clock=clock) as dashboard:
+    async with Dashboard(world.gateway, port=0, token=TOKEN, clock=clock) as dashboard:
         page = await browser.new_page()
         await page.navigate(dashboard.url)
         assert await page.evaluate("document.querySelector('form.login-card') !== null")
@@ -102,6 +101,6 @@ async def test_signing_in_with_the_token_link_gives_a_live_page(
 
         assert await page.evaluate("location.pathname + location.search") == "/"
         assert await page.evaluate("document.cookie") == ""  # HttpOnly: invisible to scripts
-        core.start_run(THREAD, prompt="hello")
+        await world.ask(API, "hello", message_id=THREAD)
         assert await page.wait_for(f"{row(THREAD)}?.dataset.state") == "running"
         assert page.errors == []

@@ -5,10 +5,10 @@ from __future__ import annotations
 import aiohttp
 
 from mpg_tui.core.clock import FakeClock
-from mpg_tui.core.events import LogLine
+from mpg_tui.core.gateway import Gateway
 from mpg_tui.dashboard import Dashboard
-from tests.dashboard.conftest import next_event, next_frame
-from tests.dashboard.fake_core import FakeCore
+from mpg_tui.sandbox.world import World
+from tests.dashboard.conftest import API, next_event, next_frame
 
 
 async def open_stream(client: aiohttp.ClientSession, dashboard: Dashboard) -> aiohttp.ClientResponse:
@@ -22,32 +22,35 @@ async def open_stream(client: aiohttp.ClientSession, dashboard: Dashboard) -> ai
 
 
 async def test_a_published_event_arrives_as_its_kind_and_to_dict(
-    core: FakeCore, dashboard: Dashboard, client: aiohttp.ClientSession
+    world: World, dashboard: Dashboard, client: aiohttp.ClientSession
 ) -> None:
     response = await open_stream(client, dashboard)
 
-    core.start_run("1300000000000000001:pm", agent="pm", prompt="ship <it>\nnow")
+    await world.ask(API, "ship <it>\nnow", message_id="1300000000000000001")
 
     frame = await next_event(response)
-    assert frame.event == "run_started"
+    assert frame.event == "message_received"
+    assert frame.json()["content"] == "ship <it>\nnow"
+    while frame.event != "run_started":
+        frame = await next_event(response)
     payload = frame.json()
     assert payload["kind"] == "run_started"
-    assert payload["key"] == "1300000000000000001:pm"
-    assert payload["prompt_preview"] == "ship <it>\nnow"
+    assert payload["key"] == "1300000000000000001"
+    assert payload["prompt_preview"] == "ship <it> now"  # previews are one line
     response.close()
 
 
 async def test_each_client_gets_every_event_in_order(
-    core: FakeCore, dashboard: Dashboard, client: aiohttp.ClientSession
+    world: World, dashboard: Dashboard, client: aiohttp.ClientSession
 ) -> None:
     first = await open_stream(client, dashboard)
     second = await open_stream(client, dashboard)
 
     for i in range(3):
-        core.bus.publish(LogLine(level="INFO", logger="test", message=f"line {i}"))
+        world.connect("ready", f"line {i}")
 
     for response in (first, second):
-        messages = [(await next_event(response)).json()["message"] for _ in range(3)]
+        messages = [(await next_event(response)).json()["detail"] for _ in range(3)]
         assert messages == ["line 0", "line 1", "line 2"]
         response.close()
 
@@ -66,7 +69,7 @@ async def test_idle_streams_get_a_heartbeat_comment_when_the_interval_passes(
 
 
 async def test_a_client_that_leaves_gives_its_bus_subscription_back(
-    core: FakeCore, dashboard: Dashboard, client: aiohttp.ClientSession
+    core: Gateway, dashboard: Dashboard, client: aiohttp.ClientSession
 ) -> None:
     response = await open_stream(client, dashboard)
     assert dashboard.streams.client_count == 1
@@ -79,27 +82,28 @@ async def test_a_client_that_leaves_gives_its_bus_subscription_back(
 
 
 async def test_a_slow_client_loses_old_events_instead_of_blocking_the_publisher(
-    core: FakeCore, clock: FakeClock, client: aiohttp.ClientSession
+    world: World, clock: FakeClock, client: aiohttp.ClientSession
 ) -> None:
-    async with Dashboard(core, port=0, clock=clock, stream_queue_size=8) as dashboard:
+    async with Dashboard(world.gateway, port=0, clock=clock, stream_queue_size=8) as dashboard:
         response = await open_stream(client, dashboard)
 
         # Published in one go, without yielding: the stream cannot drain in between.
         for i in range(100):
-            core.bus.publish(LogLine(level="INFO", logger="test", message=f"line {i}"))
+            world.connect("ready", f"line {i}")
 
         dropped = await next_event(response)
         assert dropped.event == "dropped"
         assert dropped.json() == {"dropped": 92}
-        received = [(await next_event(response)).json()["message"] for _ in range(8)]
+        received = [(await next_event(response)).json()["detail"] for _ in range(8)]
         assert received == [f"line {i}" for i in range(92, 100)]
         assert "mpg_dashboard_events_dropped_total 92" in dashboard.metrics.render().splitlines()
         response.close()
 
 
 async def test_stopping_the_dashboard_ends_open_streams(
-    core: FakeCore, clock: FakeClock, client: aiohttp.ClientSession
+    core: Gateway, clock: FakeClock, client: aiohttp.ClientSession
 ) -> None:
+    listeners = list(core.bus._listeners)  # the gateway's own
     dashboard = Dashboard(core, port=0, clock=clock)
     await dashboard.start()
     response = await open_stream(client, dashboard)
@@ -108,4 +112,4 @@ async def test_stopping_the_dashboard_ends_open_streams(
 
     assert await response.content.read() == b""
     assert core.bus._subscriptions == []
-    assert core.bus._listeners == []
+    assert core.bus._listeners == listeners

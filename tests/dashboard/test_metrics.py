@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from mpg_tui import __version__
 from mpg_tui.core.clock import FakeClock
-from mpg_tui.core.events import MessageReceived, MessageRejected
 from mpg_tui.dashboard import Dashboard
 from mpg_tui.dashboard.metrics import Metrics, escape_label, format_value
-from tests.dashboard.fake_core import FakeCore
+from mpg_tui.sandbox.world import World
+from tests.dashboard.conftest import API, WEB
 
 METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
@@ -69,88 +71,93 @@ async def test_every_line_is_valid_exposition_format_even_when_empty(
     samples = await scrape(client, dashboard)
 
     assert sample(samples, "mpg_uptime_seconds") == 90
-    assert sample(samples, "mpg_build_info", version="0.1.0-test") == 1
+    assert sample(samples, "mpg_build_info", version=__version__) == 1
     assert sample(samples, "mpg_dashboard_events_dropped_total") == 0
 
 
 async def test_runs_are_counted_by_project_with_failures_costs_tokens_and_durations(
-    core: FakeCore, dashboard: Dashboard, client: aiohttp.ClientSession
+    world: World, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
 ) -> None:
-    web, api = core.project_key(0), core.project_key(1)
-    for key, ok, seconds in (("1", True, 0.5), ("2", True, 20), ("3", False, 400)):
-        core.start_run(key)
-        core.finish_run(key, ok=ok, duration_ms=int(seconds * 1000), cost_usd=0.25, input_tokens=100, output_tokens=10)
-    core.start_run("4", project=1)
+    for n, (ok, seconds) in enumerate(((True, 0.5), (True, 20), (False, 400))):
+        key = await world.ask(WEB, f"@pm plan part {n}")
+        assert key is not None
+        clock.advance(seconds)
+        if ok:
+            await world.finish(key, cost_usd=0.25, input_tokens=100, output_tokens=10)
+        else:
+            await world.fail(key, "overloaded", cost_usd=0.25, input_tokens=100, output_tokens=10)
+    await world.ask(API, "rotate the keys")
 
     samples = await scrape(client, dashboard)
 
-    assert sample(samples, "mpg_runs_started_total", project=web) == 3
-    assert sample(samples, "mpg_runs_started_total", project=api) == 1
-    assert sample(samples, "mpg_runs_finished_total", project=web) == 3
-    assert sample(samples, "mpg_runs_failed_total", project=web) == 1
-    assert sample(samples, "mpg_cost_usd_total", project=web) == 0.75
-    assert sample(samples, "mpg_tokens_total", project=web, direction="input") == 300
-    assert sample(samples, "mpg_tokens_total", project=web, direction="output") == 30
-    assert sample(samples, "mpg_run_duration_seconds_count", project=web) == 3
-    assert sample(samples, "mpg_run_duration_seconds_sum", project=web) == 420.5
-    assert sample(samples, "mpg_run_duration_seconds_bucket", project=web, le="1") == 1
-    assert sample(samples, "mpg_run_duration_seconds_bucket", project=web, le="30") == 2
-    assert sample(samples, "mpg_run_duration_seconds_bucket", project=web, le="300") == 2
-    assert sample(samples, "mpg_run_duration_seconds_bucket", project=web, le="600") == 3
-    assert sample(samples, "mpg_run_duration_seconds_bucket", project=web, le="+Inf") == 3
+    assert sample(samples, "mpg_runs_started_total", project=WEB) == 3
+    assert sample(samples, "mpg_runs_started_total", project=API) == 1
+    assert sample(samples, "mpg_runs_finished_total", project=WEB) == 3
+    assert sample(samples, "mpg_runs_failed_total", project=WEB) == 1
+    assert sample(samples, "mpg_cost_usd_total", project=WEB) == 0.75
+    assert sample(samples, "mpg_tokens_total", project=WEB, direction="input") == 300
+    assert sample(samples, "mpg_tokens_total", project=WEB, direction="output") == 30
+    assert sample(samples, "mpg_run_duration_seconds_count", project=WEB) == 3
+    assert sample(samples, "mpg_run_duration_seconds_sum", project=WEB) == 420.5
+    assert sample(samples, "mpg_run_duration_seconds_bucket", project=WEB, le="1") == 1
+    assert sample(samples, "mpg_run_duration_seconds_bucket", project=WEB, le="30") == 2
+    assert sample(samples, "mpg_run_duration_seconds_bucket", project=WEB, le="300") == 2
+    assert sample(samples, "mpg_run_duration_seconds_bucket", project=WEB, le="600") == 3
+    assert sample(samples, "mpg_run_duration_seconds_bucket", project=WEB, le="+Inf") == 3
 
 
 async def test_gauges_follow_the_cores_current_sessions_queues_and_connection(
-    core: FakeCore, dashboard: Dashboard, client: aiohttp.ClientSession
+    world: World, dashboard: Dashboard, client: aiohttp.ClientSession
 ) -> None:
-    web = core.project_key(0)
-    core.start_run("1", queue_depth=2)
-    core.start_run("2", queue_depth=1)
-    core.finish_run("2")
-    core.set_connection("disconnected")
+    busy = await world.ask(WEB, "@pm plan coupons", message_id="1")
+    await world.ask("1", "@pm and gift cards")  # both wait behind the run
+    await world.ask("1", "@pm and refunds")
+    done = await world.ask(WEB, "@pm plan search", message_id="2")
+    assert busy is not None and done is not None
+    await world.finish(done)
+    world.connect("disconnected")
 
     samples = await scrape(client, dashboard)
 
-    assert sample(samples, "mpg_sessions", project=web, state="running") == 1
-    assert sample(samples, "mpg_sessions", project=web, state="idle") == 1
-    assert sample(samples, "mpg_queue_depth", project=web) == 3
+    assert sample(samples, "mpg_sessions", project=WEB, state="running") == 1
+    assert sample(samples, "mpg_sessions", project=WEB, state="idle") == 1
+    assert sample(samples, "mpg_queue_depth", project=WEB) == 2
     assert sample(samples, "mpg_connection_state", state="disconnected") == 1
     assert sample(samples, "mpg_connection_state", state="ready") == 0
-    assert sample(samples, "mpg_project_info", project=web, name="web-app") == 1
+    assert sample(samples, "mpg_project_info", project=WEB, name="web-app") == 1
 
 
 async def test_messages_and_handoffs_are_counted(
-    core: FakeCore, dashboard: Dashboard, client: aiohttp.ClientSession
+    world: World, dashboard: Dashboard, client: aiohttp.ClientSession
 ) -> None:
-    web = core.project_key(0)
-    core.bus.publish(
-        MessageReceived(project_key=web, channel_id=web, thread_id=None, message_id="m", author="ann", content="hi")
-    )
-    core.bus.publish(MessageRejected(project_key=web, channel_id=web, author="bob", reason="rate limited"))
-    core.handoff("7", "pm")
-    core.handoff("7", "engineer", from_agent="pm")
+    pm = await world.ask(WEB, "@pm plan coupons", message_id="7")
+    assert await world.ask(WEB, "@pm let me in", author="bob", roles=()) is None  # lacks the dev role
+    assert pm is not None
+    await world.finish(pm, "HANDOFF @engineer: build coupons")
+    await world.finish("7:engineer", "HANDOFF @pm: check it")
 
     samples = await scrape(client, dashboard)
 
-    assert sample(samples, "mpg_messages_received_total", project=web) == 1
-    assert sample(samples, "mpg_messages_rejected_total", project=web) == 1
-    assert sample(samples, "mpg_handoffs_total", project=web) == 2
+    assert sample(samples, "mpg_messages_received_total", project=WEB) == 2
+    assert sample(samples, "mpg_messages_rejected_total", project=WEB) == 1
+    assert sample(samples, "mpg_handoffs_total", project=WEB) == 2
 
 
-async def test_no_event_is_missed_even_when_nobody_reads_the_bus(core: FakeCore, clock: FakeClock) -> None:
-    metrics = Metrics(core, clock)
+async def test_no_event_is_missed_even_when_nobody_reads_the_bus(world: World, clock: FakeClock) -> None:
+    metrics = Metrics(world.gateway, clock)
     metrics.attach()
-    for i in range(20_000):  # far beyond any subscriber queue
-        core.start_run(str(i))
+    for i in range(12_000):  # beyond any subscriber queue (10,000): refused, so cheap to handle
+        world.post(WEB, f"hello {i}", author="mallory", roles=())
+    await world.idle()
     metrics.detach()
-    core.start_run("after-detach")
+    await world.post(WEB, "after detach", author="mallory", roles=())
 
-    assert sum(metrics.started.values()) == 20_000
+    assert sum(metrics.received.values()) == sum(metrics.rejected.values()) == 12_000
 
 
-def test_label_values_from_users_are_escaped(clock: FakeClock) -> None:
+def test_label_values_from_users_are_escaped(clock: FakeClock, tmp_path: Path) -> None:
     config = {"projects": {"1": {"name": 'we"ird\\name\nx', "directory": "/p"}}}
-    core = FakeCore(config, clock=clock)
+    core = World(config, tmp_path, clock=clock).gateway
 
     samples = parse_exposition(Metrics(core, clock).render())
 

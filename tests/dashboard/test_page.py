@@ -7,10 +7,12 @@ import re
 import aiohttp
 import pytest
 
+from mpg_tui import __version__
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.dashboard import Dashboard
 from mpg_tui.dashboard.page import fmt_ago, fmt_cost, fmt_duration_ms, fmt_tokens, fmt_uptime
-from tests.dashboard.fake_core import FakeCore
+from mpg_tui.sandbox.world import World
+from tests.dashboard.conftest import API, WEB
 
 
 async def fetch_page(client: aiohttp.ClientSession, dashboard: Dashboard) -> str:
@@ -36,9 +38,9 @@ async def test_without_javascript_the_page_refreshes_itself_every_five_seconds(
 
 
 async def test_header_shows_connection_uptime_and_version(
-    core: FakeCore, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
+    world: World, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
 ) -> None:
-    core.set_connection("disconnected", "network down")
+    world.connect("disconnected", "network down")
     clock.advance(3600)
 
     page = await fetch_page(client, dashboard)
@@ -46,16 +48,18 @@ async def test_header_shows_connection_uptime_and_version(
     assert '<span id="connection" class="pill conn-disconnected"' in page
     assert "Discord disconnected" in page
     assert '<strong id="uptime">1h 01m</strong>' in page
-    assert '<span id="version">v0.1.0-test</span>' in page
+    assert f'<span id="version">v{__version__}</span>' in page
 
 
 async def test_sessions_are_rendered_with_state_queue_agent_cost_tokens_and_activity(
-    core: FakeCore, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
+    world: World, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
 ) -> None:
-    core.start_run("5:pm", agent="pm")
-    core.finish_run("5:pm", cost_usd=0.0123, input_tokens=12_300, output_tokens=456)
-    info = core.start_run("6", project=1, runner="tmux", queue_depth=3)
-    info.progress.append("Edit src/app.py")
+    await world.ask(WEB, "@pm plan coupons", message_id="5")
+    await world.finish("5:pm", cost_usd=0.0123, input_tokens=12_300, output_tokens=456)
+    assert await world.ask(API, "rotate the keys", message_id="6") == "6"
+    for n in range(3):
+        await world.ask("6", f"and then step {n}")  # queued behind it
+    world.progress("6", "src/app.py", tool="Edit")
     clock.advance(125)
 
     page = await fetch_page(client, dashboard)
@@ -65,7 +69,7 @@ async def test_sessions_are_rendered_with_state_queue_agent_cost_tokens_and_acti
     assert running and idle
     assert '<span class="badge state-running">running</span>' in running[0]
     assert '<td class="num hot">3</td>' in running[0]
-    assert "Edit src/app.py" in running[0]
+    assert "Edit: src/app.py" in running[0]
     assert "2m ago" in running[0]
     assert ">api<" in running[0]
     assert "@pm" in idle[0]
@@ -75,11 +79,11 @@ async def test_sessions_are_rendered_with_state_queue_agent_cost_tokens_and_acti
 
 
 async def test_chains_render_user_then_each_hop_with_state_duration_and_cost(
-    core: FakeCore, dashboard: Dashboard, client: aiohttp.ClientSession
+    world: World, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
 ) -> None:
-    core.handoff("77", "pm")
-    core.finish_hop("77", duration_ms=12_400, cost_usd=0.018)
-    core.handoff("77", "engineer", from_agent="pm")
+    await world.ask(WEB, "@pm plan coupons", message_id="77")
+    clock.advance(12.4)
+    await world.finish("77:pm", "HANDOFF @engineer: build coupons", cost_usd=0.018)
 
     page = await fetch_page(client, dashboard)
 
@@ -91,7 +95,7 @@ async def test_chains_render_user_then_each_hop_with_state_duration_and_cost(
         ("done", "@pm", "done · 12.4s · $0.018"),
         ("running", "@engineer", "running"),
     ]
-    assert "turn 2/5" in chain[0]
+    assert "turn 1/5" in chain[0]  # one handoff taken
 
 
 async def test_projects_render_with_their_agents_and_roles(dashboard: Dashboard, client: aiohttp.ClientSession) -> None:
@@ -104,15 +108,18 @@ async def test_projects_render_with_their_agents_and_roles(dashboard: Dashboard,
 
 
 async def test_recent_events_are_in_the_log_newest_first(
-    core: FakeCore, dashboard: Dashboard, client: aiohttp.ClientSession
+    world: World, clock: FakeClock, dashboard: Dashboard, client: aiohttp.ClientSession
 ) -> None:
-    core.start_run("8:pm", agent="pm", prompt="plan it")
-    core.finish_run("8:pm", duration_ms=1500, cost_usd=0.5)
+    await world.ask(WEB, "@pm plan it", message_id="8")
+    clock.advance(1.5)
+    await world.finish("8:pm", cost_usd=0.5)
 
     page = await fetch_page(client, dashboard)
 
     kinds = re.findall(r'<li class="ev ev-(\w+)', page)
-    assert kinds == ["run_finished", "run_started"]
+    assert kinds == [
+        "handoff_stopped", "reply_sent", "run_finished", "run_started", "thread_opened", "message_received",
+    ]  # fmt: skip
     assert "8:pm finished in 1.5s · $0.500" in page
     assert "8:pm started as @pm (direct): plan it" in page
 

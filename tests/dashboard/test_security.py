@@ -10,10 +10,9 @@ import aiohttp
 import pytest
 
 from mpg_tui.core.clock import FakeClock
-from mpg_tui.core.events import LogLine
+from mpg_tui.core.gateway import Gateway
 from mpg_tui.dashboard import Dashboard, DashboardError
-from tests.dashboard.conftest import TOKEN
-from tests.dashboard.fake_core import DEFAULT_CONFIG, FakeCore
+from tests.dashboard.conftest import DEFAULT_CONFIG, TOKEN, WEB, MakeWorld
 
 ALL_ROUTES = ["/", "/health", "/api/sessions", "/api/projects", "/api/status", "/api/chains", "/metrics"]
 ALL_ROUTES += ["/static/app.js", "/static/style.css", "/login", "/login/style.css"]
@@ -103,15 +102,16 @@ async def test_the_page_has_no_inline_script(dashboard: Dashboard, client: aioht
 
 
 async def test_no_response_ever_contains_the_token_or_config_secrets(
-    clock: FakeClock, client: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+    make_world: MakeWorld, clock: FakeClock, client: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env_secret = "discord-bot-token-from-env-0xDEADBEEF"
     monkeypatch.setenv("DISCORD_BOT_TOKEN", env_secret)
     config = {**DEFAULT_CONFIG, "defaults": {**DEFAULT_CONFIG["defaults"], "dashboardToken": TOKEN}}
-    core = FakeCore(config, clock=clock)
+    world = make_world(config)
+    core = world.gateway
     config_secret = DEFAULT_CONFIG["defaults"]["dashboardToken"]
-    core.start_run("1:pm", agent="pm")
-    core.handoff("1", "pm")
+    await world.ask(WEB, "@pm plan coupons", message_id="1")
+    await world.finish("1:pm", "HANDOFF @engineer: build coupons")
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with Dashboard(core, port=0, token=TOKEN, clock=clock) as dashboard:
         bodies: list[str] = []
@@ -122,7 +122,7 @@ async def test_no_response_ever_contains_the_token_or_config_secrets(
             bodies.append(await r.text() + str(dict(r.headers)))
         async with client.get(dashboard.url + "api/events", headers=headers) as stream:
             await stream.content.readuntil(b"\n\n")
-            core.bus.publish(LogLine(level="INFO", logger="t", message="ping"))
+            world.connect("ready", "ping")
             bodies.append((await stream.content.readuntil(b"\n\n")).decode())
 
     for body in bodies:
@@ -131,15 +131,17 @@ async def test_no_response_ever_contains_the_token_or_config_secrets(
         assert env_secret not in body
 
 
-async def test_user_supplied_names_are_escaped_in_the_page(clock: FakeClock, client: aiohttp.ClientSession) -> None:
+async def test_user_supplied_names_are_escaped_in_the_page(
+    make_world: MakeWorld, clock: FakeClock, client: aiohttp.ClientSession
+) -> None:
     hostile = '<img src=x onerror="alert(1)">'
     agents = {"pm": {"role": hostile, "prompt": hostile}}
     config = {"projects": {"1": {"name": hostile, "directory": "/p/<b>", "agents": agents, "allowedRoles": [hostile]}}}
-    core = FakeCore(config, clock=clock)
-    async with Dashboard(core, port=0, clock=clock) as dashboard:
-        # Names that reach the core through events are not validated by the config.
-        core.start_run(f"9:{hostile}", agent=hostile, prompt=hostile)
-        core.handoff("9", hostile)
+    world = make_world(config)
+    async with Dashboard(world.gateway, port=0, clock=clock) as dashboard:
+        # What members write reaches the page through events (thread names, prompts, replies, authors).
+        await world.ask("1", f"@pm {hostile}", message_id="9", author=hostile)
+        await world.finish("9:pm", f"{hostile}\nHANDOFF @pm: {hostile}")
         async with client.get(dashboard.url) as response:
             page = await response.text()
 
@@ -148,7 +150,8 @@ async def test_user_supplied_names_are_escaped_in_the_page(clock: FakeClock, cli
     assert "/p/&lt;b&gt;" in page
 
 
-async def test_a_port_in_use_is_a_clear_dashboard_error(core: FakeCore) -> None:
+async def test_a_port_in_use_is_a_clear_dashboard_error(core: Gateway) -> None:
+    listeners = list(core.bus._listeners)  # the gateway's own
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -162,10 +165,10 @@ async def test_a_port_in_use_is_a_clear_dashboard_error(core: FakeCore) -> None:
         f"Dashboard port {port} is already in use; set defaults.httpPort to another port or false"
     )
     assert not dashboard.running
-    assert core.bus._listeners == []
+    assert core.bus._listeners == listeners
 
 
-async def test_an_address_that_is_not_ours_is_a_clear_dashboard_error(core: FakeCore) -> None:
+async def test_an_address_that_is_not_ours_is_a_clear_dashboard_error(core: Gateway) -> None:
     dashboard = Dashboard(core, host="192.0.2.1", port=0, token=TOKEN)  # TEST-NET-1: never a local address
 
     with pytest.raises(DashboardError, match=r"cannot listen on 192\.0\.2\.1:0"):
@@ -181,7 +184,7 @@ async def test_stop_is_idempotent_and_start_twice_is_a_programming_error(dashboa
 
 
 async def test_the_access_log_never_records_query_strings_where_a_token_may_be(
-    core: FakeCore, clock: FakeClock, client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+    core: Gateway, clock: FakeClock, client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     async with Dashboard(core, port=0, token=TOKEN, clock=clock) as dashboard:

@@ -1,11 +1,12 @@
-"""Fixtures for the cockpit's tests: a fake core on a frozen clock, and a recording launcher."""
+"""Fixtures for the cockpit's tests: the real gateway in the demo world on a frozen clock, and a recording launcher."""
 
 from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +14,9 @@ from rich.console import Console, RenderableType
 from textual.pilot import Pilot
 
 from mpg_tui.core.clock import FakeClock
+from mpg_tui.sandbox.demo_world import build_demo
+from mpg_tui.sandbox.world import World
 from mpg_tui.tui.app import CockpitApp
-from tests.tui.fake_core import FakeCore, build_demo
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +35,11 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def core(clock: FakeClock) -> FakeCore:
-    return build_demo(clock)
+async def world(clock: FakeClock, tmp_path: Path) -> AsyncIterator[World]:
+    """The demo gateway three hours into its day (see :mod:`mpg_tui.sandbox.demo_world`)."""
+    world = await build_demo(tmp_path, clock)
+    yield world
+    await world.close()
 
 
 @dataclass
@@ -73,12 +78,12 @@ def installed(name: str) -> str:
 
 
 @pytest.fixture
-def make_app(core: FakeCore, clock: FakeClock, launches: Launches) -> Callable[..., CockpitApp]:
+def make_app(world: World, clock: FakeClock, launches: Launches) -> Callable[..., CockpitApp]:
     def make(**kwargs: Any) -> CockpitApp:
         kwargs.setdefault("environ", {})
         kwargs.setdefault("launcher", launches)
         kwargs.setdefault("which", installed)
-        return CockpitApp(core, clock=clock, **kwargs)
+        return CockpitApp(world.gateway, clock=clock, **kwargs)
 
     return make
 
@@ -105,3 +110,16 @@ def plain(renderable: RenderableType | object, width: int = 160) -> str:
     console = Console(file=io.StringIO(), width=width, color_system=None, legacy_windows=False)
     console.print(renderable)
     return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+async def until(pilot: Pilot[Any], condition: Callable[[], bool], *, pauses: int = 50) -> None:
+    """Let the app process messages until ``condition`` holds (a chain of messages can take several rounds).
+
+    One ``pilot.pause()`` judges "idle" by CPU time, which a busy machine fools; this asks
+    for the state the test needs instead, and fails if it never comes.
+    """
+    for _ in range(pauses):
+        if condition():
+            return
+        await pilot.pause()
+    assert condition(), "the cockpit never reached the expected state"

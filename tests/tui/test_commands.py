@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import pytest
 from textual.widgets import Input
 
 from mpg_tui.core.clock import FakeClock
+from mpg_tui.runners.names import session_name
+from mpg_tui.sandbox.demo_world import (
+    BACKUPS,
+    BACKUPS_SESSION_ID,
+    CERTS,
+    DOCS,
+    INFRA,
+    NIGHTLY,
+    RESTORED,
+    RESTORED_SESSION_ID,
+    SEARCH,
+    SHOP,
+)
+from mpg_tui.sandbox.inmemory import TMUX_SOCKET
+from mpg_tui.sandbox.world import World
 from mpg_tui.tui.app import CockpitApp
 from mpg_tui.tui.commands import SessionsProvider
 from mpg_tui.tui.screens.confirm_screen import ConfirmScreen
 from mpg_tui.tui.widgets.chat_box import ChatBox
 from mpg_tui.tui.widgets.filter_bar import FilterBar
+from mpg_tui.worktrees import WorktreeManager
 from tests.tui.conftest import Launches, installed, settle, watch_notes
-from tests.tui.fake_core import BACKUPS, DOCS, INFRA, RESTORED, SEARCH, SHOP, FakeCore, session_uuid
 
 SIZE = (200, 50)
 
@@ -28,7 +46,7 @@ async def select(app: CockpitApp, key: str) -> None:
 # -- kill and restart ------------------------------------------------------------------------
 
 
-async def test_kill_asks_first_and_no_keeps_the_session(make_app: Callable[..., CockpitApp], core: FakeCore) -> None:
+async def test_kill_asks_first_and_no_keeps_the_session(make_app: Callable[..., CockpitApp], world: World) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await select(app, RESTORED)
@@ -38,12 +56,12 @@ async def test_kill_asks_first_and_no_keeps_the_session(make_app: Callable[..., 
         await pilot.press("n")
         await pilot.pause()
         assert app.screen is app.main
-        assert core.killed == []
-        assert core.session(RESTORED) is not None
+        await app.workers.wait_for_complete()
+        assert world.gateway.session(RESTORED) is not None
 
 
 async def test_kill_confirmed_calls_the_core_and_the_row_goes(
-    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
 ) -> None:
     app = make_app()
     notes = watch_notes(app)
@@ -53,13 +71,14 @@ async def test_kill_confirmed_calls_the_core_and_the_row_goes(
         await pilot.press("y")
         await app.workers.wait_for_complete()
         await settle(pilot, clock)
-        assert core.killed == [RESTORED]
+        assert world.gateway.session(RESTORED) is None
+        assert world.store.get(RESTORED) is None  # forgotten on disk too
         assert RESTORED not in app.main.table.visible_keys()
         assert f"Session {RESTORED} killed." in notes.text()
 
 
 async def test_escape_and_enter_on_the_kill_dialog_do_not_kill(
-    make_app: Callable[..., CockpitApp], core: FakeCore
+    make_app: Callable[..., CockpitApp], world: World
 ) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -71,11 +90,11 @@ async def test_escape_and_enter_on_the_kill_dialog_do_not_kill(
             await pilot.pause()
             assert app.screen is app.main
         await app.workers.wait_for_complete()
-        assert core.killed == []
+        assert world.gateway.session(RESTORED) is not None
 
 
 async def test_kill_acts_on_the_row_under_the_cursor_even_when_keys_come_in_a_burst(
-    make_app: Callable[..., CockpitApp], core: FakeCore
+    make_app: Callable[..., CockpitApp], world: World
 ) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -91,7 +110,7 @@ async def test_kill_acts_on_the_row_under_the_cursor_even_when_keys_come_in_a_bu
 
 
 async def test_restart_clears_the_session_id(
-    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
 ) -> None:
     app = make_app()
     notes = watch_notes(app)
@@ -100,15 +119,18 @@ async def test_restart_clears_the_session_id(
         await pilot.press("r")
         await app.workers.wait_for_complete()
         await settle(pilot, clock)
-        assert core.restarted == [RESTORED]
+        assert world.session(RESTORED).session_id is None
         assert app.main.table.get_cell(RESTORED, "session_id").plain == "—"
         assert "start fresh" in notes.text()
 
 
 async def test_a_command_the_core_cannot_do_is_reported_and_the_cockpit_stays_up(
-    make_app: Callable[..., CockpitApp], core: FakeCore
+    make_app: Callable[..., CockpitApp], world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    core.fail_commands = RuntimeError("store is read-only")
+    async def broken(key: str) -> bool:
+        raise RuntimeError("store is read-only")
+
+    monkeypatch.setattr(world.gateway, "restart", broken)  # a core with a bug: the cockpit must survive it
     app = make_app()
     notes = watch_notes(app)
     async with app.run_test(size=SIZE) as pilot:
@@ -121,17 +143,16 @@ async def test_a_command_the_core_cannot_do_is_reported_and_the_cockpit_stays_up
         assert any("store is read-only" in line for line in app.main.event_log.shown_lines())
 
 
-async def test_commands_with_nothing_selected_say_so(make_app: Callable[..., CockpitApp], core: FakeCore) -> None:
-    for key in [s.key for s in core.sessions()]:
-        await core.kill(key)
-    core.killed.clear()
+async def test_commands_with_nothing_selected_say_so(make_app: Callable[..., CockpitApp], world: World) -> None:
+    for key in [s.key for s in world.gateway.sessions()]:
+        assert await world.gateway.kill(key)
     app = make_app()
     notes = watch_notes(app)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("k", "r", "j", "a")
         await pilot.pause()
         assert app.screen is app.main
-        assert core.killed == [] and core.restarted == []
+        assert not app.workers  # nothing was asked of the core
         assert notes.calls.count(("warning", "Select a session first.")) == 4
 
 
@@ -160,7 +181,7 @@ async def test_jump_inside_tmux_opens_a_window_with_claude_resume(
         assert launches.calls == [
             (
                 ["tmux", "new-window", "-c", "/srv/mpg/docs-site", "-n", "claude-000099",
-                 "--", "claude", "--resume", session_uuid(1)],
+                 "--", "claude", "--resume", RESTORED_SESSION_ID],
                 None,
             )
         ]  # fmt: skip
@@ -174,31 +195,48 @@ async def test_enter_on_a_session_jumps_in_too(make_app: Callable[..., CockpitAp
         await pilot.press("enter")
         await app.workers.wait_for_complete()
         assert len(launches.calls) == 1
-        assert launches.calls[0][0][-2:] == ["--resume", session_uuid(1)]
+        assert launches.calls[0][0][-2:] == ["--resume", RESTORED_SESSION_ID]
 
 
 async def test_jump_outside_tmux_suspends_and_runs_claude_in_the_session_cwd(
-    core: FakeCore, clock: FakeClock, launches: Launches
+    world: World, clock: FakeClock, launches: Launches
 ) -> None:
-    app = SuspendingApp(core, clock=clock, launcher=launches, environ={}, which=installed)
+    app = SuspendingApp(world.gateway, clock=clock, launcher=launches, environ={}, which=installed)
     async with app.run_test(size=SIZE) as pilot:
         await select(app, f"{BACKUPS}:devops")
         await pilot.press("j")
         await app.workers.wait_for_complete()
         assert app.suspended == 1
-        assert launches.calls == [(["claude", "--resume", session_uuid(2)], "/srv/mpg/infra")]
+        assert launches.calls == [(["claude", "--resume", BACKUPS_SESSION_ID], "/srv/mpg/infra")]
+
+
+def git_repo(root: Path) -> Path:
+    root.mkdir()
+    author = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
+    for args in (["init", "--quiet"], ["commit", "--quiet", "--allow-empty", "-m", "init"]):
+        subprocess.run(["git", "-C", str(root), *author, *args], check=True, capture_output=True)
+    return root.resolve()
 
 
 async def test_jump_uses_the_worktree_when_the_session_has_one(
-    core: FakeCore, clock: FakeClock, launches: Launches
+    tmp_path: Path, clock: FakeClock, launches: Launches
 ) -> None:
-    core.add_session("1300", SHOP, session_id="cafe0000", worktree_path="/srv/mpg/shop-api/.worktrees/1300")
-    app = SuspendingApp(core, clock=clock, launcher=launches, environ={}, which=installed)
-    async with app.run_test(size=SIZE) as pilot:
-        await select(app, "1300")
-        await pilot.press("j")
-        await app.workers.wait_for_complete()
-        assert launches.calls == [(["claude", "--resume", "cafe0000"], "/srv/mpg/shop-api/.worktrees/1300")]
+    project = git_repo(tmp_path / "shop")
+    config = {"projects": {SHOP: {"name": "shop", "directory": str(project)}}}
+    world = World(config, tmp_path, clock=clock, worktrees=WorktreeManager(timeout_s=30))
+    try:
+        assert await world.ask(SHOP, "fix the build", message_id="1300") == "1300"
+        await world.finish("1300", session_id="cafe0000")
+        worktree = world.session("1300").worktree_path
+        assert worktree is not None and Path(worktree).is_dir() and Path(worktree) != project
+        app = SuspendingApp(world.gateway, clock=clock, launcher=launches, environ={}, which=installed)
+        async with app.run_test(size=SIZE) as pilot:
+            await select(app, "1300")
+            await pilot.press("j")
+            await app.workers.wait_for_complete()
+            assert launches.calls == [(["claude", "--resume", "cafe0000"], worktree)]
+    finally:
+        await world.close()
 
 
 async def test_jump_without_claude_installed_says_so_instead_of_opening_a_dead_window(
@@ -215,12 +253,12 @@ async def test_jump_without_claude_installed_says_so_instead_of_opening_a_dead_w
 
 
 async def test_a_session_without_an_id_cannot_be_jumped_into(
-    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock, launches: Launches
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock, launches: Launches
 ) -> None:
     app = make_app()
     notes = watch_notes(app)
     async with app.run_test(size=SIZE) as pilot:
-        core.start_run(f"{SEARCH}:pm", SHOP)
+        await world.ask(SHOP, "@pm plan the search box", message_id=SEARCH)  # its first run: no claude ID yet
         await settle(pilot, clock)
         await select(app, f"{SEARCH}:pm")
         await pilot.press("j")
@@ -242,31 +280,34 @@ async def test_a_launch_that_fails_is_reported(make_app: Callable[..., CockpitAp
         await pilot.pause()
         assert app.is_running
         assert notes.calls[-1][0] == "error"
-        assert "could not open claude --resume 00000001" in notes.text()
+        assert f"could not open claude --resume {RESTORED_SESSION_ID[:8]}" in notes.text()
 
 
 async def test_attach_inside_tmux_opens_a_window_on_the_runs_socket(
-    make_app: Callable[..., CockpitApp], launches: Launches
+    world: World, make_app: Callable[..., CockpitApp], launches: Launches
 ) -> None:
+    assert await world.ask(INFRA, "@devops rotate the staging certificates", message_id=CERTS) == f"{CERTS}:devops"
     app = make_app(environ={"TMUX": "x"})
     async with app.run_test(size=SIZE) as pilot:
-        await select(app, f"{BACKUPS}:devops")
+        await select(app, f"{CERTS}:devops")
         await pilot.press("a")
         await app.workers.wait_for_complete()
         argv, cwd = launches.calls[0]
         assert cwd is None
         assert argv[:2] == ["tmux", "new-window"]
-        assert argv[-7:] == ["--", "tmux", "-L", "mpg-test", "attach", "-t", f"mpg-{BACKUPS}-devops"]
+        assert argv[-7:] == ["--", "tmux", "-L", TMUX_SOCKET, "attach", "-t", session_name(f"{CERTS}:devops")]
 
 
-async def test_attach_outside_tmux_suspends_and_attaches(core: FakeCore, clock: FakeClock, launches: Launches) -> None:
-    app = SuspendingApp(core, clock=clock, launcher=launches, environ={})
+async def test_attach_outside_tmux_suspends_and_attaches(world: World, clock: FakeClock, launches: Launches) -> None:
+    assert await world.ask(INFRA, "@devops rotate the staging certificates", message_id=CERTS) == f"{CERTS}:devops"
+    app = SuspendingApp(world.gateway, clock=clock, launcher=launches, environ={})
     async with app.run_test(size=SIZE) as pilot:
-        await select(app, f"{BACKUPS}:devops")
+        await select(app, f"{CERTS}:devops")
         await pilot.press("a")
         await app.workers.wait_for_complete()
         assert app.suspended == 1
-        assert launches.calls == [(["tmux", "-L", "mpg-test", "attach", "-t", f"mpg-{BACKUPS}-devops"], None)]
+        attach = ["tmux", "-L", TMUX_SOCKET, "attach", "-t", session_name(f"{CERTS}:devops")]
+        assert launches.calls == [(attach, None)]
 
 
 async def test_a_direct_run_has_nothing_to_attach_to(make_app: Callable[..., CockpitApp], launches: Launches) -> None:
@@ -284,11 +325,11 @@ async def test_a_direct_run_has_nothing_to_attach_to(make_app: Callable[..., Coc
 
 
 async def test_filter_narrows_the_table_and_escape_clears_it(
-    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
 ) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        core.start_run(f"{SEARCH}:engineer", SHOP)
+        await world.ask(SHOP, "@engineer build the search box", message_id=SEARCH)
         await settle(pilot, clock)
         total = len(app.main.table.visible_keys())
         await pilot.press("slash")
@@ -296,8 +337,8 @@ async def test_filter_narrows_the_table_and_escape_clears_it(
         assert bar.display and app.focused is bar
         await pilot.press(*"infra")
         await pilot.pause()
-        assert app.main.table.visible_keys() == [f"{BACKUPS}:devops"]
-        assert "1 match “infra”" in str(app.main.table.border_title)
+        assert sorted(app.main.table.visible_keys()) == [f"{NIGHTLY}:devops", f"{BACKUPS}:devops"]
+        assert "2 matches “infra”" in str(app.main.table.border_title)
         # Keys typed into the filter are text, not commands.
         assert not isinstance(app.screen, ConfirmScreen)
 
@@ -313,17 +354,17 @@ async def test_filter_narrows_the_table_and_escape_clears_it(
 
 
 async def test_filter_matches_state_and_follows_state_changes(
-    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
 ) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("slash", *"running")
         await pilot.pause()
         assert app.main.table.visible_keys() == []
-        core.start_run(RESTORED, DOCS)
+        await world.ask(RESTORED, "publish v2.4 too")
         await settle(pilot, clock)
         assert app.main.table.visible_keys() == [RESTORED]
-        core.finish_run(RESTORED)
+        await world.finish(RESTORED)
         await settle(pilot, clock)
         assert app.main.table.visible_keys() == []
 
@@ -332,9 +373,10 @@ async def test_filter_matches_state_and_follows_state_changes(
 
 
 async def test_quit_goes_straight_out_when_no_direct_run_is_in_progress(
-    make_app: Callable[..., CockpitApp], core: FakeCore
+    make_app: Callable[..., CockpitApp], world: World
 ) -> None:
-    core.start_run("1300000000000000001:devops", INFRA, runner="tmux")  # tmux runs survive the cockpit
+    await world.ask(INFRA, "@devops renew the certificates")  # tmux runs survive the cockpit
+    assert [s.runner for s in world.gateway.sessions() if s.state == "running"] == ["tmux"]
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("q")
@@ -342,9 +384,9 @@ async def test_quit_goes_straight_out_when_no_direct_run_is_in_progress(
         assert not app.is_running
 
 
-async def test_quit_with_direct_runs_asks_and_no_stays(make_app: Callable[..., CockpitApp], core: FakeCore) -> None:
-    core.start_run(RESTORED, DOCS)
-    core.start_run(f"{SEARCH}:pm", SHOP)
+async def test_quit_with_direct_runs_asks_and_no_stays(make_app: Callable[..., CockpitApp], world: World) -> None:
+    await world.ask(RESTORED, "publish v2.4 too")
+    await world.ask(SHOP, "@pm plan the search box", message_id=SEARCH)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("q")
@@ -394,11 +436,11 @@ async def test_a_gateway_that_stops_says_so(make_app: Callable[..., CockpitApp])
 
 
 async def test_the_gateway_runs_alongside_the_cockpit(
-    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
 ) -> None:
     async def run_core() -> None:
-        core.set_connection("ready")
-        core.start_run(f"{SEARCH}:pm", SHOP)
+        world.connect("ready")
+        await world.ask(SHOP, "@pm plan the search box", message_id=SEARCH)
         await asyncio.Event().wait()  # runs until the cockpit closes
 
     app = make_app(run_core=run_core)
@@ -411,7 +453,12 @@ async def test_the_gateway_runs_alongside_the_cockpit(
 # -- demo chat ---------------------------------------------------------------------------------
 
 
-async def test_demo_chat_box_posts_to_the_chosen_channel(make_app: Callable[..., CockpitApp], core: FakeCore) -> None:
+def posted(world: World) -> list[tuple[str, str, str]]:
+    return [(m.channel_id, m.author_name, m.content) for m in world.inbound]
+
+
+async def test_demo_chat_box_posts_to_the_chosen_channel(make_app: Callable[..., CockpitApp], world: World) -> None:
+    before = len(world.inbound)
     app = make_app(demo_channel_ids=[(SHOP, "#shop-api"), (DOCS, "#docs-site")])
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("c")
@@ -419,27 +466,28 @@ async def test_demo_chat_box_posts_to_the_chosen_channel(make_app: Callable[...,
         assert app.focused is chat_input
         await pilot.press(*"fix the build", "enter")
         await app.workers.wait_for_complete()
-        assert core.posted == [(SHOP, "you", "fix the build")]
+        assert posted(world)[before:] == [(SHOP, "you", "fix the build")]
         assert chat_input.value == ""
 
         app.main.query_one("#chat-channel").value = DOCS  # type: ignore[attr-defined]
         chat_input.focus()
         await pilot.press(*"k", "enter")  # typed text, not the kill key
         await app.workers.wait_for_complete()
-        assert core.posted[-1] == (DOCS, "you", "k")
+        assert posted(world)[-1] == (DOCS, "you", "k")
         assert not isinstance(app.screen, ConfirmScreen)
 
 
 async def test_demo_starts_in_the_chat_box_so_a_newcomers_first_keys_are_a_message(
-    make_app: Callable[..., CockpitApp], core: FakeCore
+    make_app: Callable[..., CockpitApp], world: World
 ) -> None:
+    before = len(world.inbound)
     app = make_app(demo_channel_ids=[(SHOP, "#shop-api")])
     async with app.run_test(size=SIZE) as pilot:
         await app.ready.wait()
         await pilot.pause()
         await pilot.press(*"@pm add a search", "enter")  # 'a', 'r', 'c' are command keys elsewhere
         await app.workers.wait_for_complete()
-        assert core.posted == [(SHOP, "you", "@pm add a search")]
+        assert posted(world)[before:] == [(SHOP, "you", "@pm add a search")]
         assert not isinstance(app.screen, ConfirmScreen)
 
 
@@ -465,17 +513,20 @@ async def test_palette_offers_every_command(make_app: Callable[..., CockpitApp])
             assert title in titles
 
 
-async def test_palette_finds_sessions_and_goes_to_them(make_app: Callable[..., CockpitApp]) -> None:
+async def test_palette_finds_sessions_and_goes_to_them(make_app: Callable[..., CockpitApp], world: World) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("slash", *"docs", "enter")  # a filter that hides the target
         provider = SessionsProvider(app.main)
-        hits = [hit async for hit in provider.search("devops")]
-        assert [hit.text for hit in hits] == [f"Go to session {BACKUPS}:devops · infra · devops · idle"]
-        hits[0].command()
+        hits = {hit.text: hit for hit in [hit async for hit in provider.search("devops")]}
+        assert sorted(hits) == [
+            f"Go to session {NIGHTLY}:devops · infra · devops · recovering",
+            f"Go to session {BACKUPS}:devops · infra · devops · idle",
+        ]
+        hits[f"Go to session {BACKUPS}:devops · infra · devops · idle"].command()
         await pilot.pause()
         assert app.main.selected_key == f"{BACKUPS}:devops"
         assert app.main.table.filter_query == ""
         assert not app.main.query_one(FilterBar).display
         discovered = [hit async for hit in provider.discover()]
-        assert len(discovered) == 2
+        assert len(discovered) == len(world.gateway.sessions()) == 3

@@ -1,4 +1,4 @@
-"""The panes follow the core's events and the operator's selection."""
+"""The panes follow the core's events and the operator's selection (the real gateway in the demo world)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,25 @@ from collections.abc import Callable
 from textual.widgets import RichLog, Select
 
 from mpg_tui.core.clock import FakeClock
+from mpg_tui.sandbox.demo_world import (
+    BACKUPS,
+    DOCS,
+    INFRA,
+    NIGHTLY,
+    RESTORED,
+    RESTORED_SESSION_ID,
+    SEARCH,
+    SHOP,
+    play_demo,
+)
+from mpg_tui.sandbox.world import World
 from mpg_tui.tui.app import CockpitApp
 from mpg_tui.tui.widgets.chain_pane import ChainPane
 from mpg_tui.tui.widgets.projects_pane import ProjectsPane
 from mpg_tui.tui.widgets.session_detail import SessionDetail
 from mpg_tui.tui.widgets.sessions_table import SessionsTable
 from mpg_tui.tui.widgets.threads_pane import ThreadsPane
-from tests.tui.conftest import plain, settle
-from tests.tui.fake_core import BACKUPS, DOCS, INFRA, RESTORED, SEARCH, SHOP, FakeCore, play_demo
+from tests.tui.conftest import plain, settle, until
 
 SIZE = (200, 50)
 
@@ -27,40 +38,43 @@ async def test_sessions_table_shows_what_the_core_had_at_start(make_app: Callabl
     app = make_app()
     async with app.run_test(size=SIZE):
         table = app.main.table
-        assert sorted(table.visible_keys()) == sorted([RESTORED, f"{BACKUPS}:devops"])
+        assert sorted(table.visible_keys()) == sorted([RESTORED, f"{BACKUPS}:devops", f"{NIGHTLY}:devops"])
         assert cell(app, RESTORED, "cost") == "$0.212"
         assert cell(app, RESTORED, "last") == "3h ago"
         assert cell(app, f"{BACKUPS}:devops", "runner") == "tmux"
+        assert cell(app, f"{NIGHTLY}:devops", "state").endswith("recovering")
 
 
 async def test_run_started_and_finished_update_the_row(
-    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
 ) -> None:
     app = make_app()
+    runs_before = world.gateway.totals().runs
     async with app.run_test(size=SIZE) as pilot:
         key = f"{SEARCH}:pm"
-        core.start_run(key, SHOP)
+        assert await world.ask(SHOP, "@pm plan the search box", message_id=SEARCH) == key
         await settle(pilot, clock)
         assert key in app.main.table.visible_keys()
         assert cell(app, key, "state") == "● running"
         assert cell(app, key, "session_id") == "—"
 
-        core.finish_run(key, session_id="feedface-0000", cost_usd=0.5, input_tokens=1000, output_tokens=200)
+        await world.finish(key, session_id="feedface-0000", cost_usd=0.5, input_tokens=1000, output_tokens=200)
         await settle(pilot, clock)
         assert cell(app, key, "state") == "○ idle"
         assert cell(app, key, "session_id") == "feedface"
         assert cell(app, key, "cost") == "$0.500"
         assert cell(app, key, "tokens") == "1.2k"
-        assert app.main.header.totals.runs == 1
+        assert app.main.header.totals.runs == runs_before + 1
+        assert app.main.header.totals == world.gateway.totals()
 
 
 async def test_a_failed_run_is_marked_and_its_error_shown(
-    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
 ) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        core.start_run(RESTORED, DOCS)
-        core.finish_run(RESTORED, ok=False, error="API Error: 529 overloaded")
+        await world.ask(RESTORED, "publish v2.4 too")
+        await world.fail(RESTORED, "API Error: 529 overloaded", kind="overloaded")
         await settle(pilot, clock)
         assert cell(app, RESTORED, "state") == "✗ idle"
         app.main.select_session(RESTORED)
@@ -68,32 +82,33 @@ async def test_a_failed_run_is_marked_and_its_error_shown(
         head = plain(app.main.query_one("#detail-head").content)  # type: ignore[attr-defined]
         assert "API Error: 529 overloaded" in head
         assert app.main.header.totals.failures == 1
+        assert app.main.header.totals == world.gateway.totals()
 
 
 async def test_killed_sessions_leave_the_table_and_the_cursor_moves_on(
-    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
 ) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         first = app.main.table.key_at_cursor()
         assert first is not None
-        await core.kill(first)
+        assert await world.gateway.kill(first)
         await settle(pilot, clock)
         assert first not in app.main.table.visible_keys()
         assert app.main.selected_key == app.main.table.key_at_cursor() != first
 
 
 async def test_progress_lines_appear_in_the_detail_of_the_selected_session(
-    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
 ) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         key = f"{SEARCH}:engineer"
-        core.start_run(key, SHOP)
+        assert await world.ask(SHOP, "@engineer build the search box", message_id=SEARCH) == key
         await settle(pilot, clock)
         assert app.main.select_session(key)
-        core.progress(key, "src/app.py", tool="Read")
-        core.progress(key, "Writing the search hook now.")
+        world.progress(key, "src/app.py", tool="Read")
+        world.progress(key, "Writing the search hook now.")
         await settle(pilot, clock)
         detail = app.main.query_one(SessionDetail)
         assert detail.info is not None and detail.info.key == key
@@ -109,57 +124,56 @@ async def test_detail_shows_cwd_and_the_resume_command(make_app: Callable[..., C
         await pilot.pause()
         head = plain(app.main.query_one("#detail-head").content)  # type: ignore[attr-defined]
         assert "/srv/mpg/docs-site" in head
-        assert "cd /srv/mpg/docs-site && claude --resume 00000001-7c1e-4b2a-9f00-000000000001" in head
+        assert f"cd /srv/mpg/docs-site && claude --resume {RESTORED_SESSION_ID}" in head
 
 
 async def test_selecting_a_project_lists_only_its_threads(
-    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
 ) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        play_demo(core)
+        await play_demo(world)
         await settle(pilot, clock)
         projects = app.main.query_one(ProjectsPane)
         threads = app.main.query_one(ThreadsPane)
         projects.focus()
         projects.highlighted = projects.get_option_index(SHOP)
-        await pilot.pause()
-        assert app.main.selected_project == SHOP
-        shop_threads = {s.thread_id for s in core.sessions() if s.project_key == SHOP}
+        await until(pilot, lambda: app.main.selected_project == SHOP)
+        shop_threads = {s.thread_id for s in world.gateway.sessions() if s.project_key == SHOP}
+        assert len(shop_threads) == 2
         assert set(threads.thread_ids) == shop_threads
         await pilot.press("down")  # the next project: docs-site
-        await pilot.pause()
-        assert app.main.selected_project == DOCS
-        assert set(threads.thread_ids) == {s.thread_id for s in core.sessions() if s.project_key == DOCS}
+        await until(pilot, lambda: app.main.selected_project == DOCS)
+        assert set(threads.thread_ids) == {s.thread_id for s in world.gateway.sessions() if s.project_key == DOCS}
         assert threads.border_title == "Threads · docs-site"
 
 
 async def test_selecting_a_thread_selects_its_busiest_session_and_shows_its_chain(
-    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
 ) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        play_demo(core)
+        await play_demo(world)
         await settle(pilot, clock)
         app.main.query_one(ProjectsPane).highlighted = app.main.query_one(ProjectsPane).get_option_index(SHOP)
-        await pilot.pause()
         threads = app.main.query_one(ThreadsPane)
+        await until(pilot, lambda: SEARCH in threads.thread_ids)
         threads.focus()
         threads.highlighted = threads.thread_ids.index(SEARCH)
-        await pilot.pause()
+        await until(pilot, lambda: app.main.selected_key == f"{SEARCH}:engineer")
         assert app.main.selected_thread == SEARCH
         assert app.main.selected_key == f"{SEARCH}:engineer"  # running beats the idle pm
         chain = plain(app.main.query_one(ChainPane).content)  # type: ignore[attr-defined]
-        assert "turns 2/5" in chain
+        assert "turns 1/5" in chain  # one handoff so far: pm → engineer
         assert chain.index("pm") < chain.index("engineer")
 
 
 async def test_moving_the_session_cursor_moves_project_and_thread_with_it(
-    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
 ) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        play_demo(core)
+        await play_demo(world)
         await settle(pilot, clock)
         keys = app.main.table.visible_keys()
         target = keys.index(f"{BACKUPS}:devops")
@@ -168,8 +182,7 @@ async def test_moving_the_session_cursor_moves_project_and_thread_with_it(
         await pilot.pause()
         for _ in range(target):
             await pilot.press("down")
-        await pilot.pause()
-        assert app.main.selected_key == f"{BACKUPS}:devops"
+        await until(pilot, lambda: app.main.selected_key == f"{BACKUPS}:devops")
         assert app.main.selected_project == INFRA
         assert app.main.selected_thread == BACKUPS
         assert app.main.query_one(ThreadsPane).selected_thread == BACKUPS
@@ -186,12 +199,12 @@ async def test_clicking_a_row_selects_it(make_app: Callable[..., CockpitApp]) ->
 
 
 async def test_connection_changes_reach_the_header(
-    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
 ) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         assert app.main.header.connection == "ready"
-        core.set_connection("disconnected", "4004 authentication failed")
+        world.connect("disconnected", "4004 authentication failed")
         await settle(pilot, clock)
         assert app.main.header.connection == "disconnected"
         assert app.main.header.connection_detail == "4004 authentication failed"
@@ -210,28 +223,38 @@ async def test_relative_times_move_with_the_clock(make_app: Callable[..., Cockpi
 
 
 async def test_event_log_toggles_and_filters_by_level(
-    make_app: Callable[..., CockpitApp], core: FakeCore, clock: FakeClock
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
 ) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        core.log("info", "hello")
-        core.log("warning", "careful")
-        core.log("error", "broken")
-        core.log("debug", "chatter")
+        key = await world.ask(DOCS, "hello")  # info: received, thread opened, started
+        assert key is not None
+        assert await world.ask(INFRA, "@devops give me prod access", author="mallory", roles=()) is None  # warn
+        await world.fail(key, "broken")  # error
+        clock.advance(5 * 3600)  # debug: idle sessions leave memory
         await settle(pilot, clock)
         log = app.main.event_log
+        entries = log.entries
+        assert {e.level for e in entries} == {"debug", "info", "warn", "error"}
+
+        def shown_at(*levels: str) -> list[str]:
+            return [e.text for e in entries if e.level in levels]
+
         assert log.display
-        assert [line.split(": ")[1] for line in log.shown_lines()] == ["hello", "careful", "broken"]
-        assert len(log.query_one(RichLog).lines) == 3
+        assert log.shown_lines() == shown_at("info", "warn", "error")
+        assert len(log.query_one(RichLog).lines) == len(log.shown_lines())
 
         log.query_one("#log-level", Select).value = "warn"
         await pilot.pause()
-        assert [line.split(": ")[1] for line in log.shown_lines()] == ["careful", "broken"]
-        assert len(log.query_one(RichLog).lines) == 2
+        assert log.shown_lines() == shown_at("warn", "error")
+        assert "refused a message from mallory: missing role" in log.shown_lines()
+        assert f"{key} failed: broken" in log.shown_lines()
+        assert len(log.query_one(RichLog).lines) == len(log.shown_lines())
 
         log.set_level("debug")
         await pilot.pause()
-        assert len(log.shown_lines()) == 4
+        assert log.shown_lines() == [e.text for e in entries]
+        assert any(line.endswith("went idle and left memory") for line in log.shown_lines())
         assert log.query_one("#log-level", Select).value == "debug"
 
         await pilot.press("l")

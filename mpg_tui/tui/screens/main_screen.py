@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from mpg_tui.core.api import CoreAPI, HandoffChain, SessionInfo
-from mpg_tui.core.clock import Clock
+from mpg_tui.core.clock import Clock, TimerHandle
 from mpg_tui.tui import formatting as fmt
 from mpg_tui.tui.digest import Digest, Level, LogEntry
 from mpg_tui.tui.model import STATE_RANK, ThreadSummary, project_counts, summarize_threads
@@ -34,12 +34,18 @@ from mpg_tui.tui.widgets.session_detail import SessionDetail
 from mpg_tui.tui.widgets.sessions_table import SessionsTable
 from mpg_tui.tui.widgets.threads_pane import ThreadsPane
 
+TICK_S = 1.0
+"""How often relative times, uptime and running durations are brought up to date."""
+
 
 class MainScreen(Screen[None]):
     AUTO_FOCUS = "#sessions"
 
     class Ready(Message):
         """The panes exist and show the core's first snapshot: events can be applied."""
+
+    class Tick(Message):
+        """A second of the cockpit's clock has passed: relative times move on."""
 
     def __init__(
         self,
@@ -65,6 +71,7 @@ class MainScreen(Screen[None]):
         self._dashboard_url = dashboard_url
         self._demo_channels = list(demo_channel_ids or [])
         self._claude = tuple(claude_command)
+        self._tick_timer: TimerHandle | None = None
 
     # -- layout ----------------------------------------------------------------------
 
@@ -107,7 +114,7 @@ class MainScreen(Screen[None]):
             self.query_one(ProjectsPane).select_project(self.selected_project)
         self._show_detail(now)
         self._show_chain(now)
-        self.set_interval(1.0, self.tick, name="cockpit-tick")
+        self._schedule_tick()
         # In the demo a newcomer types a message first; keys must not be taken as commands.
         self.call_after_refresh(self.focus_chat)
         self.post_message(self.Ready())
@@ -185,6 +192,22 @@ class MainScreen(Screen[None]):
     def log_entry(self, level: Level, text: str) -> None:
         """Add the cockpit's own news (command results, worker failures) to the event log."""
         self.event_log.add([LogEntry(at=self.clock.now(), level=level, text=text)])
+
+    def _schedule_tick(self) -> None:
+        # On the injected clock, not a Textual timer: under a fake clock the times on screen
+        # move only when the clock does, so no picture depends on how fast the machine is.
+        self._tick_timer = self.clock.call_later(TICK_S, lambda: self.post_message(self.Tick()))
+
+    @on(Tick)
+    def _tick_due(self) -> None:
+        self.tick()
+        if self.is_attached:
+            self._schedule_tick()
+
+    def on_unmount(self) -> None:
+        if self._tick_timer is not None:
+            self._tick_timer.cancel()
+            self._tick_timer = None
 
     def tick(self) -> None:
         """Once a second: uptime, relative times and running durations move on."""
@@ -299,7 +322,8 @@ class MainScreen(Screen[None]):
         table = self.table
         title = f"Sessions · {len(self.sessions)}"
         if table.filter_query:
-            title += f" · {table.row_count} match “{fmt.truncate(table.filter_query, 30)}”"
+            matches = f"{table.row_count} match{'es' * (table.row_count != 1)}"
+            title += f" · {matches} “{fmt.truncate(table.filter_query, 30)}”"
         table.border_title = title
         table.border_subtitle = f"{running} running · {waiting} queued"
 

@@ -12,7 +12,9 @@ from typing import Literal, Protocol
 
 from mpg_tui.config import ProjectView
 from mpg_tui.core.bus import EventBus
+from mpg_tui.core.conversation import ConversationEntry
 from mpg_tui.core.events import ConnectionState, RunnerKind, SessionState
+from mpg_tui.core.holds import DEFAULT_LEASE_S, HandBack, HoldGrant, IfRunning
 
 
 @dataclass
@@ -45,6 +47,10 @@ class SessionInfo:
     """Name of the tmux session its run is in, while a tmux-backed run is in progress."""
     attach_command: list[str] | None = None
     """The argument list that attaches a terminal to that run (``tmux -L <socket> attach -t <name>``)."""
+    held_since: float | None = None
+    """When the session was lent to a terminal (``claude --resume``); None when it is not held."""
+    held_by: str | None = None
+    """Who holds it: "cockpit", "mpg-tui resume", with the user and host."""
 
 
 HopState = Literal["running", "done", "failed", "queued"]
@@ -82,6 +88,8 @@ class Totals:
 
 
 class CoreAPI(Protocol):
+    """Reads and commands every face uses; a view of a gateway elsewhere implements it too."""
+
     bus: EventBus
     started_at: float
     version: str
@@ -107,3 +115,19 @@ class CoreAPI(Protocol):
 
     async def post(self, channel_id: str, author: str, content: str) -> None:
         """Post as a user (the demo's chat box); only meaningful against the sandbox."""
+
+    async def hold(
+        self, name: str, holder: str, *, if_running: IfRunning = "refuse", lease_s: float = DEFAULT_LEASE_S
+    ) -> HoldGrant:
+        """Lend a session (key, thread ID or unambiguous prefix) to a terminal: none of its runs start
+        until :meth:`release_hold`, or until the lease runs out unrenewed. Raises
+        :class:`~mpg_tui.core.holds.HoldError`."""
+
+    async def renew_hold(self, hold_id: str) -> bool:
+        """Keep a hold for another lease; False when it is gone (killed, or it ran out)."""
+
+    async def release_hold(self, hold_id: str) -> HandBack | None:
+        """Hand the session back: count the terminal's turns, tell the thread, run what waited."""
+
+    async def conversation(self, thread_id: str) -> list[ConversationEntry]:
+        """What the gateway saw and sent in a thread, oldest first (the recent part of it)."""

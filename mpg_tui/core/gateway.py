@@ -27,19 +27,24 @@ from mpg_tui.core.bus import EventBus
 from mpg_tui.core.chains import ChainBook, Observed
 from mpg_tui.core.clock import Clock
 from mpg_tui.core.commands import CommandContext, CommandResult, handle_command
+from mpg_tui.core.conversation import ConversationBook, ConversationEntry
 from mpg_tui.core.delivery import Delivery
 from mpg_tui.core.dispatch import AgentTarget, UnknownAgent, detect_handoff, resolve_target, session_key
 from mpg_tui.core.embeds import EYES, handoff_text, queued_text
 from mpg_tui.core.events import (
+    TEXT_LIMIT,
     ConnectionState,
     HandoffStep,
     MessageReceived,
     MessageRejected,
+    NoticeSent,
     ReplySent,
     ThreadOpened,
 )
 from mpg_tui.core.history import with_history
+from mpg_tui.core.holds import DEFAULT_LEASE_S, HandBack, HoldGrant, IfRunning
 from mpg_tui.core.keyed_locks import KeyedLocks
+from mpg_tui.core.lending import Lending
 from mpg_tui.core.ports import ChatError, ChatPort, InboundMessage
 from mpg_tui.core.ratelimit import RateLimiter
 from mpg_tui.core.router import Route, Router
@@ -101,7 +106,9 @@ class Gateway:
         self._background: set[asyncio.Task[None]] = set()
         self._chain_book = ChainBook(bus, clock)
         self._observed = Observed(bus)
-        self._delivery = Delivery(lambda: self.chat)
+        self._delivery = Delivery(lambda: self.chat, on_notice=self._noticed)
+        self._conversations = ConversationBook(bus)
+        self._lending = Lending(sessions=sessions, bus=bus, clock=clock, send=self._delivery.send)
         self._handling = 0
         self._all_handled = asyncio.Event()
         self._all_handled.set()
@@ -146,6 +153,7 @@ class Gateway:
         return self._observed.totals()
 
     async def kill(self, key: str) -> bool:
+        await self._lending.release_key(key, "killed")
         info = self._sessions.get(key)
         killed = await self._sessions.kill(key)
         if info is not None:
@@ -155,6 +163,23 @@ class Gateway:
 
     async def restart(self, key: str) -> bool:
         return await self._sessions.restart(key)
+
+    async def hold(
+        self, name: str, holder: str, *, if_running: IfRunning = "refuse", lease_s: float = DEFAULT_LEASE_S
+    ) -> HoldGrant:
+        return await self._lending.hold(name, holder, if_running=if_running, lease_s=lease_s)
+
+    async def renew_hold(self, hold_id: str) -> bool:
+        return self._lending.renew(hold_id)
+
+    async def release_hold(self, hold_id: str) -> HandBack | None:
+        return await self._lending.release(hold_id)
+
+    async def conversation(self, thread_id: str) -> list[ConversationEntry]:
+        return self._conversations.conversation(thread_id)
+
+    def _noticed(self, channel_id: str, text: str) -> None:
+        self.bus.publish(NoticeSent(channel_id=channel_id, text=text[:TEXT_LIMIT]))
 
     async def post(self, channel_id: str, author: str, content: str) -> None:
         if self._poster is None:
@@ -375,6 +400,11 @@ class Gateway:
         async def on_queued(position: int) -> None:
             await self._delivery.send(thread_id, queued_text(position))
 
+        async def on_held() -> None:
+            notice = self._lending.held_notice(key)
+            if notice is not None:
+                await self._delivery.send(thread_id, notice)
+
         async def turn() -> TurnOutcome:
             try:
                 async with self.chat.typing(thread_id):
@@ -397,6 +427,7 @@ class Gateway:
                         agent=agent,
                         timeout_s=timeout_s,
                         on_queued=on_queued,
+                        on_held=on_held,
                         on_progress=status.on_progress,
                         on_started=status.start,
                     )
@@ -450,7 +481,14 @@ class Gateway:
                 self._chain_book.stop(chain, "error")
                 return
             chunks = await self._delivery.reply(thread_id, agent, result.text, parent=parent)
-            self.bus.publish(ReplySent(channel_id=thread_id, chunks=chunks, agent=agent.name if agent else None))
+            self.bus.publish(
+                ReplySent(
+                    channel_id=thread_id,
+                    chunks=chunks,
+                    agent=agent.name if agent else None,
+                    text=result.text[:TEXT_LIMIT],
+                )
+            )
             await self._sessions.acknowledge(outcome.session.key)
             if agent is None:
                 self._chain_book.stop(chain, "done")

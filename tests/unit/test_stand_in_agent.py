@@ -77,7 +77,7 @@ def test_flag_values_may_be_given_with_equals() -> None:
         (["-p", "--model"], "argument missing"),
         (["-p", "--allowed-tools"], "argument missing"),
         (["-p", "--session-id", "not-a-uuid"], "Must be a valid UUID"),
-        (["--output-format", "json"], "only runs with --print"),
+        (["--output-format", "json"], "only works with --print"),
     ],
 )
 def test_command_lines_the_real_cli_refuses_are_refused(argv: list[str], message: str) -> None:

@@ -165,6 +165,7 @@ class Turn:
         self.cwd = os.getcwd()
         self.errors = [(d.arg or "").partition(":") for d in self.directives if d.name == "error"]
         self.pace = _env_float("MPG_AGENT_PACE", 1.0)
+        self.session_id: str | None = None
 
     def run(self) -> int:
         kinds = [kind for kind, _, _ in self.errors]
@@ -172,6 +173,7 @@ class Turn:
         session_id, history = self._session()
         if session_id is None:
             return 1
+        self.session_id = session_id  # the interactive mode carries on in it
         if "orphan" in kinds:
             self._start_orphan()
         if failure in {"crash", "garbage", "empty", "partial"}:

@@ -1,0 +1,70 @@
+"""The selected thread's conversation: what people wrote, what the agents replied, handoffs, errors
+and notices, newest last, following the thread live."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+from mpg_tui.core.conversation import MAX_ENTRIES, ConversationEntry
+from mpg_tui.tui import formatting as fmt
+
+KIND_STYLE: dict[str, str] = {
+    "message": fmt.TEXT,
+    "reply": fmt.TEXT,
+    "handoff": fmt.QUEUED,
+    "error": fmt.ERROR,
+    "notice": fmt.MUTED,
+    "held": fmt.ACCENT,
+    "released": fmt.ACCENT,
+}
+WHO_STYLE: dict[str, str] = {"message": f"bold {fmt.RUNNING}", "reply": f"bold {fmt.ACCENT}"}
+REPLY_LINES = 12
+"""Lines of a long reply shown; the rest is in Discord (and the session's detail)."""
+
+
+class ConversationView(RichLog):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(max_lines=MAX_ENTRIES * (REPLY_LINES + 2), wrap=True, markup=False, highlight=False, id=id)
+        self.thread_id: str | None = None
+        self.entries: list[ConversationEntry] = []
+
+    def show(self, thread_id: str | None, entries: Sequence[ConversationEntry]) -> None:
+        """Show ``thread_id``'s conversation; only what is new is written when it is the same thread."""
+        same = thread_id == self.thread_id and list(entries[: len(self.entries)]) == self.entries
+        if not same:
+            self.clear()
+            self.entries = []
+            self.thread_id = thread_id
+        if thread_id is None:
+            self.write(Text("Select a session to read its thread here.", style=fmt.MUTED))
+            return
+        new = list(entries[len(self.entries) :])
+        if not same and not new:
+            self.write(Text("Nothing said in this thread since the gateway started.", style=fmt.MUTED))
+        for entry in new:
+            self.write(self._entry_line(entry))
+        self.entries = list(entries)
+
+    def shown_text(self) -> list[str]:
+        """The plain text of the entries shown (for tests)."""
+        return [f"{e.who}: {e.text}" for e in self.entries]
+
+    @staticmethod
+    def _entry_line(entry: ConversationEntry) -> Text:
+        text = Text()
+        text.append(fmt.clock_time(entry.at), style=fmt.MUTED)
+        text.append(" ")
+        if entry.kind in ("message", "reply"):
+            text.append(entry.who, style=WHO_STYLE[entry.kind])
+            body = entry.text.strip() or "(empty)"
+            lines = body.splitlines()
+            if len(lines) > REPLY_LINES:
+                lines = [*lines[:REPLY_LINES], f"… {len(lines) - REPLY_LINES} more lines"]
+            text.append("\n" + "\n".join(lines), style=KIND_STYLE[entry.kind])
+        else:
+            mark = {"handoff": "⇢ ", "error": "✖ ", "held": "⏸ ", "released": "▶ "}.get(entry.kind, "· ")
+            text.append(mark + " ".join(entry.text.split()), style=KIND_STYLE[entry.kind])
+        return text

@@ -55,6 +55,11 @@ def _cut(text: str) -> str:
     return text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 1] + "…"
 
 
+def _label(key: str) -> str:
+    """How a session is named inside its own thread: its agent, or "the session"."""
+    return f"@{key.split(':', 1)[1]}" if ":" in key else "the session"
+
+
 def entry_for(event: Event) -> tuple[str, ConversationEntry] | None:
     """The thread ``event`` belongs to and the entry it adds there, if it adds one."""
     match event:
@@ -72,12 +77,12 @@ def entry_for(event: Event) -> tuple[str, ConversationEntry] | None:
             kind: EntryKind = "error" if event.text.startswith(ERROR_PREFIX) else "notice"
             return event.channel_id, ConversationEntry(event.at, kind, "gateway", _cut(event.text))
         case SessionHeld():
-            text = f"{event.key} opened in a terminal by {event.holder}"
+            text = f"{_label(event.key)} opened in a terminal by {event.holder}"
             return event.thread_id, ConversationEntry(event.at, "held", "gateway", text)
         case SessionReleased():
             turns = "" if event.turns is None else f", {event.turns} turn{'s' * (event.turns != 1)} taken there"
             why = {"handed_back": "handed back", "holder_gone": "its holder went away", "killed": "killed"}
-            text = f"{event.key} back from the terminal ({why[event.reason]}{turns})"
+            text = f"{_label(event.key)} back from the terminal ({why[event.reason]}{turns})"
             return event.thread_id, ConversationEntry(event.at, "released", "gateway", text)
     return None
 

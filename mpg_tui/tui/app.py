@@ -307,7 +307,7 @@ class CockpitApp(App[None]):
         self.run_worker(
             self._run_held(info, if_running),
             name="handover",
-            description=f"claude --resume for {info.key}",
+            description=f"claude --resume {(info.session_id or '')[:8]}",
             group=HANDOVER_GROUP,
             exclusive=True,
             exit_on_error=False,

@@ -16,6 +16,7 @@ from mpg_tui.config import GatewayConfig, ProjectView, parse_config
 from mpg_tui.core.api import ChainHop, HandoffChain, HopState, SessionInfo, Totals
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import FakeClock
+from mpg_tui.core.conversation import ConversationEntry
 from mpg_tui.core.events import (
     ConnectionChanged,
     ConnectionState,
@@ -34,6 +35,7 @@ from mpg_tui.core.events import (
     SessionState,
     ThreadOpened,
 )
+from mpg_tui.core.holds import HandBack, HoldGrant
 
 SHOP = "1100000000000000001"
 DOCS = "1100000000000000002"
@@ -70,6 +72,8 @@ class FakeCore:
         self.killed: list[str] = []
         self.restarted: list[str] = []
         self.posted: list[tuple[str, str, str]] = []
+        self.holds: list[str] = []
+        self.released: list[str] = []
         self.fail_commands: Exception | None = None
         """When set, kill/restart/post raise it (a core that broke)."""
 
@@ -115,6 +119,23 @@ class FakeCore:
         info.session_id = None
         self.bus.publish(SessionRestarted(key=key, project_key=info.project_key, at=self.clock.now()))
         return True
+
+    async def hold(self, name: str, holder: str, *, if_running: str = "refuse", lease_s: float = 30.0) -> HoldGrant:
+        info = self._sessions[name]
+        assert info.session_id is not None
+        self.holds.append(name)
+        cwd = info.worktree_path or info.cwd
+        return HoldGrant(f"hold-{name}", name, info.thread_id, info.session_id, cwd, self.clock.now(), lease_s)
+
+    async def renew_hold(self, hold_id: str) -> bool:
+        return True
+
+    async def release_hold(self, hold_id: str) -> HandBack | None:
+        self.released.append(hold_id)
+        return None
+
+    async def conversation(self, thread_id: str) -> list[ConversationEntry]:
+        return []
 
     async def post(self, channel_id: str, author: str, content: str) -> None:
         self.posted.append((channel_id, author, content))

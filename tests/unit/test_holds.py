@@ -7,7 +7,6 @@ FakeClock: leases run out when the test moves the clock, never by waiting.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,59 +21,15 @@ from mpg_tui.core.conversation import ConversationBook
 from mpg_tui.core.events import MessageReceived, ReplySent, SessionReleased
 from mpg_tui.core.gateway import Gateway
 from mpg_tui.core.holds import HoldError
-from mpg_tui.core.ports import Attachment, ChatPort, Embed, HistoryMessage, InboundMessage
+from mpg_tui.core.ports import InboundMessage
 from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.store import SessionStore
 from mpg_tui.core.transcripts import project_dirs
 from tests.unit.fake_runner import FakeRunner
+from tests.unit.scripted_gateway import RecordingChat
 
 CHANNEL = "123456789012345678"
 THREAD = "500"
-
-
-class RecordingChat(ChatPort):
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-        self.changed = asyncio.Event()
-
-    async def create_thread(self, channel_id: str, message_id: str, name: str, auto_archive_minutes: int = 1440) -> str:
-        return message_id
-
-    async def send(self, channel_id: str, content: str | None = None, embed: Embed | None = None) -> str:
-        self.sent.append((channel_id, content or (embed.description if embed else "")))
-        self.changed.set()
-        return str(len(self.sent))
-
-    async def edit(self, channel_id: str, message_id: str, content: str) -> None:
-        return None
-
-    async def delete(self, channel_id: str, message_id: str) -> None:
-        return None
-
-    async def react(self, channel_id: str, message_id: str, emoji: str) -> None:
-        return None
-
-    @contextlib.asynccontextmanager
-    async def typing(self, channel_id: str) -> AsyncIterator[None]:
-        yield
-
-    async def history(self, channel_id: str, limit: int, before: str | None = None) -> list[HistoryMessage]:
-        return []
-
-    async def download(self, attachment: Attachment, dest: Path) -> None:
-        return None
-
-    def texts(self, channel_id: str = THREAD) -> list[str]:
-        return [text for where, text in self.sent if where == channel_id]
-
-    async def until(self, needle: str, channel_id: str = THREAD) -> str:
-        async with asyncio.timeout(5):
-            while True:
-                found = [t for t in self.texts(channel_id) if needle in t]
-                if found:
-                    return found[-1]
-                self.changed.clear()
-                await self.changed.wait()
 
 
 @dataclass
@@ -162,21 +117,21 @@ async def test_a_held_session_runs_nothing_until_handed_back_then_resumes_and_re
 
     first = asyncio.create_task(rig.gateway.handle_message(rig.message("while held 1")))
     second = asyncio.create_task(rig.gateway.handle_message(rig.message("while held 2")))
-    await rig.chat.until("open in a terminal")
+    await rig.chat.until("open in a terminal", THREAD)
     await asyncio.sleep(0)
     assert len(rig.runner.requests) == 1  # only the first, before the hold
-    assert sum("open in a terminal" in t for t in rig.chat.texts()) == 1  # told once per hold
+    assert sum("open in a terminal" in t for t in rig.chat.texts(THREAD)) == 1  # told once per hold
 
     rig.write_turns(session_id, "in the terminal", "and again")
     back = await rig.gateway.release_hold(grant.hold_id)
     await asyncio.gather(first, second)
 
     assert back is not None and back.turns == 2 and back.session_id == session_id
-    notice = next(t for t in rig.chat.texts() if t.startswith("🔓"))
+    notice = next(t for t in rig.chat.texts(THREAD) if t.startswith("🔓"))
     assert "2 turns taken there" in notice and "Running 2 waiting messages" in notice
     assert [r.prompt for r in rig.runner.requests[1:]] == ["while held 1", "while held 2"]
     assert all(r.session_id == session_id for r in rig.runner.requests[1:])
-    assert rig.chat.texts().index(notice) < rig.chat.texts().index("echo: while held 1")
+    assert rig.chat.texts(THREAD).index(notice) < rig.chat.texts(THREAD).index("echo: while held 1")
     assert await rig.gateway.release_hold(grant.hold_id) is None  # once only
 
 
@@ -185,7 +140,7 @@ async def test_a_hold_whose_holder_stops_renewing_runs_out_and_the_waiting_messa
     released = asyncio.create_task(rig.bus.wait_for(SessionReleased, timeout=5))
     grant = await rig.gateway.hold(THREAD, "a cockpit that will crash", lease_s=30)
     waiting = asyncio.create_task(rig.gateway.handle_message(rig.message("queued")))
-    await rig.chat.until("open in a terminal")
+    await rig.chat.until("open in a terminal", THREAD)
 
     rig.clock.advance(20)
     assert await rig.gateway.renew_hold(grant.hold_id)  # renewed: a full lease from now
@@ -197,7 +152,7 @@ async def test_a_hold_whose_holder_stops_renewing_runs_out_and_the_waiting_messa
     await waiting
     assert event.reason == "holder_gone"  # type: ignore[attr-defined]
     assert rig.runner.requests[-1].prompt == "queued"
-    assert any("went away" in t for t in rig.chat.texts())
+    assert any("went away" in t for t in rig.chat.texts(THREAD))
     assert not await rig.gateway.renew_hold(grant.hold_id)
 
 
@@ -271,7 +226,7 @@ async def test_the_conversation_of_a_thread_is_what_the_gateway_saw_and_sent_new
     await opened(rig)
     grant = await rig.gateway.hold(THREAD, "cockpit")
     waiting = asyncio.create_task(rig.gateway.handle_message(rig.message("while held")))
-    await rig.chat.until("open in a terminal")
+    await rig.chat.until("open in a terminal", THREAD)
     await rig.gateway.release_hold(grant.hold_id)
     await waiting
 

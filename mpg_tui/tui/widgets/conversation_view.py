@@ -27,7 +27,9 @@ REPLY_LINES = 12
 
 class ConversationView(RichLog):
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(max_lines=MAX_ENTRIES * (REPLY_LINES + 2), wrap=True, markup=False, highlight=False, id=id)
+        super().__init__(
+            max_lines=MAX_ENTRIES * (REPLY_LINES + 2), min_width=20, wrap=True, markup=False, highlight=False, id=id
+        )
         self.thread_id: str | None = None
         self.entries: list[ConversationEntry] = []
 
@@ -47,6 +49,14 @@ class ConversationView(RichLog):
         for entry in new:
             self.write(self._entry_line(entry))
         self.entries = list(entries)
+
+    def on_resize(self) -> None:
+        # Lines are wrapped when written: a new width needs them written again.
+        thread, entries = self.thread_id, self.entries
+        self.thread_id, self.entries = None, []
+        self.clear()
+        if thread is not None:
+            self.show(thread, entries)
 
     def shown_text(self) -> list[str]:
         """The plain text of the entries shown (for tests)."""

@@ -20,6 +20,7 @@ from typing import Any
 from mpg_tui.config import ProjectView
 from mpg_tui.core.api import ChainHop, CoreAPI, HandoffChain, SessionInfo, Totals
 from mpg_tui.core.clock import Clock
+from mpg_tui.core.conversation import ConversationEntry
 from mpg_tui.core.events import ConnectionState, Event
 
 JSON = dict[str, Any]
@@ -76,6 +77,8 @@ def session_json(info: SessionInfo, names: Mapping[str, str]) -> JSON:
         "costUsd": info.cost_usd,
         "inputTokens": info.input_tokens,
         "outputTokens": info.output_tokens,
+        "heldSince": iso(info.held_since),
+        "heldBy": info.held_by,
         "lastReply": _preview(info.last_reply),
         "lastError": info.last_error,
         "progress": list(info.progress[-PROGRESS_LINES:]),
@@ -123,6 +126,14 @@ def chain_json(chain: HandoffChain, names: Mapping[str, str]) -> JSON:
         "costUsd": sum(h.cost_usd for h in chain.hops),
         "durationMs": sum(h.duration_ms for h in chain.hops),
         "hops": [hop_json(h) for h in chain.hops],
+    }
+
+
+def conversation_json(thread_id: str, entries: Sequence[ConversationEntry]) -> JSON:
+    """A thread's conversation as the gateway saw and sent it, oldest first."""
+    return {
+        "threadId": thread_id,
+        "entries": [{"at": e.at, "time": iso(e.at), "kind": e.kind, "who": e.who, "text": e.text} for e in entries],
     }
 
 

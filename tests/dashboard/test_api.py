@@ -72,6 +72,8 @@ async def test_sessions_lists_every_session_with_details_newest_first(
         "costUsd": 0.25,
         "inputTokens": 1000,
         "outputTokens": 200,
+        "heldSince": None,
+        "heldBy": None,
         "lastReply": "done",
         "lastError": None,
         "progress": [],

@@ -1,4 +1,4 @@
-"""A chat that records what the gateway posts, for tests of the real Gateway over a scripted runner."""
+"""The real Gateway over a scripted runner and a chat that records what it posts, for tests of the faces."""
 
 from __future__ import annotations
 
@@ -7,9 +7,19 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from mpg_tui.core.ports import Attachment, ChatPort, Embed, HistoryMessage
+from mpg_tui.config import parse_config
+from mpg_tui.core.bus import EventBus
+from mpg_tui.core.clock import FakeClock
+from mpg_tui.core.gateway import Gateway
+from mpg_tui.core.ports import Attachment, ChatPort, Embed, HistoryMessage, InboundMessage
+from mpg_tui.core.sessions import SessionManager
+from mpg_tui.core.store import SessionStore
+from tests.unit.fake_runner import FakeRunner
 
 WAIT_S = 10.0
+CHANNEL = "120000000000000001"
+THREAD = "120000000000000500"
+PROJECT_DIR = "/srv/mpg/webshop"
 
 
 class RecordingChat(ChatPort):
@@ -55,3 +65,51 @@ class RecordingChat(ChatPort):
                     return found[-1]
                 self.changed.clear()
                 await self.changed.wait()
+
+
+class Scripted:
+    """A real gateway (sessions, holds, conversation book) whose claude is a script."""
+
+    def __init__(self, tmp_path: Path, clock: FakeClock) -> None:
+        config = parse_config(
+            {"projects": {CHANNEL: {"name": "webshop", "directory": PROJECT_DIR, "worktrees": False, "agents": ["pm"]}}}
+        )
+        self.clock = clock
+        self.bus = EventBus(clock)
+        self.runner = FakeRunner()
+        self.chat = RecordingChat()
+        self.sessions = SessionManager(
+            config=config,
+            store=SessionStore(tmp_path / "sessions.json", clock=clock),
+            runners={"direct": self.runner},
+            bus=self.bus,
+            clock=clock,
+            worktrees=None,
+            child_env={"CLAUDE_CONFIG_DIR": str(tmp_path / "claude-home")},
+        )
+        self.gateway = Gateway(config=config, sessions=self.sessions, bus=self.bus, clock=clock, chat=self.chat)
+        self._ids = 600
+
+    async def say(self, content: str, *, opener: bool = False) -> None:
+        self._ids += 1
+        message = InboundMessage(
+            id=THREAD if opener else str(self._ids),
+            channel_id=CHANNEL if opener else THREAD,
+            parent_channel_id=None if opener else CHANNEL,
+            author_id="7",
+            author_name="ann",
+            content=content,
+        )
+        self.clock.advance(30)
+        await self.gateway.handle_message(message)
+
+    async def play(self) -> None:
+        """A thread: a plan, a handoff-free reply, a hold with a message waiting, the hand-back."""
+        await self.say("@pm plan a dark-mode toggle for the settings page", opener=True)
+        self.clock.advance(60)
+        grant = await self.gateway.hold(THREAD + ":pm", "cockpit, ann@laptop", lease_s=120)
+        waiting = asyncio.create_task(self.say("@pm and mention the contrast checks"))
+        await self.chat.until("open in a terminal", THREAD)
+        self.clock.advance(20)  # within the lease: the holder hands it back itself
+        await self.gateway.release_hold(grant.hold_id)
+        await waiting

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual.events import Resize
 from textual.widgets import RichLog
 
 from mpg_tui.core.conversation import MAX_ENTRIES, ConversationEntry
@@ -32,6 +33,7 @@ class ConversationView(RichLog):
         )
         self.thread_id: str | None = None
         self.entries: list[ConversationEntry] = []
+        self._wrapped_at = 0
 
     def show(self, thread_id: str | None, entries: Sequence[ConversationEntry]) -> None:
         """Show ``thread_id``'s conversation; only what is new is written when it is the same thread."""
@@ -50,8 +52,12 @@ class ConversationView(RichLog):
             self.write(self._entry_line(entry))
         self.entries = list(entries)
 
-    def on_resize(self) -> None:
-        # Lines are wrapped when written: a new width needs them written again.
+    def on_resize(self, event: Resize) -> None:
+        # Lines are wrapped when written: a new width needs them written again. (Textual
+        # runs RichLog's own handler as well, which writes what waited for a first size.)
+        if event.size.width == self._wrapped_at or not self.entries:
+            return
+        self._wrapped_at = event.size.width
         thread, entries = self.thread_id, self.entries
         self.thread_id, self.entries = None, []
         self.clear()

@@ -56,8 +56,8 @@ def _cut(text: str) -> str:
 
 
 def _label(key: str) -> str:
-    """How a session is named inside its own thread: its agent, or "the session"."""
-    return f"@{key.split(':', 1)[1]}" if ":" in key else "the session"
+    """How a session is named inside its own thread: its agent, or "Session"."""
+    return f"@{key.split(':', 1)[1]}" if ":" in key else "Session"
 
 
 def entry_for(event: Event) -> tuple[str, ConversationEntry] | None:
@@ -77,7 +77,7 @@ def entry_for(event: Event) -> tuple[str, ConversationEntry] | None:
             kind: EntryKind = "error" if event.text.startswith(ERROR_PREFIX) else "notice"
             return event.channel_id, ConversationEntry(event.at, kind, "gateway", _cut(event.text))
         case SessionHeld():
-            text = f"{_label(event.key)} opened in a terminal by {event.holder}"
+            text = f"{_label(event.key)} lent to a terminal ({event.holder})"
             return event.thread_id, ConversationEntry(event.at, "held", "gateway", text)
         case SessionReleased():
             turns = "" if event.turns is None else f", {event.turns} turn{'s' * (event.turns != 1)} taken there"

@@ -771,3 +771,12 @@ def test_a_broken_config_exits_2_with_its_path_on_stderr(world: World) -> None:
     result = run_cli(world, "status")
     assert result.returncode == 2
     assert f"{path}: projects.1.directory: expected a valid string (got 5)" in result.stderr
+
+
+def test_the_resume_commands_default_lease_is_the_cores() -> None:
+    from mpg_tui import __main__
+    from mpg_tui.core.holds import DEFAULT_LEASE_S
+
+    assert __main__.DEFAULT_LEASE_S == DEFAULT_LEASE_S
+    args = __main__.build_parser().parse_args(["resume", "1234", "--stop"])
+    assert (args.session, args.stop, args.wait, args.lease) == ("1234", True, False, DEFAULT_LEASE_S)

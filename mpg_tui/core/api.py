@@ -1,4 +1,7 @@
-"""The small API every face uses: read the gateway's state, and four commands.
+"""The small API every face uses: read the gateway's state, a few commands, and lending a session out.
+
+Faces import what they need of holds (:mod:`mpg_tui.core.holds`) and conversations
+(:mod:`mpg_tui.core.conversation`) from here: this module is the whole of the core they see.
 
 The cockpit, the dashboard and ``!`` commands depend on :class:`CoreAPI` only, never on
 the gateway's internals, so each can be tested against an in-memory stand-in.
@@ -12,9 +15,16 @@ from typing import Literal, Protocol
 
 from mpg_tui.config import ProjectView
 from mpg_tui.core.bus import EventBus
-from mpg_tui.core.conversation import ConversationEntry
+from mpg_tui.core.conversation import MAX_ENTRIES as MAX_ENTRIES
+from mpg_tui.core.conversation import ConversationEntry as ConversationEntry
+from mpg_tui.core.conversation import entry_for as entry_for
 from mpg_tui.core.events import ConnectionState, RunnerKind, SessionState
-from mpg_tui.core.holds import DEFAULT_LEASE_S, HandBack, HoldGrant, IfRunning
+from mpg_tui.core.holds import DEFAULT_LEASE_S as DEFAULT_LEASE_S
+from mpg_tui.core.holds import HandBack as HandBack
+from mpg_tui.core.holds import HoldError as HoldError
+from mpg_tui.core.holds import HoldGrant as HoldGrant
+from mpg_tui.core.holds import IfRunning as IfRunning
+from mpg_tui.core.holds import keep_hold as keep_hold
 
 
 @dataclass

@@ -153,9 +153,10 @@ class Gateway:
         return self._observed.totals()
 
     async def kill(self, key: str) -> bool:
-        await self._lending.release_key(key, "killed")
         info = self._sessions.get(key)
         killed = await self._sessions.kill(key)
+        # After the kill, so nothing that waited for the hand-back starts in between.
+        await self._lending.release_key(key, "killed")
         if info is not None:
             self._sticky.forget(info.thread_id)
             self._turns.reset(info.thread_id)

@@ -122,9 +122,11 @@ class Lending:
         except BaseException:
             await self._end(hold, "holder_gone")  # the holder left while waiting
             raise
-        if self._holds.by_id(hold.hold_id) is not hold:
+        current_info = self._sessions.get(key)
+        if self._holds.by_id(hold.hold_id) is not hold or current_info is None:
+            await self._end(hold, "killed")
             raise HoldError("not_found", f"session {key} was killed while waiting for its run")
-        info = self._sessions.get(key) or info
+        info = current_info
         hold.session_id = info.session_id or hold.session_id
         env = self._sessions.child_env
         self._marks[hold.hold_id] = await asyncio.to_thread(transcripts.mark, env, info.cwd, hold.session_id)

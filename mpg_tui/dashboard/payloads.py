@@ -18,9 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mpg_tui.config import ProjectView
-from mpg_tui.core.api import ChainHop, CoreAPI, HandoffChain, SessionInfo, Totals
+from mpg_tui.core.api import ChainHop, ConversationEntry, CoreAPI, HandoffChain, SessionInfo, Totals
 from mpg_tui.core.clock import Clock
-from mpg_tui.core.conversation import ConversationEntry
 from mpg_tui.core.events import ConnectionState, Event
 
 JSON = dict[str, Any]

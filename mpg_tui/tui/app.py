@@ -26,11 +26,9 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from mpg_tui.core.api import CoreAPI, SessionInfo
+from mpg_tui.core.api import CoreAPI, HoldError, IfRunning, SessionInfo, entry_for, keep_hold
 from mpg_tui.core.clock import Clock, SystemClock
-from mpg_tui.core.conversation import entry_for
 from mpg_tui.core.events import Event, StateResynced
-from mpg_tui.core.holds import HoldError, IfRunning, keep_hold
 from mpg_tui.tui.commands import SessionsProvider
 from mpg_tui.tui.digest import LEVELS, digest
 from mpg_tui.tui.jump import (

@@ -22,8 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from mpg_tui.core.api import SessionInfo
-from mpg_tui.core.holds import HoldGrant
+from mpg_tui.core.api import HoldGrant, SessionInfo
 
 PANE_PID_FORMAT = "#{pane_pid}"
 

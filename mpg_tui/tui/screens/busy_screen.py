@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
-from mpg_tui.core.holds import IfRunning
+from mpg_tui.core.api import IfRunning
 
 
 class BusyScreen(ModalScreen[IfRunning | None]):

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.events import Resize
 from textual.widgets import RichLog
 
-from mpg_tui.core.conversation import MAX_ENTRIES, ConversationEntry
+from mpg_tui.core.api import MAX_ENTRIES, ConversationEntry
 from mpg_tui.tui import formatting as fmt
 
 KIND_STYLE: dict[str, str] = {

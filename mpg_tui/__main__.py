@@ -1,5 +1,5 @@
 """Command line: ``mpg-tui [start]``, ``cockpit``, ``demo``, ``init``, ``status``, ``logs``, ``doctor``,
-``stop``, ``daemon``.
+``stop``, ``daemon``, ``resume``.
 
 Importing this module stays cheap and headless: each command's module (and the gateway,
 with Textual and discord.py behind it) is imported only when that command runs.
@@ -17,7 +17,8 @@ from mpg_tui import __version__
 if TYPE_CHECKING:
     from mpg_tui.cli.common import Io
 
-COMMANDS = ("start", "cockpit", "demo", "init", "status", "logs", "doctor", "stop", "daemon", "help")
+COMMANDS = ("start", "cockpit", "demo", "init", "status", "logs", "doctor", "stop", "daemon", "resume", "help")
+DEFAULT_LEASE_S = 30.0  # mpg_tui.core.holds.DEFAULT_LEASE_S, not imported: this module stays cheap
 _TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
 PROFILE_HELP = "use $MPG_HOME/profiles/NAME/config.json"
 CONFIG_HELP = "use this config.json (wins over --profile)"
@@ -106,6 +107,24 @@ def build_parser() -> argparse.ArgumentParser:
     daemon.add_argument("--print", action="store_true", help="install: show the unit instead of installing it")
     daemon.add_argument("-f", "--follow", action="store_true", help="logs: keep printing new lines")
 
+    resume = sub.add_parser(
+        "resume",
+        parents=[where],
+        help="take a session over in this terminal (claude --resume), then hand it back to the gateway",
+    )
+    resume.add_argument("session", metavar="SESSION", help="a session key, a thread ID or an unambiguous prefix")
+    when = resume.add_mutually_exclusive_group()
+    when.add_argument("--wait", action="store_true", help="if a run is in progress, wait for it to end")
+    when.add_argument("--stop", action="store_true", help="if a run is in progress, stop it")
+    resume.add_argument("--claude", metavar="PATH", help="the claude to run (default: the gateway's, else claude)")
+    resume.add_argument(
+        "--lease",
+        type=float,
+        default=DEFAULT_LEASE_S,
+        metavar="S",
+        help=f"seconds the gateway waits once this process stops answering ({DEFAULT_LEASE_S:g})",
+    )
+
     sub.add_parser("help", help="show this help")
     return parser
 
@@ -152,6 +171,7 @@ def _dispatch(args: argparse.Namespace, io: Io) -> int:
         "stop": "stop",
         "cockpit": "cockpit",
         "daemon": "daemon",
+        "resume": "resume",
     }
     module = importlib.import_module(f"mpg_tui.cli.{module_name[command]}")
     result: int = module.run(args, io)

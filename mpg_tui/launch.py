@@ -135,6 +135,7 @@ def run_cockpit(
         run_core=run_core or runtime.run,
         dashboard_url=url,
         demo_channel_ids=demo_channels,
+        claude_command=runtime.settings.claude_command,  # j resumes with the claude the gateway runs
     )
     app.run()
     return EXIT_OK

@@ -1,8 +1,9 @@
 """The commands the control API runs on the core, and how their arguments are checked.
 
 A command names its arguments and their types; anything else in a request is refused
-before the core is touched. Later commands (stop, approvals, hold/release, continue)
-are one more :class:`Command` in :data:`COMMANDS`.
+before the core is touched. Later commands (stop, approvals, continue) are one more
+:class:`Command` in :data:`COMMANDS`. A command refuses a request with a
+:class:`ControlError`, which reaches the client as it is.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mpg_tui.control import protocol
 from mpg_tui.control.protocol import ControlError
 from mpg_tui.core.api import CoreAPI
 from mpg_tui.core.commands import parse_amount
+from mpg_tui.core.holds import IF_RUNNING, HoldError
 
 MAX_ARG_CHARS = 4000
 """The longest string argument (a chat message posted through the sandbox is the longest)."""
@@ -50,6 +53,40 @@ async def _continue(core: CoreAPI, args: Mapping[str, str]) -> str:
     return await core.continue_thread(args["thread_id"], amount)
 
 
+HOLD_ERROR_STATUS = {"not_found": 404, "ambiguous": 409, "no_session": 409, "busy": 409, "held": 409}
+
+
+async def _hold(core: CoreAPI, args: Mapping[str, str]) -> Any:
+    if_running = args.get("if_running", "refuse")
+    if if_running not in IF_RUNNING:
+        raise ControlError("bad_request", f"'if_running' is one of {', '.join(IF_RUNNING)}")
+    try:
+        lease_s = float(args["lease_s"]) if "lease_s" in args else None
+    except ValueError:
+        raise ControlError("bad_request", "'lease_s' must be a number of seconds") from None
+    options: dict[str, Any] = {"if_running": if_running}
+    if lease_s is not None:
+        options["lease_s"] = lease_s
+    try:
+        grant = await core.hold(args["session"], args.get("holder", "control API"), **options)
+    except HoldError as exc:
+        raise ControlError(exc.code, exc.message, HOLD_ERROR_STATUS[exc.code]) from None
+    return protocol.grant_json(grant)
+
+
+async def _renew_hold(core: CoreAPI, args: Mapping[str, str]) -> bool:
+    return await core.renew_hold(args["hold_id"])
+
+
+async def _release_hold(core: CoreAPI, args: Mapping[str, str]) -> Any:
+    back = await core.release_hold(args["hold_id"])
+    return protocol.hand_back_json(back) if back is not None else None
+
+
+async def _conversation(core: CoreAPI, args: Mapping[str, str]) -> Any:
+    return [entry.to_dict() for entry in await core.conversation(args["thread_id"])]
+
+
 COMMANDS: dict[str, Command] = {
     command.name: command
     for command in (
@@ -63,6 +100,16 @@ COMMANDS: dict[str, Command] = {
             "raise the budget limit a paused thread stopped at, once, and run what it kept",
             optional=("amount_usd",),
         ),
+        Command(
+            "hold",
+            ("session",),
+            _hold,
+            "lend a session to a terminal: its runs wait until released (or the lease runs out)",
+            optional=("holder", "if_running", "lease_s"),
+        ),
+        Command("renew_hold", ("hold_id",), _renew_hold, "keep a hold for another lease"),
+        Command("release_hold", ("hold_id",), _release_hold, "hand a held session back"),
+        Command("conversation", ("thread_id",), _conversation, "a thread's recent conversation"),
     )
 }
 
@@ -77,6 +124,8 @@ def parse_args(command: Command, raw: Any) -> dict[str, str]:
     args: dict[str, str] = {}
     for name in (*command.args, *(n for n in command.optional if n in raw)):
         value = raw.get(name)
+        if name in command.optional and value is None:
+            continue
         if not isinstance(value, str) or not value:
             raise ControlError("bad_request", f"{command.name} needs {name!r}, a non-empty string")
         if len(value) > MAX_ARG_CHARS:

@@ -40,6 +40,7 @@ from mpg_tui.core.api import (
     Totals,
 )
 from mpg_tui.core.events import ConnectionState, Event
+from mpg_tui.core.holds import HandBack, HoldGrant
 
 PROTOCOL_VERSION = 1
 API_PREFIX = f"/control/v{PROTOCOL_VERSION}"
@@ -117,6 +118,16 @@ def project_json(project: ProjectView) -> JSON:
     }
 
 
+def grant_json(grant: HoldGrant) -> JSON:
+    data = dataclasses.asdict(grant)
+    data["command"] = list(grant.command)
+    return data
+
+
+def hand_back_json(back: HandBack) -> JSON:
+    return dataclasses.asdict(back)
+
+
 def event_json(event: Event) -> JSON:
     return event.to_dict()
 
@@ -170,6 +181,19 @@ def read_chain(data: Any) -> HandoffChain:
     chain: HandoffChain = _build(HandoffChain, data, "chain")
     chain.hops = [_build(ChainHop, hop, "chain hop") for hop in (chain.hops or [])]
     return chain
+
+
+def read_grant(data: Any) -> HoldGrant:
+    grant: HoldGrant = _build(HoldGrant, data, "hold")
+    command = tuple(str(c) for c in grant.command or ())
+    return dataclasses.replace(grant, command=command, env={str(k): str(v) for k, v in (grant.env or {}).items()})
+
+
+def read_hand_back(data: Any) -> HandBack | None:
+    if data is None:
+        return None
+    back: HandBack = _build(HandBack, data, "hand-back")
+    return back
 
 
 def read_totals(data: Any) -> Totals:

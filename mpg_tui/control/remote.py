@@ -34,7 +34,9 @@ from mpg_tui.control.client import ControlClient, Endpoint
 from mpg_tui.control.protocol import JSON, ControlError, ProtocolError
 from mpg_tui.core.api import Budgets, HandoffChain, JournalEntry, SessionInfo, ThreadCounts, Totals
 from mpg_tui.core.bus import EventBus
+from mpg_tui.core.conversation import ConversationEntry
 from mpg_tui.core.events import ConnectionChanged, ConnectionState, Event, StateResynced
+from mpg_tui.core.holds import DEFAULT_LEASE_S, HandBack, HoldError, HoldErrorCode, HoldGrant, IfRunning
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ RETRY_MIN_S = 0.2
 RETRY_MAX_S = 5.0
 _LINK_ERRORS = (aiohttp.ClientError, OSError, ControlError, ProtocolError, TimeoutError)
 _LABELLED_FIELDS = ("key", "project_key", "thread_id", "channel_id")
+_HOLD_ERRORS: tuple[HoldErrorCode, ...] = ("not_found", "ambiguous", "no_session", "busy", "held")
 _STATE_RANK: dict[ConnectionState, int] = {"ready": 0, "resuming": 1, "connecting": 2, "disconnected": 3}
 T = TypeVar("T")
 
@@ -173,6 +176,43 @@ class RemoteCore:
             raise ValueError(f"thread {thread_id} is not one of {self.label}'s")
         amount = {} if amount_usd is None else {"amount_usd": repr(amount_usd)}
         return str(await self._command("continue", thread_id=remote, **amount))
+
+    async def hold(
+        self, name: str, holder: str, *, if_running: IfRunning = "refuse", lease_s: float = DEFAULT_LEASE_S
+    ) -> HoldGrant:
+        remote = self._remote_name(name)
+        if remote is None:
+            raise HoldError("not_found", f"{name} is not a session of {self.label}")
+        try:
+            data = await self._command(
+                "hold", session=remote, holder=holder, if_running=if_running, lease_s=str(lease_s)
+            )
+        except ControlError as exc:
+            code = next((c for c in _HOLD_ERRORS if c == exc.code), None)
+            if code is None:
+                raise
+            raise HoldError(code, exc.message) from None
+        grant = protocol.read_grant(data)
+        # The hold's ID names its gateway too, so a renewal or release finds its way back.
+        return dataclasses.replace(self._relabel(grant), hold_id=self._prefix + grant.hold_id)
+
+    async def renew_hold(self, hold_id: str) -> bool:
+        remote = self._remote_name(hold_id)
+        return remote is not None and bool(await self._command("renew_hold", hold_id=remote))
+
+    async def release_hold(self, hold_id: str) -> HandBack | None:
+        remote = self._remote_name(hold_id)
+        if remote is None:
+            return None
+        back = protocol.read_hand_back(await self._command("release_hold", hold_id=remote))
+        return self._relabel(back) if back is not None else None
+
+    async def conversation(self, thread_id: str) -> list[ConversationEntry]:
+        remote = self._remote_name(thread_id)
+        if remote is None:
+            return []
+        data = await self._command("conversation", thread_id=remote)
+        return [ConversationEntry.from_dict(item) for item in data or [] if isinstance(item, dict)]
 
     # -- the copy ---------------------------------------------------------------------------
 
@@ -399,6 +439,26 @@ class MultiCore:
         if owner is None:
             raise ValueError(f"no gateway owns channel {channel_id}")
         await owner.post(channel_id, author, content)
+
+    async def hold(
+        self, name: str, holder: str, *, if_running: IfRunning = "refuse", lease_s: float = DEFAULT_LEASE_S
+    ) -> HoldGrant:
+        owner = self._owner(name)
+        if owner is None:
+            raise HoldError("not_found", f"no gateway owns {name}")
+        return await owner.hold(name, holder, if_running=if_running, lease_s=lease_s)
+
+    async def renew_hold(self, hold_id: str) -> bool:
+        owner = self._owner(hold_id)
+        return owner is not None and await owner.renew_hold(hold_id)
+
+    async def release_hold(self, hold_id: str) -> HandBack | None:
+        owner = self._owner(hold_id)
+        return await owner.release_hold(hold_id) if owner is not None else None
+
+    async def conversation(self, thread_id: str) -> list[ConversationEntry]:
+        owner = self._owner(thread_id)
+        return await owner.conversation(thread_id) if owner is not None else []
 
     async def run(self) -> None:
         """Follow every gateway until cancelled."""

@@ -178,6 +178,8 @@ class ControlService:
         args = parse_args(command, document.get("args", {}))
         try:
             result = await command.run(self.core, args)
+        except ControlError:
+            raise
         except Exception as exc:
             log.exception("control command %s failed", name)
             raise ControlError("failed", f"{name} failed: {type(exc).__name__}: {exc}", 500) from None

@@ -1,4 +1,7 @@
-"""The small API every face uses: read the gateway's state, and four commands.
+"""The small API every face uses: read the gateway's state, a few commands, and lending a session out.
+
+Faces import what they need of holds (:mod:`mpg_tui.core.holds`) and conversations
+(:mod:`mpg_tui.core.conversation`) from here: this module is the whole of the core they see.
 
 The cockpit, the dashboard and ``!`` commands depend on :class:`CoreAPI` only, never on
 the gateway's internals, so each can be tested against an in-memory stand-in.
@@ -12,7 +15,16 @@ from typing import Literal, Protocol
 
 from mpg_tui.config import ProjectView
 from mpg_tui.core.bus import EventBus
+from mpg_tui.core.conversation import MAX_ENTRIES as MAX_ENTRIES
+from mpg_tui.core.conversation import ConversationEntry as ConversationEntry
+from mpg_tui.core.conversation import entry_for as entry_for
 from mpg_tui.core.events import BudgetLimit, ConnectionState, RunnerKind, SessionState
+from mpg_tui.core.holds import DEFAULT_LEASE_S as DEFAULT_LEASE_S
+from mpg_tui.core.holds import HandBack as HandBack
+from mpg_tui.core.holds import HoldError as HoldError
+from mpg_tui.core.holds import HoldGrant as HoldGrant
+from mpg_tui.core.holds import IfRunning as IfRunning
+from mpg_tui.core.holds import keep_hold as keep_hold
 from mpg_tui.core.ports import InboundMessage
 
 
@@ -48,6 +60,11 @@ class SessionInfo:
     """The argument list that attaches a terminal to that run (``tmux -L <socket> attach -t <name>``)."""
     thread_name: str | None = None
     """The thread's name, kept with the session so it outlives a restart of the gateway."""
+
+    held_since: float | None = None
+    """When the session was lent to a terminal (``claude --resume``); None when it is not held."""
+    held_by: str | None = None
+    """Who holds it: "cockpit", "mpg-tui resume", with the user and host."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +174,8 @@ class Totals:
 
 
 class CoreAPI(Protocol):
+    """Reads and commands every face uses; a view of a gateway elsewhere implements it too."""
+
     bus: EventBus
     started_at: float
     version: str
@@ -197,3 +216,19 @@ class CoreAPI(Protocol):
         ``amount_usd`` more may be spent (default: the configured limit again). Returns the
         sentence the thread is told, or why nothing was continued.
         """
+
+    async def hold(
+        self, name: str, holder: str, *, if_running: IfRunning = "refuse", lease_s: float = DEFAULT_LEASE_S
+    ) -> HoldGrant:
+        """Lend a session (key, thread ID or unambiguous prefix) to a terminal: none of its runs start
+        until :meth:`release_hold`, or until the lease runs out unrenewed. Raises
+        :class:`~mpg_tui.core.holds.HoldError`."""
+
+    async def renew_hold(self, hold_id: str) -> bool:
+        """Keep a hold for another lease; False when it is gone (killed, or it ran out)."""
+
+    async def release_hold(self, hold_id: str) -> HandBack | None:
+        """Hand the session back: count the terminal's turns, tell the thread, run what waited."""
+
+    async def conversation(self, thread_id: str) -> list[ConversationEntry]:
+        """What the gateway saw and sent in a thread, oldest first (the recent part of it)."""

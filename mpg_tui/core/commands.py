@@ -255,6 +255,7 @@ def _list_sessions(ctx: CommandContext, control: SessionControl) -> str:
     for s in visible[:MAX_LISTED_SESSIONS]:
         agent = f" · @{s.agent}" if s.agent else ""
         queue = f", queue: {s.queue_depth}" if s.queue_depth else ""
+        queue += f", held by {s.held_by}" if s.held_by else ""
         project = _project_name(ctx, s.project_key)
         lines.append(f"- `{s.key}` **{project}**{agent} — {s.state}, last active {_idle(ctx, s)}{queue}")
     if len(visible) > MAX_LISTED_SESSIONS:
@@ -281,6 +282,12 @@ def session_details(info: SessionInfo, ctx: CommandContext) -> str:
         f"Usage: {info.runs} runs · ${info.cost_usd:.4f} · "
         f"{info.input_tokens:,} input / {info.output_tokens:,} output tokens",
     ]
+    if info.held_since is not None:
+        since = format_duration(ctx.now - info.held_since)
+        lines.append(
+            f"Held: open in a terminal ({info.held_by or 'unknown'}) since {since} ago"
+            " — messages wait until it is handed back"
+        )
     if info.tmux_session:
         lines.append(f"tmux: `{info.tmux_session}`")
     if info.last_error:

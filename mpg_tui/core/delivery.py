@@ -54,8 +54,10 @@ def reply_file(text: str, limit: int) -> tuple[bytes, str | None]:
 class Delivery:
     """Posts through the chat port; chat failures are logged, never raised."""
 
-    def __init__(self, chat: Callable[[], ChatPort]) -> None:
+    def __init__(self, chat: Callable[[], ChatPort], *, on_notice: Callable[[str, str], None] | None = None) -> None:
         self._chat = chat
+        self._on_notice = on_notice
+        """Told of every line of the gateway's own (``send``), for conversation views."""
 
     async def reply(
         self,
@@ -108,6 +110,8 @@ class Delivery:
                 target = parent
 
     async def send(self, channel_id: str, text: str, *, parent: str | None = None) -> None:
+        if self._on_notice is not None:
+            self._on_notice(channel_id, text)
         await self.deliver(channel_id, text, None, parent)
 
     async def deliver(self, channel_id: str, text: str | None, embed: Embed | None, parent: str | None) -> None:

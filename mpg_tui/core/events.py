@@ -15,7 +15,10 @@ ConnectionState = Literal["connecting", "ready", "resuming", "disconnected"]
 RunnerKind = Literal["direct", "tmux"]
 BudgetLimit = Literal["turn", "thread", "day"]
 """Which spending limit: ``maxTurnCostUsd``, ``maxThreadCostUsd`` or ``dailyBudgetUsd``."""
-SessionState = Literal["idle", "queued", "running", "recovering"]
+TEXT_LIMIT = 4000
+"""The longest text an event carries (a reply or a notice); the rest is cut."""
+SessionState = Literal["idle", "queued", "running", "recovering", "held"]
+ReleaseReason = Literal["handed_back", "holder_gone", "killed"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,6 +218,43 @@ class ReplySent(Event):
     channel_id: str
     chunks: int
     agent: str | None = None
+    text: str = ""
+    """The reply (cut to :data:`TEXT_LIMIT` characters), for conversation views."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoticeSent(Event):
+    """The gateway posted a line of its own in a channel or thread: a notice, or an error."""
+
+    kind: ClassVar[str] = "notice_sent"
+    channel_id: str
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionHeld(Event):
+    """A session was lent to a terminal (``claude --resume``): none of its runs start until it is handed back."""
+
+    kind: ClassVar[str] = "session_held"
+    key: str
+    project_key: str
+    thread_id: str
+    holder: str
+    session_id: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionReleased(Event):
+    """A held session came back: handed back by its holder, its holder gone, or killed."""
+
+    kind: ClassVar[str] = "session_released"
+    key: str
+    project_key: str
+    thread_id: str
+    reason: ReleaseReason
+    turns: int | None
+    """Turns taken in the terminal, counted from the session's transcript (None: not found)."""
+    session_id: str | None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -48,10 +48,12 @@ from mpg_tui.core.catchup import CatchUpReport, catch_up
 from mpg_tui.core.chains import ChainBook, Observed
 from mpg_tui.core.clock import Clock
 from mpg_tui.core.commands import CommandContext, CommandResult, ContinueRequest, handle_command
+from mpg_tui.core.conversation import ConversationBook, ConversationEntry
 from mpg_tui.core.delivery import Delivery
 from mpg_tui.core.dispatch import AgentTarget, UnknownAgent, detect_handoff, resolve_target, session_key
 from mpg_tui.core.embeds import EYES, handoff_text, queued_text
 from mpg_tui.core.events import (
+    TEXT_LIMIT,
     BudgetContinued,
     BudgetPaused,
     BudgetWarning,
@@ -59,12 +61,15 @@ from mpg_tui.core.events import (
     HandoffStep,
     MessageReceived,
     MessageRejected,
+    NoticeSent,
     ReplySent,
     ThreadOpened,
 )
 from mpg_tui.core.history import with_history
+from mpg_tui.core.holds import DEFAULT_LEASE_S, HandBack, HoldGrant, IfRunning
 from mpg_tui.core.journal import Journal
 from mpg_tui.core.keyed_locks import KeyedLocks
+from mpg_tui.core.lending import Lending
 from mpg_tui.core.ports import ChatError, ChatPort, InboundMessage
 from mpg_tui.core.ratelimit import RateLimiter
 from mpg_tui.core.router import Route, Router
@@ -131,7 +136,9 @@ class Gateway:
         self._chain_book = ChainBook(bus, clock)
         self._budget = budget if budget is not None else BudgetBook(bus, clock, None)
         self._observed = Observed(bus)
-        self._delivery = Delivery(lambda: self.chat)
+        self._delivery = Delivery(lambda: self.chat, on_notice=self._noticed)
+        self._conversations = ConversationBook(bus)
+        self._lending = Lending(sessions=sessions, bus=bus, clock=clock, send=self._delivery.send)
         self.journal = journal or Journal(None, clock)
         # What the last gateway left unfinished, read before this one takes any message:
         # a message arriving live while these are resumed is this gateway's, not a leftover.
@@ -204,6 +211,8 @@ class Gateway:
     async def kill_session(self, key: str) -> KilledSession | None:
         info = self._sessions.get(key)
         killed = await self._sessions.kill(key)
+        # After the kill, so nothing that waited for the hand-back starts in between.
+        await self._lending.release_key(key, "killed")
         if info is not None:
             self._sticky.forget(info.thread_id)
             self._turns.reset(info.thread_id)
@@ -211,6 +220,23 @@ class Gateway:
 
     async def restart(self, key: str) -> bool:
         return await self._sessions.restart(key)
+
+    async def hold(
+        self, name: str, holder: str, *, if_running: IfRunning = "refuse", lease_s: float = DEFAULT_LEASE_S
+    ) -> HoldGrant:
+        return await self._lending.hold(name, holder, if_running=if_running, lease_s=lease_s)
+
+    async def renew_hold(self, hold_id: str) -> bool:
+        return self._lending.renew(hold_id)
+
+    async def release_hold(self, hold_id: str) -> HandBack | None:
+        return await self._lending.release(hold_id)
+
+    async def conversation(self, thread_id: str) -> list[ConversationEntry]:
+        return self._conversations.conversation(thread_id)
+
+    def _noticed(self, channel_id: str, text: str) -> None:
+        self.bus.publish(NoticeSent(channel_id=channel_id, text=text[:TEXT_LIMIT]))
 
     async def post(self, channel_id: str, author: str, content: str) -> None:
         if self._poster is None:
@@ -540,6 +566,11 @@ class Gateway:
             if message_id is not None:
                 self.journal.mark(message_id, "running")
 
+        async def on_held() -> None:
+            notice = self._lending.held_notice(key)
+            if notice is not None:
+                await self._delivery.send(thread_id, notice)
+
         async def turn() -> TurnOutcome:
             try:
                 async with self.chat.typing(thread_id):
@@ -562,6 +593,7 @@ class Gateway:
                         agent=agent,
                         timeout_s=timeout_s,
                         on_queued=on_queued,
+                        on_held=on_held,
                         on_progress=status.on_progress,
                         on_started=on_started,
                         allowance=lambda: self._budget.allowance(
@@ -670,7 +702,14 @@ class Gateway:
             chunks = await self._delivery.reply(
                 thread_id, agent, result.text, parent=parent, max_messages=project.defaults.max_reply_messages
             )
-            self.bus.publish(ReplySent(channel_id=thread_id, chunks=chunks, agent=agent.name if agent else None))
+            self.bus.publish(
+                ReplySent(
+                    channel_id=thread_id,
+                    chunks=chunks,
+                    agent=agent.name if agent else None,
+                    text=result.text[:TEXT_LIMIT],
+                )
+            )
             settle("answered")
             await self._sessions.acknowledge(outcome.session.key)
             stop = await self._review_spend(project, thread_id)

@@ -10,6 +10,7 @@ and a finished :class:`~mpg_tui.core.runner.RunResult`:
 * usage totals, the ``pendingRun`` marker and persistence through the
   :class:`~mpg_tui.core.store.SessionStore`;
 * idle timeout (memory only; the session stays on disk), ``kill`` and ``restart``;
+* holds (:mod:`mpg_tui.core.holds`): no run of a held session starts; its prompts wait;
 * the events faces render: ``SessionQueued``, ``RunStarted``, ``RunProgress``,
   ``RunFinished``, ``SessionKilled``, ``SessionRestarted``, ``SessionIdled``.
 
@@ -40,7 +41,9 @@ from mpg_tui.core.events import (
     SessionKilled,
     SessionQueued,
     SessionRestarted,
+    SessionState,
 )
+from mpg_tui.core.holds import HoldBook
 from mpg_tui.core.runner import ErrorKind, Progress, Runner, RunResult
 from mpg_tui.core.session_state import LiveSession, RecoveredWait, Turn, TurnOutcome, project_dir_of
 from mpg_tui.core.sessions_file import StoredSession
@@ -72,6 +75,7 @@ class SessionManager:
         command: tuple[str, ...] = ("claude",),
         child_env: Mapping[str, str] | None = None,
         stop_grace_s: float = 10.0,
+        holds: HoldBook | None = None,
     ) -> None:
         if not runners:
             raise ValueError("SessionManager needs at least one runner")
@@ -84,6 +88,8 @@ class SessionManager:
         self._command = command
         self._child_env = child_env
         self._stop_grace_s = stop_grace_s
+        self.holds = holds or HoldBook(clock)
+        """Sessions lent to a terminal: their runs wait until handed back."""
         self._sessions: dict[str, LiveSession] = {}
         self._slots = RunSlots(config.defaults.max_concurrent_sessions)
         self._pending_from_disk: dict[str, StoredSession] = {}
@@ -218,11 +224,13 @@ class SessionManager:
         on_progress: Callable[[Progress], None] | None = None,
         on_started: Callable[[], None] | None = None,
         allowance: Callable[[], Allowance] | None = None,
+        on_held: Callable[[], Awaitable[None]] | None = None,
     ) -> TurnOutcome:
         """Run ``prompt`` in session ``key`` after the prompts already queued for it.
 
         ``allowance`` is asked when the turn's time comes; a turn it stops ends with error
-        kind ``budget_paused`` without running.
+        kind ``budget_paused`` without running. While ``key`` is held, the prompt waits for
+        the hand-back; ``on_held`` is awaited instead of ``on_queued``, once per hold.
         """
         if self._closing:
             info = SessionInfo(
@@ -255,7 +263,15 @@ class SessionManager:
         # The worker takes its place in the slot line now, so the order of submits is the
         # order of runs even while ``on_queued`` is being awaited.
         self._ensure_worker(session)
-        if position > 0:
+        hold = self.holds.get(key)
+        if hold is not None:
+            self._publish(SessionQueued(key=key, project_key=project.key, position=len(session.queue)))
+            if on_held is not None and hold.claim_notice():
+                try:
+                    await on_held()
+                except Exception:
+                    log.exception("on_held callback failed for %s", key)
+        elif position > 0:
             self._publish(SessionQueued(key=key, project_key=project.key, position=position))
             if on_queued is not None:
                 try:
@@ -319,12 +335,17 @@ class SessionManager:
                 # A killed run of the same key is still being stopped: never two runs of one key.
                 await asyncio.wait({ending})
             while session.queue and not (session.killed or self._closing):
+                if self.holds.held(session.key):
+                    await self._wait_for_hand_back(session)
+                    continue
                 if session.slot is None:
                     session.slot = self._slots.request()
                 await self._prepare_workspace(session)
                 await session.slot
                 if not session.queue or session.killed or self._closing:
                     break  # answered by kill/close while we waited
+                if self.holds.held(session.key):
+                    continue  # lent to a terminal while we waited for a slot
                 turn = session.queue.popleft()
                 session.current = turn
                 result: RunResult | None = None
@@ -353,6 +374,14 @@ class SessionManager:
             session.worker = None
             if not session.killed and not self._closing and self._sessions.get(session.key) is session:
                 self._arm_idle(session)
+
+    async def _wait_for_hand_back(self, session: LiveSession) -> None:
+        """A held session's prompts wait without taking a run slot from other sessions."""
+        if session.slot is not None:
+            self._slots.withdraw(session.slot)
+            session.slot = None
+        log.info("session %s is held; %d prompt(s) wait for its hand-back", session.key, len(session.queue))
+        await self.holds.wait_released(session.key)
 
     async def _prepare_workspace(self, session: LiveSession) -> None:
         async with session.workspace_lock:
@@ -435,6 +464,82 @@ class SessionManager:
     def get(self, key: str) -> SessionInfo | None:
         session = self._sessions.get(key)
         return self._info(session) if session is not None else None
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        """The claude executable (and fixed leading arguments) runs use."""
+        return self._command
+
+    @property
+    def child_env(self) -> Mapping[str, str] | None:
+        """Variables claude runs with on top of the gateway's environment."""
+        return self._child_env
+
+    def known_session_ids(self) -> set[str]:
+        """Claude session IDs of every session in memory or on disk."""
+        live = {s.session_id for s in self._sessions.values() if s.session_id}
+        return live | {e.session_id for e in self._store.entries() if e.session_id}
+
+    def waiting(self, key: str) -> int:
+        """Prompts queued for ``key``."""
+        session = self._sessions.get(key)
+        return len(session.queue) if session is not None else 0
+
+    def known_keys(self) -> list[str]:
+        """Keys of every session in memory or on disk."""
+        return list(dict.fromkeys([*self._sessions, *(entry.key for entry in self._store.entries())]))
+
+    # -- lending a session to a terminal ---------------------------------------------
+
+    def lendable(self, key: str) -> SessionInfo | None:
+        """``key``'s session, brought into memory from disk if needed (so faces show it held)."""
+        session = self._sessions.get(key)
+        if session is None:
+            stored = self._store.get(key)
+            if stored is None:
+                return None
+            project = next((p for p in self._config.views() if p.key == stored.channel_id), None)
+            if project is None:
+                return None
+            agent = project.agent(stored.agent) if stored.agent else None
+            session = self._session_for(key, project, stored.thread_id or key.split(":", 1)[0], agent)
+        return self._info(session)
+
+    def running(self, key: str) -> bool:
+        session = self._sessions.get(key)
+        return session is not None and session.current is not None
+
+    async def quiet(self, key: str, *, stop: bool) -> None:
+        """Until ``key``'s run in progress (if any) has ended; ``stop`` cancels it first.
+
+        The caller has put a hold on ``key``, so no other run of it starts meanwhile.
+        """
+        session = self._sessions.get(key)
+        while session is not None and session.current is not None:
+            turn = session.current
+            if stop:
+                try:
+                    await self._runner_for(session.project).cancel(key)
+                except Exception:
+                    log.exception("stopping the run of %s failed", key)
+            await asyncio.wait({turn.future})
+
+    def set_session_id(self, key: str, session_id: str) -> None:
+        """The terminal carried the session on under a new ID: resume that one from now on."""
+        session = self._sessions.get(key)
+        if session is not None:
+            session.session_id = session_id
+            self._persist(session)
+            return
+        stored = self._store.get(key)
+        if stored is not None:
+            self._store.put(dataclasses.replace(stored, session_id=session_id))
+
+    def arm_idle(self, key: str) -> None:
+        """A hold ended: a session with nothing to do may leave memory again after its idle time."""
+        session = self._sessions.get(key)
+        if session is not None and not session.busy:
+            self._arm_idle(session)
 
     # -- commands ------------------------------------------------------------------
 
@@ -570,8 +675,8 @@ class SessionManager:
 
     def _on_idle(self, session: LiveSession) -> None:
         session.idle_timer = None
-        if self._sessions.get(session.key) is not session or session.busy:
-            return  # replaced, killed, or working again: activity re-arms the timer later
+        if self._sessions.get(session.key) is not session or session.busy or self.holds.held(session.key):
+            return  # replaced, killed, working again or held: activity re-arms the timer later
         del self._sessions[session.key]
         log.info("session %s idle; dropped from memory (kept on disk)", session.key)
         self._publish(SessionIdled(key=session.key, project_key=session.project.key))
@@ -620,7 +725,14 @@ class SessionManager:
         self._store.put(session.stored())
 
     def _info(self, session: LiveSession) -> SessionInfo:
-        return session.info(self._runner_for(session.project))
+        info = session.info(self._runner_for(session.project))
+        hold = self.holds.get(session.key)
+        if hold is not None:
+            info.held_since, info.held_by = hold.since, hold.holder
+            if hold.active and info.state in ("idle", "queued"):
+                state: SessionState = "held"
+                info.state = state
+        return info
 
     def _publish(self, event: Event) -> None:
         self._bus.publish(dataclasses.replace(event, at=self._clock.now()))

@@ -33,7 +33,7 @@ from mpg_tui.core.events import (
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DURATION_BUCKETS_S: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 CONNECTION_STATES: tuple[ConnectionState, ...] = ("connecting", "ready", "resuming", "disconnected")
-SESSION_STATES: tuple[SessionState, ...] = ("idle", "queued", "running", "recovering")
+SESSION_STATES: tuple[SessionState, ...] = ("idle", "queued", "running", "recovering", "held")
 
 Labels = tuple[tuple[str, str], ...]
 

@@ -155,7 +155,9 @@ def session_row(session: JSON, now: float) -> str:
     state = session["state"]
     last = session["lastActivity"] / 1000
     detail = ""
-    if session["lastError"]:
+    if session.get("heldBy"):
+        detail = f'<div class="detail held">open in a terminal ({esc(session["heldBy"])}): messages wait</div>'
+    elif session["lastError"]:
         detail = f'<div class="detail error">{esc(session["lastError"])}</div>'
     elif state in ("running", "recovering") and session["progress"]:
         detail = f'<div class="detail">{esc(session["progress"][-1])}</div>'
@@ -165,7 +167,8 @@ def session_row(session: JSON, now: float) -> str:
     return (
         f'<tr data-key="{esc(session["key"])}" data-state="{esc(state)}">'
         f'<td class="session-cell" title="{esc(title)}"><div class="primary">{esc(session["projectName"])}</div>'
-        f'<div class="secondary mono">{esc(session_label(session))}</div>{detail}</td>'
+        f'<div class="secondary mono"><a href="/?thread={esc(session["threadId"])}#conversation" '
+        f'title="read the thread">{esc(session_label(session))}</a></div>{detail}</td>'
         f'<td><span class="badge state-{esc(state)}">{esc(state)}</span></td>'
         f'<td class="agent">{esc(agent)}</td>'
         f'<td class="num{" hot" if queue else ""}">{queue}</td>'
@@ -302,6 +305,14 @@ def summarize(event: JSON, names: Mapping[str, str]) -> str:
             return f"Discord {CONNECTION_LABELS.get(str(event['state']), event['state'])}{detail}"
         case "log":
             return f"{event['logger']}: {event['message']}"
+        case "notice_sent":
+            return f"said in {event['channel_id']}: {event['text']}"
+        case "session_held":
+            return f"{event['key']} held: open in a terminal ({event['holder']})"
+        case "session_released":
+            turns = event.get("turns")
+            taken = "" if turns is None else f" ({_plural(int(turns), 'turn')} in the terminal)"
+            return f"{event['key']} handed back{taken}"
         case _:
             return str(event.get("kind", "event"))
 
@@ -324,7 +335,32 @@ def events(status: JSON, names: Mapping[str, str]) -> str:
     return "".join(event_item(e, names) for e in items)
 
 
-def render_page(status: JSON) -> str:
+CONVERSATION_MARKS = {"handoff": "⇢", "error": "✖", "held": "⏸", "released": "▶", "notice": "·"}
+
+
+def conversation_entry(entry: JSON) -> str:
+    """One line of a thread's conversation (mirrored by ``conversationEntry`` in app.js)."""
+    kind = str(entry["kind"])
+    when = f'<time class="mono">{esc(_clock_time(float(entry["at"])))}</time>'
+    if kind in ("message", "reply"):
+        return (
+            f'<li class="say say-{esc(kind)}">{when} <b class="who">{esc(entry["who"])}</b>'
+            f'<div class="text">{esc(entry["text"])}</div></li>'
+        )
+    mark = CONVERSATION_MARKS.get(kind, "·")
+    return f'<li class="say say-{esc(kind)}">{when} <span class="note">{mark} {esc(entry["text"])}</span></li>'
+
+
+def conversation(document: JSON | None) -> str:
+    if document is None:
+        return '<div class="empty">Pick a session above to read its thread here.</div>'
+    items = "".join(conversation_entry(e) for e in document["entries"])
+    if not items:
+        items = '<li class="empty">Nothing said in this thread since the gateway started.</li>'
+    return f'<ol id="conversation-entries" class="conversation" data-thread="{esc(document["threadId"])}">{items}</ol>'
+
+
+def render_page(status: JSON, thread: JSON | None = None) -> str:
     now = float(status["serverTime"])
     names = {p["channelId"]: p["name"] for p in status["projects"]}
     project_count = len(status["projects"])
@@ -343,6 +379,8 @@ def render_page(status: JSON) -> str:
         project_total=project_count,
         projects=projects(status),
         events=events(status, names),
+        conversation=conversation(thread),
+        conversation_title=esc(f"Conversation · thread {thread['threadId']}" if thread else "Conversation"),
     )
 
 

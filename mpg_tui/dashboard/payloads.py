@@ -19,7 +19,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mpg_tui.config import ProjectView
-from mpg_tui.core.api import Budgets, ChainHop, CoreAPI, HandoffChain, JournalEntry, SessionInfo, ThreadCounts, Totals
+from mpg_tui.core.api import (
+    Budgets,
+    ChainHop,
+    ConversationEntry,
+    CoreAPI,
+    HandoffChain,
+    JournalEntry,
+    SessionInfo,
+    ThreadCounts,
+    Totals,
+)
 from mpg_tui.core.clock import Clock
 from mpg_tui.core.events import ConnectionState, Event
 
@@ -78,6 +88,8 @@ def session_json(info: SessionInfo, names: Mapping[str, str]) -> JSON:
         "costUsd": info.cost_usd,
         "inputTokens": info.input_tokens,
         "outputTokens": info.output_tokens,
+        "heldSince": iso(info.held_since),
+        "heldBy": info.held_by,
         "lastReply": _preview(info.last_reply),
         "lastError": info.last_error,
         "progress": list(info.progress[-PROGRESS_LINES:]),
@@ -147,6 +159,14 @@ def chain_json(chain: HandoffChain, names: Mapping[str, str]) -> JSON:
         "costUsd": sum(h.cost_usd for h in chain.hops),
         "durationMs": sum(h.duration_ms for h in chain.hops),
         "hops": [hop_json(h) for h in chain.hops],
+    }
+
+
+def conversation_json(thread_id: str, entries: Sequence[ConversationEntry]) -> JSON:
+    """A thread's conversation as the gateway saw and sent it, oldest first."""
+    return {
+        "threadId": thread_id,
+        "entries": [{"at": e.at, "time": iso(e.at), "kind": e.kind, "who": e.who, "text": e.text} for e in entries],
     }
 
 

@@ -243,6 +243,7 @@ class Dashboard:
         app.router.add_get("/api/budgets", self._budgets)
         app.router.add_get("/api/chains", self._chains)
         app.router.add_get("/api/messages", self._messages)
+        app.router.add_get("/api/threads/{thread_id}/conversation", self._conversation)
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/api/events", self.streams.handle)
         app.router.add_get("/metrics", self._metrics)
@@ -258,8 +259,17 @@ class Dashboard:
     def _status_document(self) -> dict[str, Any]:
         return payloads.status_json(self.core, self.clock, self.recent.newest_first(EVENT_LIMIT))
 
-    async def _page(self, _request: web.Request) -> web.Response:
-        return web.Response(text=render_page(self._status_document()), content_type="text/html")
+    async def _page(self, request: web.Request) -> web.Response:
+        thread_id = request.query.get("thread", "").strip()
+        thread = await self._conversation_document(thread_id) if thread_id else None
+        return web.Response(text=render_page(self._status_document(), thread), content_type="text/html")
+
+    async def _conversation_document(self, thread_id: str) -> dict[str, Any]:
+        return payloads.conversation_json(thread_id, await self.core.conversation(thread_id))
+
+    async def _conversation(self, request: web.Request) -> web.Response:
+        document = await self._conversation_document(request.match_info["thread_id"])
+        return web.json_response(document, dumps=_dumps)
 
     async def _health(self, _request: web.Request) -> web.Response:
         return web.json_response(payloads.health_json(self.core, self.clock), dumps=_dumps)

@@ -63,7 +63,7 @@ class World:
     ) -> None:
         self.config = config if isinstance(config, GatewayConfig) else parse_config(dict(config))
         self.clock = clock or FakeClock()
-        self.bus = EventBus()
+        self.bus = EventBus(self.clock)
         self.chat = InMemoryChat()
         self.runners: dict[RunnerKind, ScriptedRunner] = {
             "direct": ScriptedRunner("direct", self.clock),

@@ -5,7 +5,8 @@ queue (safe from any thread). They are applied in batches, at most one batch per
 ``refresh_interval``: a burst of a few hundred events costs one redraw of each pane, not
 hundreds. Commands (kill, restart, post) and hand-overs to claude or tmux run as workers;
 one ``Worker.StateChanged`` handler reports every worker's outcome, so a failing gateway
-shows up in the header and the log while the cockpit stays up.
+shows up in the header and the log while the cockpit stays up. Jumping into a session
+holds it in the gateway for as long as the terminal's claude runs.
 """
 
 from __future__ import annotations
@@ -26,14 +27,25 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from mpg_tui.core.api import CoreAPI, SessionInfo
+from mpg_tui.core.api import CoreAPI, HoldError, IfRunning, SessionInfo, entry_for, keep_hold
 from mpg_tui.core.clock import Clock, SystemClock
-from mpg_tui.core.events import Event
+from mpg_tui.core.events import Event, StateResynced
 from mpg_tui.tui.commands import SessionsProvider
 from mpg_tui.tui.digest import LEVELS, digest
-from mpg_tui.tui.jump import Handover, Launcher, attach_handover, resume_handover, run_process
+from mpg_tui.tui.jump import (
+    Handover,
+    Launcher,
+    PaneLauncher,
+    attach_handover,
+    held_handover,
+    holder_name,
+    open_pane,
+    process_gone,
+    run_process,
+)
 from mpg_tui.tui.messages import CoreEvent, FlushEvents
 from mpg_tui.tui.model import direct_runs_in_progress
+from mpg_tui.tui.screens.busy_screen import BusyScreen
 from mpg_tui.tui.screens.confirm_screen import ConfirmScreen
 from mpg_tui.tui.screens.main_screen import MainScreen
 from mpg_tui.tui.widgets.chat_box import ChatBox
@@ -45,7 +57,9 @@ CORE_WORKER = "gateway"
 COMMAND_GROUP = "command"
 HANDOVER_GROUP = "handover"
 # Actions that act on the main screen; inside a modal they are off (and off the footer).
-MAIN_SCREEN_ACTIONS = frozenset({"kill", "restart", "jump", "attach", "filter", "toggle_log", "chat"})
+MAIN_SCREEN_ACTIONS = frozenset(
+    {"kill", "restart", "jump", "attach", "filter", "toggle_log", "toggle_conversation", "chat"}
+)
 
 
 class CockpitApp(App[None]):
@@ -61,6 +75,7 @@ class CockpitApp(App[None]):
         Binding("a", "attach", "Attach"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("l", "toggle_log", "Log"),
+        Binding("v", "toggle_conversation", "Conversation"),
         Binding("c", "chat", "Chat"),
         Binding("q", "quit", "Quit"),
     ]
@@ -74,6 +89,7 @@ class CockpitApp(App[None]):
         demo_channel_ids: list[tuple[str, str]] | None = None,
         clock: Clock | None = None,
         launcher: Launcher | None = None,
+        pane_launcher: PaneLauncher | None = None,
         environ: Mapping[str, str] | None = None,
         claude_command: Sequence[str] = ("claude",),
         which: Callable[[str], str | None] = shutil.which,
@@ -88,6 +104,7 @@ class CockpitApp(App[None]):
             demo_channel_ids: (channel_id, label) pairs: shows a chat box posting to them.
             clock: time for uptime, relative times and the refresh throttle.
             launcher: starts claude/tmux for jump and attach (tests record instead).
+            pane_launcher: opens a tmux window for jump inside tmux and returns its pane's PID.
             environ: where ``$TMUX`` is looked up (defaults to ``os.environ``).
             claude_command: the claude executable and any fixed leading arguments.
             which: finds an executable on PATH (tests pretend claude is installed).
@@ -100,6 +117,7 @@ class CockpitApp(App[None]):
         self.clock: Clock = clock or SystemClock()
         self.demo_channel_ids = list(demo_channel_ids or [])
         self.launcher: Launcher = launcher or run_process
+        self.pane_launcher: PaneLauncher = pane_launcher or open_pane
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.claude_command = tuple(claude_command)
         self.which = which
@@ -180,6 +198,7 @@ class CockpitApp(App[None]):
         events, self._pending = self._pending, []
         if events:
             self.main.apply(digest(events, self.main.project_names))
+            self.main.conversation_changed(_conversation_threads(events))
             self.batches_applied += 1
 
     # -- bindings and the command palette -----------------------------------------------
@@ -202,6 +221,9 @@ class CockpitApp(App[None]):
         )
         yield SystemCommand("Filter sessions", "Filter by key, project, agent or state", self.action_filter)
         yield SystemCommand("Toggle event log", "Show or hide the event log", self.action_toggle_log)
+        yield SystemCommand(
+            "Toggle conversation", "Show or hide the selected thread's conversation", self.action_toggle_conversation
+        )
         for level in LEVELS:
             label = "all" if level == "debug" else level
             yield SystemCommand(
@@ -271,7 +293,53 @@ class CockpitApp(App[None]):
                 severity="error",
             )
             return
-        self._hand_over(resume_handover(info, self.environ, self.claude_command))
+        if info.held_since is not None:
+            already = f"{info.key} is already open in a terminal ({info.held_by})."
+            self.notify(already, title="Cannot jump in", severity="warning")
+            return
+        if info.state in ("running", "recovering"):
+            body = Text.assemble(
+                ("Claude is working on this session now. Jumping in holds the session: ", ""),
+                ("no run of it starts while its claude is open here, and messages for it wait.\n\n", ""),
+                ("Wait", "bold"),
+                (" for the run to finish, or ", ""),
+                ("stop", "bold"),
+                (" it now?", ""),
+            )
+
+            def chosen(choice: IfRunning | None) -> None:
+                if choice is not None:
+                    self._jump(info, choice)
+
+            self.push_screen(BusyScreen(info.key, body), callback=chosen)
+            return
+        self._jump(info, "refuse")
+
+    def _jump(self, info: SessionInfo, if_running: IfRunning) -> None:
+        if if_running == "wait":
+            self.notify(f"Waiting for the run of {info.key} to finish; claude opens then.", title="Jump in")
+        self.run_worker(
+            self._run_held(info, if_running),
+            name="handover",
+            description=f"claude --resume {(info.session_id or '')[:8]}",
+            group=HANDOVER_GROUP,
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    async def _run_held(self, info: SessionInfo, if_running: IfRunning) -> int:
+        """Hold the session in the gateway, run its claude here, hand it back when claude exits."""
+
+        def lost(reason: str) -> None:
+            self.notify(f"{reason}; messages for it may run meanwhile.", title="Hold lost", severity="warning")
+
+        async with keep_hold(self.core, info.key, holder_name(), if_running=if_running, on_lost=lost) as grant:
+            handover = held_handover(grant, info, self.environ, self.claude_command)
+            if handover.foreground:
+                return await self._run_handover(handover)
+            pid = await asyncio.to_thread(self.pane_launcher, handover.argv)
+            await process_gone(pid)  # the window's claude: the hold lasts as long as it runs
+            return 0
 
     def action_attach(self) -> None:
         info = self._selected()
@@ -291,6 +359,9 @@ class CockpitApp(App[None]):
 
     def action_toggle_log(self) -> None:
         self.main.toggle_log()
+
+    def action_toggle_conversation(self) -> None:
+        self.main.toggle_conversation()
 
     def action_chat(self) -> None:
         self.main.focus_chat()
@@ -384,12 +455,26 @@ class CockpitApp(App[None]):
             self.notify(str(result), title=f"Thread {subject}")
 
     def _handover_finished(self, what: str, result: object, error: BaseException | None) -> None:
-        if error is not None:
+        if isinstance(error, HoldError):
+            self.notify(error.message, title="Cannot jump in", severity="warning")
+        elif error is not None:
             text = f"could not open {what}: {error}"
             self.main.log_entry("error", text)
             self.notify(text, severity="error")
         elif isinstance(result, int) and result != 0:
             self.notify(f"{what} exited with status {result}.", severity="warning")
+
+
+def _conversation_threads(events: list[Event]) -> set[str]:
+    """Threads whose conversation a batch of events added to (or may have changed, after a resync)."""
+    threads: set[str] = set()
+    for event in events:
+        if isinstance(event, StateResynced):
+            threads.update(event.threads)
+        found = entry_for(event)
+        if found is not None:
+            threads.add(found[0])
+    return threads
 
 
 make_app = CockpitApp

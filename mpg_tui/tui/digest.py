@@ -24,14 +24,17 @@ from mpg_tui.core.events import (
     LogLine,
     MessageReceived,
     MessageRejected,
+    NoticeSent,
     ReplySent,
     RunFinished,
     RunProgress,
     RunRecovering,
     RunStarted,
+    SessionHeld,
     SessionIdled,
     SessionKilled,
     SessionQueued,
+    SessionReleased,
     SessionRestarted,
     StateResynced,
     ThreadOpened,
@@ -158,6 +161,15 @@ def describe(event: Event, project_names: Mapping[str, str]) -> LogEntry | None:
         case ReplySent(channel_id=channel_id, chunks=chunks, agent=agent):
             who = f" from {agent}" if agent else ""
             level, text = "debug", f"reply{who} sent to {channel_id} in {chunks} message{'s' * (chunks != 1)}"
+        case NoticeSent(channel_id=channel_id, text=notice):
+            level, text = "debug", f"said in {channel_id}: {fmt.truncate(' '.join(notice.split()), 100)}"
+        case SessionHeld(key=key, holder=holder):
+            text = f"{key} held: open in a terminal ({holder}); its messages wait"
+        case SessionReleased(key=key, reason=reason, turns=turns):
+            taken = "" if turns is None else f", {turns} turn{'s' * (turns != 1)} taken there"
+            how = {"handed_back": "handed back", "holder_gone": "taken back: its holder went away"}.get(reason, reason)
+            level = "warn" if reason == "holder_gone" else "info"
+            text = f"{key} {how}{taken}"
         case ConnectionChanged(state=state, detail=detail):
             level = _CONNECTION_LEVEL.get(state, "error")
             text = f"Discord {state}" + (f": {detail}" if detail else "")

@@ -30,6 +30,7 @@ STATE_STYLE: dict[str, tuple[str, str]] = {
     "running": ("●", RUNNING),
     "queued": ("◔", QUEUED),
     "recovering": ("↻", RECOVERING),
+    "held": ("⏸", ACCENT),
     "idle": ("○", IDLE),
 }
 

@@ -4,16 +4,27 @@ The cockpit builds argument lists here and starts them through a :data:`Launcher
 tests record the argv instead of running claude or tmux. Inside tmux a new window is
 opened and the cockpit stays on screen; outside tmux the cockpit suspends itself and the
 program takes over the terminal until it exits.
+
+Jumping into a session holds it (:mod:`mpg_tui.core.holds`) for as long as its claude
+runs: outside tmux that is until the launcher returns; inside tmux the new window's
+process is watched (:data:`PaneLauncher` reports its PID) until it exits.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import getpass
+import os
+import socket
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from mpg_tui.core.api import SessionInfo
+from mpg_tui.core.api import HoldGrant, SessionInfo
+
+PANE_PID_FORMAT = "#{pane_pid}"
 
 
 class Launcher(Protocol):
@@ -24,6 +35,45 @@ class Launcher(Protocol):
 def run_process(argv: Sequence[str], cwd: str | None) -> int:
     """The real launcher: inherit the terminal, wait for the program to exit."""
     return subprocess.run(list(argv), cwd=cwd, check=False).returncode
+
+
+class PaneLauncher(Protocol):
+    def __call__(self, argv: Sequence[str]) -> int:
+        """Run ``argv`` (a ``tmux new-window -P -F '#{pane_pid}'`` command) and return the pane's PID."""
+
+
+def open_pane(argv: Sequence[str]) -> int:
+    """The real pane launcher: tmux prints the new pane's PID."""
+    done = subprocess.run(list(argv), check=True, capture_output=True, text=True, timeout=30)
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+async def process_gone(pid: int) -> None:
+    """Until process ``pid`` (not necessarily our child) has ended."""
+    try:
+        fd = os.pidfd_open(pid)  # Linux: readable once the process has ended
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await ended
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+def holder_name(what: str = "cockpit") -> str:
+    """How a hold names its holder for the thread and the faces: "cockpit, ann@host"."""
+    with contextlib.suppress(KeyError, OSError):
+        return f"{what}, {getpass.getuser()}@{socket.gethostname()}"
+    return f"{what}, {socket.gethostname()}"
 
 
 @dataclass(frozen=True)
@@ -65,6 +115,24 @@ def resume_handover(info: SessionInfo, environ: Mapping[str, str], claude: Seque
     if inside_tmux(environ):
         return Handover(["tmux", "new-window", "-c", cwd, "-n", window_name(info), "--", *command], None, False, what)
     return Handover(command, cwd, True, what)
+
+
+def held_handover(
+    grant: HoldGrant, info: SessionInfo, environ: Mapping[str, str], claude: Sequence[str] = ("claude",)
+) -> Handover:
+    """``claude --resume`` of a held session, with what the gateway's grant says (directory, ID, variables).
+
+    Inside tmux the window's command prints its pane's PID (the hold lasts until it exits).
+    """
+    env = [f"{name}={value}" for name, value in sorted(grant.env.items())]
+    command = [*claude, "--resume", grant.session_id]
+    if env:  # the variables claude needs to find the session, through env(1): no shell involved
+        command = ["env", *env, *command]
+    what = f"claude --resume {grant.session_id[:8]}"
+    if inside_tmux(environ):
+        argv = ["tmux", "new-window", "-P", "-F", PANE_PID_FORMAT, "-c", grant.cwd, "-n", window_name(info), "--"]
+        return Handover([*argv, *command], None, False, what)
+    return Handover(command, grant.cwd, True, what)
 
 
 def attach_handover(info: SessionInfo, environ: Mapping[str, str]) -> Handover:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from mpg_tui.core.api import SessionInfo, ThreadCounts
 from mpg_tui.core.events import SessionState
 
-STATE_RANK: dict[str, int] = {"running": 3, "recovering": 2, "queued": 1, "idle": 0}
+STATE_RANK: dict[str, int] = {"running": 3, "recovering": 2, "held": 1, "queued": 1, "idle": 0}
 """A thread is as busy as its busiest session."""
 
 

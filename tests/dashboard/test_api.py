@@ -85,6 +85,8 @@ async def test_sessions_lists_every_session_with_details_newest_first(
         "costUsd": 0.25,
         "inputTokens": 1000,
         "outputTokens": 200,
+        "heldSince": None,
+        "heldBy": None,
         "lastReply": "done",
         "lastError": None,
         "progress": [],
@@ -181,7 +183,8 @@ async def test_status_combines_version_health_sessions_projects_chains_and_total
     assert [p["name"] for p in status["projects"]] == ["web-app", "api"]
     assert [(c["threadId"], c["state"]) for c in status["chains"]] == [(THREAD, "error")]
     assert status["totals"] == {"runs": 1, "failures": 1, "costUsd": 0.5, "inputTokens": 10, "outputTokens": 20}
-    assert [e["kind"] for e in status["events"]][:3] == ["handoff_stopped", "run_finished", "run_started"]
+    kinds = [e["kind"] for e in status["events"]]
+    assert kinds[:4] == ["handoff_stopped", "notice_sent", "run_finished", "run_started"]  # the error was posted
 
 
 async def test_unknown_paths_and_methods_are_refused(dashboard: Dashboard, client: aiohttp.ClientSession) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import pytest
 from textual.widgets import Input
 
 from mpg_tui.core.clock import FakeClock
+from mpg_tui.core.events import Event, SessionHeld, SessionReleased
 from mpg_tui.runners.names import session_name
 from mpg_tui.sandbox.demo_world import (
     BACKUPS,
@@ -170,32 +171,61 @@ class SuspendingApp(CockpitApp):
         yield
 
 
-async def test_jump_inside_tmux_opens_a_window_with_claude_resume(
-    make_app: Callable[..., CockpitApp], launches: Launches
+def watch_lending(world: World) -> list[tuple[str, str]]:
+    """The sessions the gateway lends to a terminal and takes back, in order."""
+    seen: list[tuple[str, str]] = []
+
+    def listener(event: Event) -> None:
+        if isinstance(event, SessionHeld):
+            seen.append(("held", event.key))
+        elif isinstance(event, SessionReleased):
+            seen.append(("released", event.key))
+
+    world.bus.listen(listener)
+    return seen
+
+
+class Panes:
+    """A pane launcher that records the tmux command and reports a pane whose process has ended."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv: Sequence[str]) -> int:
+        self.calls.append(list(argv))
+        child = subprocess.Popen(["true"])  # the window's claude, already exited when it is watched
+        child.wait()
+        return child.pid
+
+
+async def test_jump_inside_tmux_holds_the_session_while_a_window_runs_claude_resume(
+    make_app: Callable[..., CockpitApp], world: World, launches: Launches
 ) -> None:
-    app = make_app(environ={"TMUX": "/tmp/tmux-1000/default,42,0"})
+    lending = watch_lending(world)
+    panes = Panes()
+    app = make_app(environ={"TMUX": "/tmp/tmux-1000/default,42,0"}, pane_launcher=panes)
     async with app.run_test(size=SIZE) as pilot:
         await select(app, RESTORED)
         await pilot.press("j")
         await app.workers.wait_for_complete()
-        assert launches.calls == [
-            (
-                ["tmux", "new-window", "-c", "/srv/mpg/docs-site", "-n", "claude-000099",
-                 "--", "claude", "--resume", RESTORED_SESSION_ID],
-                None,
-            )
+        assert launches.calls == []
+        assert panes.calls == [
+            ["tmux", "new-window", "-P", "-F", "#{pane_pid}", "-c", "/srv/mpg/docs-site", "-n", "claude-000099",
+             "--", "claude", "--resume", RESTORED_SESSION_ID],
         ]  # fmt: skip
+        assert lending == [("held", RESTORED), ("released", RESTORED)]
 
 
-async def test_enter_on_a_session_jumps_in_too(make_app: Callable[..., CockpitApp], launches: Launches) -> None:
-    app = make_app(environ={"TMUX": "x"})
+async def test_enter_on_a_session_jumps_in_too(make_app: Callable[..., CockpitApp]) -> None:
+    panes = Panes()
+    app = make_app(environ={"TMUX": "x"}, pane_launcher=panes)
     async with app.run_test(size=SIZE) as pilot:
         await select(app, RESTORED)
         app.main.table.focus()
         await pilot.press("enter")
         await app.workers.wait_for_complete()
-        assert len(launches.calls) == 1
-        assert launches.calls[0][0][-2:] == ["--resume", RESTORED_SESSION_ID]
+        assert len(panes.calls) == 1
+        assert panes.calls[0][-2:] == ["--resume", RESTORED_SESSION_ID]
 
 
 async def test_jump_outside_tmux_suspends_and_runs_claude_in_the_session_cwd(
@@ -242,7 +272,7 @@ async def test_jump_uses_the_worktree_when_the_session_has_one(
 async def test_jump_without_claude_installed_says_so_instead_of_opening_a_dead_window(
     make_app: Callable[..., CockpitApp], launches: Launches
 ) -> None:
-    app = make_app(environ={"TMUX": "x"}, which=lambda _name: None)
+    app = make_app(environ={}, which=lambda _name: None)
     notes = watch_notes(app)
     async with app.run_test(size=SIZE) as pilot:
         await select(app, RESTORED)
@@ -267,11 +297,12 @@ async def test_a_session_without_an_id_cannot_be_jumped_into(
         assert "nothing to resume" in notes.text()
 
 
-async def test_a_launch_that_fails_is_reported(make_app: Callable[..., CockpitApp], launches: Launches) -> None:
+async def test_a_launch_that_fails_is_reported_and_the_session_handed_back(world: World, clock: FakeClock) -> None:
     def missing(argv: object, cwd: object) -> int:
-        raise FileNotFoundError(2, "No such file or directory", "tmux")
+        raise FileNotFoundError(2, "No such file or directory", "claude")
 
-    app = make_app(environ={"TMUX": "x"}, launcher=missing)
+    lending = watch_lending(world)
+    app = SuspendingApp(world.gateway, clock=clock, launcher=missing, environ={}, which=installed)
     notes = watch_notes(app)
     async with app.run_test(size=SIZE) as pilot:
         await select(app, RESTORED)
@@ -281,6 +312,7 @@ async def test_a_launch_that_fails_is_reported(make_app: Callable[..., CockpitAp
         assert app.is_running
         assert notes.calls[-1][0] == "error"
         assert f"could not open claude --resume {RESTORED_SESSION_ID[:8]}" in notes.text()
+        assert lending == [("held", RESTORED), ("released", RESTORED)]
 
 
 async def test_attach_inside_tmux_opens_a_window_on_the_runs_socket(

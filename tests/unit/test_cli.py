@@ -797,3 +797,12 @@ def test_migrate_as_mpg_spells_it_copies_like_init_migrate(world: World) -> None
     assert result.returncode == 0, result.stderr
     assert (world.home / "profiles" / "default" / "config.json").is_file()
     assert "originals are left in place" in result.stdout
+
+
+def test_the_resume_commands_default_lease_is_the_cores() -> None:
+    from mpg_tui import __main__
+    from mpg_tui.core.holds import DEFAULT_LEASE_S
+
+    assert __main__.DEFAULT_LEASE_S == DEFAULT_LEASE_S
+    args = __main__.build_parser().parse_args(["resume", "1234", "--stop"])
+    assert (args.session, args.stop, args.wait, args.lease) == ("1234", True, False, DEFAULT_LEASE_S)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from mpg_tui.core import transcripts
 from mpg_tui.sandbox.agent import UsageError, filler, parse_args, parse_directives, user_part
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def test_flag_values_may_be_given_with_equals() -> None:
         (["-p", "--model"], "argument missing"),
         (["-p", "--allowed-tools"], "argument missing"),
         (["-p", "--session-id", "not-a-uuid"], "Must be a valid UUID"),
-        (["--output-format", "json"], "only runs with --print"),
+        (["--output-format", "json"], "only works with --print"),
     ],
 )
 def test_command_lines_the_real_cli_refuses_are_refused(argv: list[str], message: str) -> None:
@@ -527,3 +528,42 @@ def test_loading_the_stand_in_imports_nothing_heavy() -> None:
     )
     done = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr
+
+
+def test_the_interactive_mode_shows_the_conversation_and_appends_each_typed_line_as_a_turn(
+    stand_in: StandIn,
+) -> None:
+    first = claude(stand_in, "-p", "--output-format", "json", "[[reply:hello]] begin")
+    session_id = json.loads(first.stdout)["session_id"]
+    mark = transcripts.mark(stand_in.env, str(stand_in.project), session_id)
+
+    typed = subprocess.run(
+        [str(stand_in.shim), "--resume", session_id],
+        cwd=stand_in.project,
+        env={**os.environ, **stand_in.env},
+        input="one more thing\nand another\n\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert typed.returncode == 0, typed.stderr
+    assert "> begin\n⏺ hello" in typed.stdout  # the conversation so far
+    assert "[claude] one more thing" in typed.stdout and "[claude] and another" in typed.stdout
+    work = transcripts.since(mark)
+    assert (work.turns, work.session_id) == (2, session_id)
+
+
+def test_the_interactive_mode_refuses_a_session_made_elsewhere(stand_in: StandIn) -> None:
+    done = subprocess.run(
+        [str(stand_in.shim), "--resume", "00000000-0000-4000-8000-000000000000"],
+        cwd=stand_in.project,
+        env={**os.environ, **stand_in.env},
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1 and "No conversation found" in done.stderr

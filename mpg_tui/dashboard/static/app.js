@@ -13,8 +13,13 @@
     'message_received', 'message_rejected', 'thread_opened', 'session_queued', 'run_started',
     'run_progress', 'run_finished', 'run_recovering', 'handoff_step', 'handoff_stopped',
     'session_killed', 'session_restarted', 'session_idled', 'reply_sent', 'connection_changed', 'log',
+    'notice_sent', 'session_held', 'session_released',
   ];
-  const QUIET_KINDS = new Set(['message_received', 'thread_opened', 'reply_sent', 'log']);
+  const QUIET_KINDS = new Set(['message_received', 'thread_opened', 'reply_sent', 'log', 'notice_sent']);
+  const CONVERSATION_KINDS = new Set([
+    'message_received', 'reply_sent', 'notice_sent', 'handoff_step', 'session_held', 'session_released',
+  ]);
+  const CONVERSATION_MARKS = { handoff: '⇢', error: '✖', held: '⏸', released: '▶', notice: '·' };
   const CONNECTION_LABELS = { ready: 'connected', connecting: 'connecting', resuming: 'reconnecting', disconnected: 'disconnected' };
 
   const byId = (id) => document.getElementById(id);
@@ -255,6 +260,10 @@
       case 'connection_changed':
         return 'Discord ' + (CONNECTION_LABELS[e.state] || e.state) + (e.detail ? ' (' + e.detail + ')' : '');
       case 'log': return e.logger + ': ' + e.message;
+      case 'notice_sent': return 'said in ' + e.channel_id + ': ' + e.text;
+      case 'session_held': return e.key + ' held: open in a terminal (' + e.holder + ')';
+      case 'session_released':
+        return e.key + ' handed back' + (e.turns === null ? '' : ' (' + plural(e.turns, 'turn') + ' in the terminal)');
       default: return e.kind;
     }
   }
@@ -362,9 +371,43 @@
         let event;
         try { event = JSON.parse(message.data); } catch { return; }
         addEvent(event);
+        followConversation(event);
         if (!QUIET_KINDS.has(kind)) scheduleRefresh();
       });
     }
+  }
+
+  // -- the selected thread's conversation (mirrors conversation() in page.py) -----------------
+
+  function conversationEntry(e) {
+    const when = h('time', { class: 'mono', text: clockTime(e.at) });
+    if (e.kind === 'message' || e.kind === 'reply') {
+      return h('li', { class: 'say say-' + e.kind }, when, ' ', h('b', { class: 'who', text: e.who }),
+        h('div', { class: 'text', text: e.text }));
+    }
+    const mark = CONVERSATION_MARKS[e.kind] || '·';
+    return h('li', { class: 'say say-' + e.kind }, when, ' ', h('span', { class: 'note', text: mark + ' ' + e.text }));
+  }
+
+  let conversationTimer = null;
+  function followConversation(e) {
+    const list = byId('conversation-entries');
+    if (!list || !CONVERSATION_KINDS.has(e.kind)) return;
+    const thread = list.dataset.thread;
+    if (![e.thread_id, e.channel_id, e.message_id].includes(thread)) return;
+    if (conversationTimer !== null) return;
+    conversationTimer = setTimeout(async () => {
+      conversationTimer = null;
+      try {
+        const url = '/api/threads/' + encodeURIComponent(thread) + '/conversation';
+        const response = await fetch(url, { credentials: 'same-origin', cache: 'no-store' });
+        if (!response.ok) throw new Error('HTTP ' + response.status);
+        const doc = await response.json();
+        replaceChildren(list, doc.entries.map(conversationEntry));
+      } catch (err) {
+        console.error('conversation update failed:', err);
+      }
+    }, REFRESH_DEBOUNCE_MS);
   }
 
   setInterval(tick, 1000);

@@ -1,4 +1,5 @@
-"""A stand-in for ``claude --print``, for tests, end-to-end runs, benchmarks and the demo.
+"""A stand-in for ``claude --print`` (and a small interactive ``claude --resume``), for tests,
+end-to-end runs, benchmarks and the demo.
 
 It is spawned once per turn, so it imports only the standard library and starts fast.
 :func:`install_shim` writes an executable ``claude`` that runs this file; put its
@@ -22,6 +23,12 @@ Sessions
     with ``No conversation found with session ID: ID`` on stderr and exit 1; with
     ``stream-json`` also a ``result`` line of subtype ``error_during_execution`` whose
     ``errors`` say the same (as 2.1.330 does), otherwise no output.
+
+Interactive
+    Without ``--print`` it is a small terminal session (:mod:`.interactive`): it shows the
+    conversation so far (with ``--resume ID``), then takes prompts a line at a time, each
+    one a turn appended to the session's transcript; an empty line, ``/exit`` or the end
+    of input leaves.
 
 Reply
     ``[<role>] <first line of the user's part>``, where the role comes from a

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mpg_tui.sandbox.agent import interactive
 from mpg_tui.sandbox.agent.options import VERSION, Options, UsageError, parse_args
 from mpg_tui.sandbox.agent.turn import DirectiveError, Turn, _log
 
@@ -59,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         _log(entry)
         sys.stdout.write("Usage: claude [options] [prompt]\n\n" + (__doc__ or ""))
         return 0
+    if not options.print:
+        _log(entry)
+        return interactive.run(options)
     entry["prompt"] = prompt = _read_prompt(options)
     _log(entry)
     if not prompt.strip():

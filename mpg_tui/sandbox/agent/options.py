@@ -151,8 +151,8 @@ def _validated(options: Options) -> Options:
             options.max_budget_usd = -1.0
         if not options.max_budget_usd > 0:
             raise UsageError("error: --max-budget-usd must be a positive number")
-    if not options.print:
-        raise UsageError("error: this stand-in for claude only runs with --print (-p)")
+    if not options.print and options.output_format != "text":
+        raise UsageError("error: --output-format only works with --print (-p)")
     if options.output_format == "stream-json" and not options.verbose:
         raise UsageError("Error: When using --print, --output-format=stream-json requires --verbose")
     if options.session_id is not None:

@@ -174,6 +174,7 @@ class Turn:
         costs = [float(d.arg or 0) for d in self.directives if d.name == "cost"]
         calls = 1 + sum(1 for d in self.directives if d.name == "tool")
         self.meter = Meter(costs[-1] if costs else None, calls, options.max_budget_usd)
+        self.session_id: str | None = None
 
     def run(self) -> int:
         kinds = [kind for kind, _, _ in self.errors]
@@ -181,6 +182,7 @@ class Turn:
         session_id, history = self._session()
         if session_id is None:
             return 1
+        self.session_id = session_id  # the interactive mode carries on in it
         if "orphan" in kinds:
             self._start_orphan()
         if failure in {"crash", "garbage", "empty", "partial"}:

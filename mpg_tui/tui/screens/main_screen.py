@@ -4,13 +4,13 @@ The app hands this screen digested batches of core events (:meth:`MainScreen.app
 the screen re-reads the touched sessions from the :class:`~mpg_tui.core.api.CoreAPI`
 (read-only) and tells each pane what changed. Selection flows through the panes'
 messages: a project selects its threads, a thread selects one of its sessions, a session
-shows its detail and its thread's handoff chain.
+shows its detail, its thread's conversation and its thread's handoff chain.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from textual import on
 from textual.app import ComposeResult
@@ -27,6 +27,7 @@ from mpg_tui.tui.model import STATE_RANK, ThreadSummary, project_counts, summari
 from mpg_tui.tui.widgets.chain_pane import ChainPane
 from mpg_tui.tui.widgets.chat_box import ChatBox
 from mpg_tui.tui.widgets.cockpit_header import CockpitHeader
+from mpg_tui.tui.widgets.conversation_view import ConversationView
 from mpg_tui.tui.widgets.event_log import EventLog
 from mpg_tui.tui.widgets.filter_bar import FilterBar
 from mpg_tui.tui.widgets.projects_pane import ProjectsPane
@@ -85,6 +86,7 @@ class MainScreen(Screen[None]):
                 yield SessionsTable(self.project_names, id="sessions")
                 with Horizontal(id="lower"):
                     yield SessionDetail(claude=self._claude, id="detail")
+                    yield ConversationView(id="conversation")
                     yield ChainPane(id="chain")
         yield EventLog(id="event-log")
         yield FilterBar(id="filter")
@@ -97,6 +99,7 @@ class MainScreen(Screen[None]):
         self.query_one("#threads").border_title = "Threads"
         self.query_one("#detail").border_title = "Session"
         self.query_one("#chain").border_title = "Handoff chain"
+        self.query_one("#conversation").border_title = "Conversation"
         self.query_one("#filter").border_title = "Filter sessions"
         self.query_one("#filter").display = False
         now = self.clock.now()
@@ -114,6 +117,7 @@ class MainScreen(Screen[None]):
             self.query_one(ProjectsPane).select_project(self.selected_project)
         self._show_detail(now)
         self._show_chain(now)
+        self.load_conversation()
         self._schedule_tick()
         # In the demo a newcomer types a message first; keys must not be taken as commands.
         self.call_after_refresh(self.focus_chat)
@@ -188,6 +192,34 @@ class MainScreen(Screen[None]):
             self._show_chain(now)
         if batch.log:
             self.event_log.add(batch.log)
+
+    def conversation_changed(self, threads: Collection[str]) -> None:
+        """Something was said in ``threads``: re-read the selected thread's conversation if among them."""
+        if self.selected_thread is not None and self.selected_thread in threads:
+            self.load_conversation()
+
+    def load_conversation(self) -> None:
+        """Read the selected thread's conversation from the core (through the control API when attached)."""
+        self.run_worker(
+            self._fetch_conversation(self.selected_thread),
+            name="conversation",
+            group="conversation",
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    async def _fetch_conversation(self, thread_id: str | None) -> None:
+        entries = await self.core.conversation(thread_id) if thread_id else []
+        if thread_id != self.selected_thread:
+            return  # the operator moved on meanwhile
+        view = self.query_one(ConversationView)
+        name = self.thread_names.get(thread_id or "", "")
+        view.border_title = f"Conversation · {fmt.truncate(name, 30)}" if name else "Conversation"
+        view.show(thread_id, entries)
+
+    def toggle_conversation(self) -> None:
+        view = self.query_one(ConversationView)
+        view.display = not view.display
 
     def log_entry(self, level: Level, text: str) -> None:
         """Add the cockpit's own news (command results, worker failures) to the event log."""
@@ -270,7 +302,9 @@ class MainScreen(Screen[None]):
 
     def _select_thread(self, thread_id: str | None) -> None:
         """Show the thread's chain and put the cursor on its most interesting session."""
-        self.selected_thread = thread_id
+        if thread_id != self.selected_thread:
+            self.selected_thread = thread_id
+            self.load_conversation()
         self._show_chain(self.clock.now())
         current = self.selected_session
         if thread_id is None or (current is not None and current.thread_id == thread_id):
@@ -293,6 +327,7 @@ class MainScreen(Screen[None]):
         if info.thread_id != self.selected_thread:
             self.selected_thread = info.thread_id
             self._show_chain(now)
+            self.load_conversation()
         if info.project_key != self.selected_project:
             self.selected_project = info.project_key
             self.query_one(ProjectsPane).select_project(info.project_key)

@@ -45,7 +45,14 @@ class SessionDetail(VerticalScroll):
             return
         # A relayout per progress line is the cost of a busy session; only pay it when the
         # height of what is shown can change.
-        shape = (info.key, info.session_id, info.last_error, info.tmux_session, min(len(info.progress), PROGRESS_LINES))
+        shape = (
+            info.key,
+            info.session_id,
+            info.last_error,
+            info.tmux_session,
+            info.held_since,
+            min(len(info.progress), PROGRESS_LINES),
+        )
         layout = shape != self._shape
         self._shape = shape
         head.update(self._head(info, project_name, now), layout=layout)
@@ -90,6 +97,9 @@ class SessionDetail(VerticalScroll):
         grid.add_row("runner", runner)
         grid.add_row("cwd", Text(fmt.home_relative(workdir), style=fmt.TEXT))
         grid.add_row("resume", resume)
+        if info.held_since is not None:
+            held = f"open in a terminal ({info.held_by or 'unknown'}) for {fmt.duration(now - info.held_since)}"
+            grid.add_row("held", Text(held + "; messages wait", style=fmt.ACCENT))
         grid.add_row("spent", spend)
         if info.last_error:
             grid.add_row("error", Text(info.last_error, style=fmt.ERROR))

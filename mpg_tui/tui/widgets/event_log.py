@@ -35,11 +35,15 @@ class EventLog(Vertical):
         yield RichLog(max_lines=KEEP, wrap=False, markup=False, highlight=False, id="log-lines")
 
     def add(self, entries: Iterable[LogEntry]) -> None:
-        log = self.query_one(RichLog)
+        shown: list[Text] = []
         for entry in entries:
             self.entries.append(entry)
             if self._passes(entry):
-                log.write(self._line(entry))
+                shown.append(self._line(entry))
+        if shown:
+            # One write a batch: each write re-measures and refreshes the log, which under a
+            # burst of events cost most of the cockpit's time (bench/control.py).
+            self.query_one(RichLog).write(Text("\n").join(shown[-KEEP:]))
 
     def set_level(self, level: Level) -> None:
         """Show entries at ``level`` and above ("debug" shows all)."""

@@ -184,6 +184,13 @@ class Defaults(_Model):
     pass_env: list[PassEnvName] = Field(default_factory=list)
     """Environment variables passed to claude on purpose, though their names look secret
     (``GITHUB_TOKEN`` for ``git push``); a project's list adds to this one."""
+    approver_roles: list[str] = Field(default_factory=list)
+    """Role names or IDs whose members may decide for others (``!continue``), besides the requester."""
+    approvals: Literal["relay", "deny"] = "relay"
+    """``relay``: a tool call the allow/deny lists do not settle, a question or a plan is asked in
+    the thread, the cockpit and the dashboard; ``deny``: refused at once (MPG's behaviour)."""
+    approval_timeout_ms: int = Field(600_000, ge=1000)
+    """How long a relayed request waits for a person before it is denied."""
 
     @field_validator("http_port", mode="before")
     @classmethod
@@ -219,6 +226,9 @@ class Project(_Model):
     persistence: Literal["tmux", "direct"] | None = None
     worktrees: bool | None = None
     pass_env: list[PassEnvName] | None = None
+    approver_roles: list[str] | None = None
+    """Replaces ``defaults.approverRoles`` for this project."""
+    approvals: Literal["relay", "deny"] | None = None
 
     @field_validator("directory")
     @classmethod
@@ -271,7 +281,8 @@ class GatewayConfig(_Model):
 
     @property
     def needs_members_intent(self) -> bool:
-        return any(p.allowed_roles for p in self.projects.values())
+        # Role checks need members' roles: allowedRoles, and approverRoles (who may decide).
+        return any(p.allowed_roles for p in self.projects.values()) or any(v.approver_roles for v in self.views())
 
     @property
     def uses_tmux(self) -> bool:
@@ -297,6 +308,10 @@ class ProjectView:
         self.worktrees = defaults.worktrees if project.worktrees is None else project.worktrees
         self.agents: dict[str, Agent] = resolve_agents(project.agents)
         self.pass_env: tuple[str, ...] = tuple(dict.fromkeys([*defaults.pass_env, *(project.pass_env or [])]))
+        self.approver_roles = list(
+            defaults.approver_roles if project.approver_roles is None else project.approver_roles
+        )
+        self.approvals: Literal["relay", "deny"] = project.approvals or defaults.approvals
 
     def __repr__(self) -> str:
         return f"ProjectView(key={self.key!r}, name={self.name!r}, directory={self.directory!r})"

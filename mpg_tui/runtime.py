@@ -24,6 +24,9 @@ from typing import Any
 from mpg_tui.config import ConfigError, GatewayConfig, load_config
 from mpg_tui.control.journal import EventJournal
 from mpg_tui.control.server import ControlService, socket_path
+from mpg_tui.core.approval_tokens import load_or_create_key
+from mpg_tui.core.approvals import ApprovalBroker
+from mpg_tui.core.audit import AuditLog
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock, SystemClock, TimerHandle
 from mpg_tui.core.events import RunnerKind
@@ -36,11 +39,14 @@ from mpg_tui.discord_adapter.client import DiscordStartError, GatewayClient
 from mpg_tui.discord_adapter.endpoint import point_discord_py_at
 from mpg_tui.locations import LocationError, ensure_private_dir
 from mpg_tui.logs import publish_logs_to
+from mpg_tui.runners.approval_tool import ApprovalToolLaunch
 from mpg_tui.runners.direct import DirectRunner
 from mpg_tui.worktrees import WorktreeManager
 
 log = logging.getLogger(__name__)
 
+APPROVAL_KEY_FILE = "approvals.key"
+AUDIT_FILE = "approvals-audit.jsonl"
 DRAIN_TIMEOUT_S = 5.0
 """How long shutdown lets message handlers post their last words before Discord is closed."""
 CONFIG_POLL_S = 2.0
@@ -79,6 +85,8 @@ class RuntimeSettings:
     """The file ``config`` came from: watched while running and reloaded when it changes."""
     control_socket: bool = True
     """Serve the control API on a Unix socket in ``run_dir`` (cockpits attach through it)."""
+    audit_path: Path | None = None
+    """The approvals audit log; beside ``run_dir`` (in the profile's state directory) when unset."""
 
 
 class Runtime:
@@ -96,7 +104,17 @@ class Runtime:
             ttl_ms=defaults.session_ttl_ms,
             max_entries=defaults.max_persisted_sessions,
         )
-        self._direct = DirectRunner(self.clock, registry_dir=settings.run_dir)
+        ensure_private_dir(settings.run_dir)
+        self.approvals = ApprovalBroker(
+            bus=self.bus,
+            clock=self.clock,
+            key=load_or_create_key(settings.run_dir / APPROVAL_KEY_FILE),
+            project=lambda key: self.settings.config.project(key),
+            chat=lambda: self.client.chat,
+            audit=AuditLog(settings.audit_path or settings.run_dir.parent / AUDIT_FILE),
+        )
+        relay = ApprovalToolLaunch(socket_path(settings.run_dir)) if settings.control_socket else None
+        self._direct = DirectRunner(self.clock, registry_dir=settings.run_dir, approval_tool=relay)
         self.runners: dict[RunnerKind, Runner] = {"direct": self._direct}
         if config.uses_tmux:
             self.runners["tmux"] = self._tmux_runner()
@@ -109,15 +127,22 @@ class Runtime:
             worktrees=WorktreeManager(),
             command=settings.claude_command,
             child_env=settings.child_env,
+            approvals=self.approvals,
         )
         self.gateway = Gateway(
-            config=config, sessions=self.sessions, bus=self.bus, clock=self.clock, poster=settings.poster
+            config=config,
+            sessions=self.sessions,
+            bus=self.bus,
+            clock=self.clock,
+            poster=settings.poster,
+            approvals=self.approvals,
         )
         self.client = GatewayClient(
             handler=self.gateway.handle_message,
             bus=self.bus,
             members_intent=config.needs_members_intent,
             guild_ready_timeout=settings.guild_ready_timeout,
+            on_click=self.gateway.card_clicked,
         )
         self.gateway.attach_chat(self.client.chat)
         dashboard_token = settings.dashboard_token or defaults.dashboard_token
@@ -149,7 +174,10 @@ class Runtime:
             ensure_tmux()
         except TmuxUnavailable as exc:
             raise StartupError(str(exc)) from exc
-        return TmuxRunner(self.settings.config.defaults.tmux_socket, self.settings.run_dir, clock=self.clock)
+        relay = ApprovalToolLaunch(socket_path(self.settings.run_dir)) if self.settings.control_socket else None
+        return TmuxRunner(
+            self.settings.config.defaults.tmux_socket, self.settings.run_dir, clock=self.clock, approval_tool=relay
+        )
 
     @property
     def dashboard_url(self) -> str | None:

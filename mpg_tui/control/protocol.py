@@ -6,7 +6,8 @@ a cockpit attached over the control API sees the very dataclasses an in-process 
 
 Documents (``v`` is :data:`PROTOCOL_VERSION`; a client refuses another major version):
 
-``snapshot``  ``{"v", "instance", "seq", "gateway": {...}, "projects", "sessions", "chains", "totals"}``
+``snapshot``  ``{"v", "instance", "seq", "gateway": {...}, "projects", "sessions", "chains", "totals",
+              "approvals"}`` (requests waiting for a person; kept current by ``approval_*`` events)
 ``stream``    newline-delimited JSON, one of ``hello`` (``instance``, ``seq``), ``event`` (``seq``,
               ``event``, and the state it left: ``session`` when the event names a session,
               ``chain`` when it names a thread, ``totals`` when it changes them), ``resync``
@@ -26,8 +27,8 @@ from typing import Any, Literal
 
 from mpg_tui.config import Agent, Defaults, Project, ProjectView
 from mpg_tui.core import events as core_events
-from mpg_tui.core.api import ChainHop, CoreAPI, HandoffChain, SessionInfo, Totals
-from mpg_tui.core.events import ConnectionState, Event
+from mpg_tui.core.api import ApprovalInfo, ChainHop, CoreAPI, HandoffChain, SessionInfo, Totals
+from mpg_tui.core.events import ApprovalRequested, ConnectionState, Event
 
 PROTOCOL_VERSION = 1
 API_PREFIX = f"/control/v{PROTOCOL_VERSION}"
@@ -110,6 +111,7 @@ def snapshot_json(core: CoreAPI, *, instance: str, seq: int, pid: int) -> JSON:
         "sessions": [session_json(s) for s in core.sessions()],
         "chains": [chain_json(c) for c in core.chains()],
         "totals": totals_json(core.totals()),
+        "approvals": [dataclasses.asdict(a) for a in core.approvals()],
     }
 
 
@@ -141,6 +143,29 @@ def read_chain(data: Any) -> HandoffChain:
     chain: HandoffChain = _build(HandoffChain, data, "chain")
     chain.hops = [_build(ChainHop, hop, "chain hop") for hop in (chain.hops or [])]
     return chain
+
+
+def read_approval(data: Any) -> ApprovalInfo:
+    info: ApprovalInfo = _build(ApprovalInfo, data, "approval")
+    info.options = [str(o) for o in (info.options or [])]
+    return info
+
+
+def approval_from_event(event: ApprovalRequested) -> ApprovalInfo:
+    """The pending request an ``approval_requested`` event announces."""
+    return ApprovalInfo(
+        id=event.id,
+        key=event.key,
+        project_key=event.project_key,
+        thread_id=event.thread_id,
+        kind=event.request_kind,
+        tool=event.tool,
+        summary=event.summary,
+        requested_by=event.requested_by,
+        created_at=event.at,
+        expires_at=event.expires_at,
+        options=list(event.options),
+    )
 
 
 def read_totals(data: Any) -> Totals:

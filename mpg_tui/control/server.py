@@ -175,13 +175,15 @@ class ControlService:
         version = document.get("v", PROTOCOL_VERSION)
         if version != PROTOCOL_VERSION:
             raise ControlError("bad_request", f"this gateway speaks control protocol v{PROTOCOL_VERSION}")
+        if command.socket_only and request.transport is not None and peer_uid(request) is None:
+            raise ControlError("forbidden", f"{name} is only served on the control socket", 403)
         args = parse_args(command, document.get("args", {}))
         try:
             result = await command.run(self.core, args)
         except Exception as exc:
             log.exception("control command %s failed", name)
             raise ControlError("failed", f"{name} failed: {type(exc).__name__}: {exc}", 500) from None
-        log.info("control: %s %s -> %s", name, args.get("key", ""), result)
+        log.info("control: %s %s -> %s", name, args.get("key", args.get("id", "")), result)
         return web.json_response({"v": PROTOCOL_VERSION, "ok": True, "result": result}, dumps=protocol.dumps)
 
     # -- the event stream ------------------------------------------------------------------

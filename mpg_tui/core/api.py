@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from mpg_tui.config import ProjectView
 from mpg_tui.core.bus import EventBus
@@ -47,6 +47,26 @@ class SessionInfo:
     """The argument list that attaches a terminal to that run (``tmux -L <socket> attach -t <name>``)."""
     thread_name: str | None = None
     """The thread's name, kept with the session so it outlives a restart of the gateway."""
+
+
+@dataclass
+class ApprovalInfo:
+    """A request waiting for a person (a snapshot; safe to hand to a face)."""
+
+    id: str
+    """Random; the only handle that decides it."""
+    key: str
+    project_key: str
+    thread_id: str
+    kind: str
+    """``tool``, ``question`` or ``plan``."""
+    tool: str
+    summary: str
+    requested_by: str
+    created_at: float
+    expires_at: float
+    options: list[str] = field(default_factory=list)
+    """A question's option labels, in order (``choose`` takes their index)."""
 
 
 @dataclass(frozen=True)
@@ -119,3 +139,15 @@ class CoreAPI(Protocol):
 
     async def post(self, channel_id: str, author: str, content: str) -> None:
         """Post as a user (the demo's chat box); only meaningful against the sandbox."""
+
+    def approvals(self) -> list[ApprovalInfo]:
+        """Requests waiting for a person, oldest first."""
+
+    async def decide(self, approval_id: str, choice: str) -> str:
+        """Decide a pending request as the operator: ``allow``, ``allow_session``, ``deny``, or
+        ``option:<n>`` (a question's option); returns what happened, in words."""
+
+    async def ask_permission(self, token: str, tool_name: str, tool_input: str, tool_use_id: str) -> dict[str, Any]:
+        """A run's permission tool asks (``tool_input`` is JSON); waits for the decision:
+        ``{"outcome", "message", "answers", "decided_by"}``. Raises ``PermissionError`` for a
+        token this gateway did not sign."""

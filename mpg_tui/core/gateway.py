@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,10 @@ from typing import Any
 from mpg_tui import __version__
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core import access
-from mpg_tui.core.api import ChainHop, HandoffChain, KilledSession, SessionInfo, Totals
+from mpg_tui.core.api import ApprovalInfo, ChainHop, HandoffChain, KilledSession, SessionInfo, Totals
+from mpg_tui.core.approval_tokens import BadToken
+from mpg_tui.core.approvals import ApprovalBroker
+from mpg_tui.core.approvers import Member
 from mpg_tui.core.attachments import AttachmentLimits, save_attachments
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.chains import ChainBook, Observed
@@ -40,10 +44,11 @@ from mpg_tui.core.events import (
 )
 from mpg_tui.core.history import with_history
 from mpg_tui.core.keyed_locks import KeyedLocks
-from mpg_tui.core.ports import ChatError, ChatPort, InboundMessage
+from mpg_tui.core.permissions import NO_TOOL_USE_ID, PermissionRequest
+from mpg_tui.core.ports import CardClick, ChatError, ChatPort, InboundMessage
 from mpg_tui.core.ratelimit import RateLimiter
 from mpg_tui.core.router import Route, Router
-from mpg_tui.core.session_state import RecoveredWait, TurnOutcome
+from mpg_tui.core.session_state import RecoveredWait, Requester, TurnOutcome
 from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.status import RunStatus
 from mpg_tui.core.turns import StickyAgents, TurnCounter, turn_limit_text
@@ -84,6 +89,7 @@ class Gateway:
         clock: Clock,
         chat: ChatPort | None = None,
         poster: Poster | None = None,
+        approvals: ApprovalBroker | None = None,
     ) -> None:
         self.bus = bus
         self.version = __version__
@@ -93,6 +99,7 @@ class Gateway:
         self._clock = clock
         self._chat = chat
         self._poster = poster
+        self.approval_broker = approvals
         self._router = Router(config)
         self._rate = RateLimiter(clock)
         self._turns = TurnCounter()
@@ -163,6 +170,45 @@ class Gateway:
         if self._poster is None:
             raise RuntimeError("posting as a user is only possible against the sandbox")
         await self._poster(channel_id, author, content)
+
+    def approvals(self) -> list[ApprovalInfo]:
+        return self.approval_broker.pending() if self.approval_broker is not None else []
+
+    async def decide(self, approval_id: str, choice: str) -> str:
+        if self.approval_broker is None:
+            return "Approvals are not relayed by this gateway."
+        return self.approval_broker.decide_as_operator(approval_id, choice).text
+
+    async def ask_permission(self, token: str, tool_name: str, tool_input: str, tool_use_id: str) -> dict[str, Any]:
+        if self.approval_broker is None:
+            return {"outcome": "deny", "message": "This gateway does not relay approvals.", "answers": {}}
+        try:
+            parsed = json.loads(tool_input)
+        except ValueError:
+            parsed = None
+        request = PermissionRequest.from_tool_call(
+            tool_name,
+            parsed if isinstance(parsed, dict) else {},
+            None if tool_use_id == NO_TOOL_USE_ID else tool_use_id,
+        )
+        try:
+            decision = await self.approval_broker.ask_with_token(token, request)
+        except BadToken as exc:
+            raise PermissionError(str(exc)) from None
+        return {
+            "outcome": decision.outcome,
+            "message": decision.message,
+            "answers": dict(decision.answers),
+            "decided_by": decision.decided_by,
+        }
+
+    async def card_clicked(self, click: CardClick) -> str:
+        """A member pressed a request's button; returns the private reply for them."""
+        if self.approval_broker is None:
+            return "This request is no longer waiting for an answer."
+        member = Member(click.member_id, click.role_ids, click.role_names)
+        reply = self.approval_broker.decide(click.request_id, click.value, member, click.member_name)
+        return reply.text
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -254,6 +300,13 @@ class Gateway:
             for chunk in command.chunks:
                 await self._delivery.send(msg.channel_id, chunk)
             return
+        if (
+            command is None
+            and route.thread_id is not None
+            and self.approval_broker is not None
+            and self.approval_broker.answer_in_thread(route.thread_id, Member.of(msg), msg.author_name, msg.content)
+        ):
+            return  # the answer to a question claude asked in this thread, not a new prompt
         if project.rate_limit_per_user:
             decision = self._rate.check(project.key, msg.author_id, project.rate_limit_per_user)
             if decision.reply is not None:
@@ -297,8 +350,9 @@ class Gateway:
                 self._sticky.set(thread_id, target.agent.name)  # a thread just opened for this message
             self._turns.reset(thread_id)
             prompt = await self._build_prompt(msg, target, thread_id, project)
-            first = self._start_turn(project, thread_id, target.agent, prompt)
-        await self._run_chain(project, thread_id, target.agent, first)
+            requester = Requester(msg.author_id, msg.author_name)
+            first = self._start_turn(project, thread_id, target.agent, prompt, requester=requester)
+        await self._run_chain(project, thread_id, target.agent, first, requester=requester)
 
     async def _react(self, msg: InboundMessage) -> None:
         with contextlib.suppress(ChatError):
@@ -359,6 +413,7 @@ class Gateway:
         prompt: str,
         *,
         recovered: Recovered | None = None,
+        requester: Requester | None = None,
     ) -> asyncio.Task[TurnOutcome]:
         """Enqueue one turn now (so queue order is arrival order) and return its task.
 
@@ -403,6 +458,7 @@ class Gateway:
                         on_queued=on_queued,
                         on_progress=status.on_progress,
                         on_started=status.start,
+                        requester=requester,
                     )
             finally:
                 await status.close()
@@ -429,8 +485,12 @@ class Gateway:
         thread_id: str,
         agent: Agent | None,
         first: asyncio.Task[TurnOutcome],
+        *,
+        requester: Requester | None = None,
     ) -> None:
-        """Run the human's turn, then follow agent handoffs until done or the turn limit."""
+        """Run the human's turn, then follow agent handoffs until done or the turn limit.
+
+        The human who started the chain decides what claude asks in every hop of it."""
         chain = self._chain_book.new(project, thread_id, agent)
         task = first
         max_turns = project.defaults.max_turns_per_agent
@@ -486,7 +546,7 @@ class Gateway:
             agent = handoff.agent
             chain.hops.append(ChainHop(agent=agent.name, state="queued", started_at=self._clock.now()))
             prompt = await self._handoff_prompt(thread_id, handoff.prompt, project)
-            task = self._start_turn(project, thread_id, agent, prompt)
+            task = self._start_turn(project, thread_id, agent, prompt, requester=requester)
 
     async def _handoff_prompt(self, thread_id: str, prompt: str, project: ProjectView) -> str:
         try:

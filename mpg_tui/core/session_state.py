@@ -39,6 +39,14 @@ class TurnOutcome:
     session: SessionInfo
 
 
+@dataclass(frozen=True)
+class Requester:
+    """Who asked for a turn: they may decide what claude asks during it."""
+
+    id: str
+    name: str
+
+
 @dataclass(eq=False)
 class Turn:
     """One submitted prompt, waiting in its session's queue or running."""
@@ -53,6 +61,8 @@ class Turn:
     started_at: float | None = None
     on_started: Callable[[], None] | None = None
     """Called when the run really starts (after any wait in the queue)."""
+    requester: Requester | None = None
+    """The member whose message started this turn (or the chain it belongs to)."""
 
     def notify_started(self) -> None:
         if self.on_started is not None:

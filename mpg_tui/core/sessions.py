@@ -29,6 +29,7 @@ from typing import Any
 
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core.api import KilledSession, SessionInfo
+from mpg_tui.core.approvals import ApprovalBroker
 from mpg_tui.core.attachments import cleanup_attachments, sweep_attachments
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock
@@ -41,7 +42,7 @@ from mpg_tui.core.events import (
     SessionRestarted,
 )
 from mpg_tui.core.runner import ErrorKind, Progress, Runner, RunResult
-from mpg_tui.core.session_state import LiveSession, RecoveredWait, Turn, TurnOutcome, project_dir_of
+from mpg_tui.core.session_state import LiveSession, RecoveredWait, Requester, Turn, TurnOutcome, project_dir_of
 from mpg_tui.core.sessions_file import StoredSession
 from mpg_tui.core.slots import RunSlots
 from mpg_tui.core.store import SessionStore
@@ -71,6 +72,7 @@ class SessionManager:
         command: tuple[str, ...] = ("claude",),
         child_env: Mapping[str, str] | None = None,
         stop_grace_s: float = 10.0,
+        approvals: ApprovalBroker | None = None,
     ) -> None:
         if not runners:
             raise ValueError("SessionManager needs at least one runner")
@@ -99,6 +101,7 @@ class SessionManager:
             child_env=child_env,
             spawn=self._spawn_background,
             closing=lambda: self._closing,
+            approvals=approvals,
         )
         store.on_expired(self._on_expired)
 
@@ -216,8 +219,11 @@ class SessionManager:
         on_queued: Callable[[int], Awaitable[None]] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         on_started: Callable[[], None] | None = None,
+        requester: Requester | None = None,
     ) -> TurnOutcome:
-        """Run ``prompt`` in session ``key`` after the prompts already queued for it."""
+        """Run ``prompt`` in session ``key`` after the prompts already queued for it.
+
+        ``requester`` is who asked for it: they may decide what claude asks during the run."""
         if self._closing:
             info = SessionInfo(
                 key=key,
@@ -236,7 +242,13 @@ class SessionManager:
         position = self.position(key)
         timeout = timeout_s if timeout_s is not None else project.defaults.run_timeout_ms / 1000
         turn = Turn(
-            prompt, agent, timeout, on_progress, asyncio.get_running_loop().create_future(), on_started=on_started
+            prompt,
+            agent,
+            timeout,
+            on_progress,
+            asyncio.get_running_loop().create_future(),
+            on_started=on_started,
+            requester=requester,
         )
         session.queue.append(turn)
         self._cancel_idle(session)

@@ -11,7 +11,7 @@ from mpg_tui.config import parse_config
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.core.gateway import Gateway
-from mpg_tui.core.ports import Attachment, ChatPort, Embed, HistoryMessage, InboundMessage
+from mpg_tui.core.ports import ApprovalCard, Attachment, ChatPort, Embed, HistoryMessage, InboundMessage
 from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.store import SessionStore
 from tests.unit.fake_runner import FakeRunner
@@ -51,6 +51,12 @@ class SlowThreadChat(ChatPort):
         return []
 
     async def download(self, attachment: Attachment, dest: Path) -> None:
+        return None
+
+    async def post_card(self, channel_id: str, card: ApprovalCard) -> str:
+        return "2"
+
+    async def close_card(self, channel_id: str, message_id: str, card: ApprovalCard, verdict: str) -> None:
         return None
 
 

@@ -229,6 +229,7 @@ class Project(_Model):
     approver_roles: list[str] | None = None
     """Replaces ``defaults.approverRoles`` for this project."""
     approvals: Literal["relay", "deny"] | None = None
+    approval_timeout_ms: int | None = Field(None, ge=1000)
 
     @field_validator("directory")
     @classmethod
@@ -312,6 +313,7 @@ class ProjectView:
             defaults.approver_roles if project.approver_roles is None else project.approver_roles
         )
         self.approvals: Literal["relay", "deny"] = project.approvals or defaults.approvals
+        self.approval_timeout_ms = project.approval_timeout_ms or defaults.approval_timeout_ms
 
     def __repr__(self) -> str:
         return f"ProjectView(key={self.key!r}, name={self.name!r}, directory={self.directory!r})"

@@ -419,7 +419,7 @@ class ApprovalBroker:
 
 
 def _timeout_s(project: ProjectView | None) -> float:
-    return project.defaults.approval_timeout_ms / 1000 if project is not None else DEFAULT_TIMEOUT_S
+    return project.approval_timeout_ms / 1000 if project is not None else DEFAULT_TIMEOUT_S
 
 
 __all__ = ["ApprovalBroker", "DecideReply", "Operator"]

@@ -8,12 +8,15 @@ every picture of the cockpit is the same on every machine.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from dataclasses import replace
 from typing import Any
 
 from mpg_tui.config import GatewayConfig, ProjectView, parse_config
-from mpg_tui.core.api import ChainHop, HandoffChain, HopState, SessionInfo, Totals
+from mpg_tui.core.api import ApprovalInfo, ChainHop, HandoffChain, HopState, SessionInfo, Totals
+from mpg_tui.core.approval_tokens import RunGrant
+from mpg_tui.core.approvals import ApprovalBroker
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.core.events import (
@@ -34,6 +37,7 @@ from mpg_tui.core.events import (
     SessionState,
     ThreadOpened,
 )
+from mpg_tui.core.permissions import PermissionDecision, PermissionRequest
 
 SHOP = "1100000000000000001"
 DOCS = "1100000000000000002"
@@ -72,6 +76,11 @@ class FakeCore:
         self.posted: list[tuple[str, str, str]] = []
         self.fail_commands: Exception | None = None
         """When set, kill/restart/post raise it (a core that broke)."""
+        # The real broker, so the inbox shows only what the gateway can show.
+        self.broker = ApprovalBroker(
+            bus=self.bus, clock=clock, key=b"k" * 32, project=self._config.project, chat=lambda: None
+        )
+        self.asking: list[asyncio.Task[PermissionDecision]] = []
 
     # -- CoreAPI -----------------------------------------------------------------------
 
@@ -131,6 +140,21 @@ class FakeCore:
                 at=self.clock.now(),
             )
         )
+
+    def approvals(self) -> list[ApprovalInfo]:
+        return self.broker.pending()
+
+    async def decide(self, approval_id: str, choice: str) -> str:
+        return self.broker.decide_as_operator(approval_id, choice).text
+
+    async def ask_permission(self, token: str, tool_name: str, tool_input: str, tool_use_id: str) -> dict[str, Any]:
+        raise PermissionError("not served here")
+
+    def ask(self, key: str, project_key: str, tool: str, tool_input: dict[str, Any], *, by: str = "ana") -> None:
+        """Claude asks a person (a task that waits for the decision)."""
+        grant = RunGrant(key, project_key, key.split(":")[0], requester_id="42", requester_name=by)
+        request = PermissionRequest.from_tool_call(tool, tool_input, f"toolu_{len(self.asking)}")
+        self.asking.append(asyncio.ensure_future(self.broker.ask(grant, request)))
 
     # -- scripting: state without events (what was there before the cockpit opened) ---------
 

@@ -92,7 +92,7 @@ class ControlService:
 
     def add_routes(self, app: web.Application, *, http: bool) -> None:
         """Put the control routes on ``app`` (``http``: the dashboard's door, with its CSRF guard)."""
-        guard = self._http_command_guard if http else None
+        guard = self.guard_http_command if http else None
         app.router.add_get(f"{API_PREFIX}/snapshot", self._snapshot)
         app.router.add_get(f"{API_PREFIX}/events", self._events)
         app.router.add_post(f"{API_PREFIX}/commands/{{name}}", self._wrap(self._command, guard))
@@ -127,7 +127,7 @@ class ControlService:
         return guarded
 
     @staticmethod
-    def _http_command_guard(request: web.Request) -> None:
+    def guard_http_command(request: web.Request) -> None:
         # Browsers send a cross-origin JSON POST only after a preflight we never answer, and
         # name its Origin; either way a page elsewhere cannot run a command.
         if request.content_type != "application/json":

@@ -7,10 +7,13 @@ event, so a face sees a consistent world: ``start_run`` makes the session runnin
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from mpg_tui.config import ProjectView, parse_config
-from mpg_tui.core.api import ChainHop, HandoffChain, HopState, SessionInfo, Totals
+from mpg_tui.core.api import ApprovalInfo, ChainHop, HandoffChain, HopState, SessionInfo, Totals
+from mpg_tui.core.approval_tokens import RunGrant
+from mpg_tui.core.approvals import ApprovalBroker
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock, FakeClock, SystemClock
 from mpg_tui.core.events import (
@@ -24,6 +27,7 @@ from mpg_tui.core.events import (
     SessionKilled,
     SessionQueued,
 )
+from mpg_tui.core.permissions import PermissionDecision, PermissionRequest
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "defaults": {"dashboardToken": "config-secret-token-value", "httpPort": 3100},
@@ -75,6 +79,27 @@ class FakeCore:
         self.killed: list[str] = []
         self.restarted: list[str] = []
         self.posted: list[tuple[str, str, str]] = []
+        # The real broker: the dashboard shows and decides only what the gateway can.
+        config = parse_config(config if config is not None else DEFAULT_CONFIG)
+        self.broker = ApprovalBroker(
+            bus=self.bus, clock=self.clock, key=b"k" * 32, project=config.project, chat=lambda: None
+        )
+        self.asking: list[asyncio.Task[PermissionDecision]] = []
+
+    def approvals(self) -> list[ApprovalInfo]:
+        return self.broker.pending()
+
+    async def decide(self, approval_id: str, choice: str) -> str:
+        return self.broker.decide_as_operator(approval_id, choice).text
+
+    async def ask_permission(self, token: str, tool_name: str, tool_input: str, tool_use_id: str) -> dict[str, Any]:
+        raise PermissionError("not served here")
+
+    def ask(self, key: str, project_key: str, command: str) -> None:
+        """Claude asks to run ``command`` (a task that waits for the decision)."""
+        grant = RunGrant(key, project_key, key.split(":")[0], requester_id="42", requester_name="ana")
+        request = PermissionRequest.from_tool_call("Bash", {"command": command}, f"toolu_{len(self.asking)}")
+        self.asking.append(asyncio.ensure_future(self.broker.ask(grant, request)))
 
     # -- CoreAPI ---------------------------------------------------------------------------------
 

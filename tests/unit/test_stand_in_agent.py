@@ -481,3 +481,13 @@ def test_loading_the_stand_in_imports_nothing_heavy() -> None:
     )
     done = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr
+
+
+def test_the_stand_in_takes_the_permission_tool_flags_the_gateway_passes() -> None:
+    from mpg_tui.runners.approval_tool import PROMPT_TOOL
+    from mpg_tui.sandbox.agent.options import parse_args
+
+    options = parse_args(
+        ["--print", "--mcp-config", '{"mcpServers": {}}', "--permission-prompt-tool", PROMPT_TOOL, "--verbose"]
+    )
+    assert options.mcp_config == ['{"mcpServers": {}}'] and options.permission_prompt_tool == PROMPT_TOOL

@@ -108,7 +108,9 @@ class Runtime:
         self.approvals = ApprovalBroker(
             bus=self.bus,
             clock=self.clock,
-            key=load_or_create_key(settings.run_dir / APPROVAL_KEY_FILE),
+            # Beside the run directory, in the profile's private state directory: the run
+            # directory holds only what runs leave behind.
+            key=load_or_create_key(settings.run_dir.parent / APPROVAL_KEY_FILE),
             project=lambda key: self.settings.config.project(key),
             chat=lambda: self.client.chat,
             audit=AuditLog(settings.audit_path or settings.run_dir.parent / AUDIT_FILE),

@@ -15,8 +15,8 @@ not hold, through the MCP permission tool and the control API with the relay's t
   run's own timeout does not count that time.
 
 "Allow for this session" is also remembered here, per session key until the session is
-killed or restarted: runs that start one claude process per turn would otherwise ask again
-on every turn.
+killed or restarted (the session manager calls :meth:`ApprovalBroker.forget_session`): runs
+that start one claude process per turn would otherwise ask again on every turn.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from mpg_tui.core.approvers import OPERATOR, Decider, Member, Operator, may_deci
 from mpg_tui.core.audit import AuditLog
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock, TimerHandle
-from mpg_tui.core.events import ApprovalDecided, ApprovalRequested, Event, SessionKilled, SessionRestarted
+from mpg_tui.core.events import ApprovalDecided, ApprovalRequested, Event
 from mpg_tui.core.permissions import HumanWaits, PermissionDecision, PermissionRelay, PermissionRequest
 from mpg_tui.core.ports import ApprovalCard, ChatError, ChatPort
 
@@ -104,7 +104,6 @@ class ApprovalBroker:
         self._waits: dict[str, HumanWaits] = {}
         self._session_rules: dict[str, set[tuple[str, str | None]]] = {}
         self._background: set[asyncio.Task[None]] = set()
-        bus.listen(self._on_event)
 
     # -- making relays ---------------------------------------------------------------------
 
@@ -348,9 +347,9 @@ class ApprovalBroker:
 
     # -- the rest ----------------------------------------------------------------------------
 
-    def _on_event(self, event: Event) -> None:
-        if isinstance(event, SessionKilled | SessionRestarted):
-            self._session_rules.pop(event.key, None)
+    def forget_session(self, key: str) -> None:
+        """Session ``key`` was killed or restarted: its "allow for this session" rules go."""
+        self._session_rules.pop(key, None)
 
     def _info(self, pending: _Pending) -> ApprovalInfo:
         request = pending.request

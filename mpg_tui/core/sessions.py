@@ -85,6 +85,7 @@ class SessionManager:
         self._command = command
         self._child_env = child_env
         self._stop_grace_s = stop_grace_s
+        self._approvals = approvals
         self._sessions: dict[str, LiveSession] = {}
         self._slots = RunSlots(config.defaults.max_concurrent_sessions)
         self._pending_from_disk: dict[str, StoredSession] = {}
@@ -470,6 +471,8 @@ class SessionManager:
         kept_branch = await self._remove_worktree(key, session, stored)
         cwd = session.cwd if session is not None else None
         await self._remove_attachments(key, cwd or (Path(stored.cwd) if stored is not None else None))
+        if self._approvals is not None:
+            self._approvals.forget_session(key)
         self._publish(SessionKilled(key=key, project_key=project_key, kept_branch=kept_branch))
         return KilledSession(key=key, project_key=project_key, kept_branch=kept_branch)
 
@@ -521,6 +524,8 @@ class SessionManager:
             self._store.put(dataclasses.replace(stored, session_id=None))
             project_key = stored.channel_id or ""
         await self._store.flush()
+        if self._approvals is not None:
+            self._approvals.forget_session(key)
         self._publish(SessionRestarted(key=key, project_key=project_key))
         return True
 

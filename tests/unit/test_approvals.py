@@ -18,7 +18,7 @@ from mpg_tui.core.audit import AuditLog
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.core.deadline import RunDeadline
-from mpg_tui.core.events import ApprovalDecided, ApprovalRequested, Event, SessionRestarted
+from mpg_tui.core.events import ApprovalDecided, ApprovalRequested, Event
 from mpg_tui.core.permissions import HumanWaits, PermissionDecision, PermissionRequest
 from mpg_tui.core.ports import ApprovalCard, Attachment, ChatPort, Embed, HistoryMessage
 
@@ -191,7 +191,7 @@ async def test_allow_for_this_session_is_remembered_until_the_session_restarts(w
     assert (await relay.ask(bash("python3 -c 1", "toolu_9"))).outcome == "allow"  # no card this time
     assert len(world.chat.cards) == 1
 
-    world.bus.publish(SessionRestarted(key=THREAD, project_key=CHANNEL))
+    world.broker.forget_session(THREAD)  # what the session manager does on restart and kill
     task, _ = await world.ask(bash("python3 -c 1", "toolu_10"))
     assert len(world.chat.cards) == 2
     task.cancel()

@@ -210,6 +210,11 @@ class Defaults(_Model):
     """Messages older than this are not caught up (they are counted and the operator is told)."""
     catch_up_max_messages: int = Field(50, ge=1, le=1000)
     """Messages caught up per channel or thread at most; older ones beyond it are counted as skipped."""
+    approvals: Literal["relay", "deny"] = "relay"
+    """``relay``: a tool call the allow/deny lists do not settle, a question or a plan is asked in
+    the thread, the cockpit and the dashboard; ``deny``: refused at once (MPG's behaviour)."""
+    approval_timeout_ms: int = Field(600_000, ge=1000)
+    """How long a relayed request waits for a person before it is denied."""
 
     @field_validator("http_port", mode="before")
     @classmethod
@@ -250,6 +255,8 @@ class Project(_Model):
     daily_budget_usd: Dollars | None = None
     approver_roles: list[str] | None = None
     """Replaces ``defaults.approverRoles`` for this project."""
+    approvals: Literal["relay", "deny"] | None = None
+    approval_timeout_ms: int | None = Field(None, ge=1000)
 
     @field_validator("directory")
     @classmethod
@@ -302,7 +309,7 @@ class GatewayConfig(_Model):
 
     @property
     def needs_members_intent(self) -> bool:
-        # Role checks need members' roles: allowedRoles, and approverRoles (who may !continue).
+        # Role checks need members' roles: allowedRoles, and approverRoles (who may decide).
         return any(p.allowed_roles for p in self.projects.values()) or any(v.approver_roles for v in self.views())
 
     @property
@@ -333,6 +340,8 @@ class ProjectView:
         self.approver_roles = list(
             defaults.approver_roles if project.approver_roles is None else project.approver_roles
         )
+        self.approvals: Literal["relay", "deny"] = project.approvals or defaults.approvals
+        self.approval_timeout_ms = project.approval_timeout_ms or defaults.approval_timeout_ms
 
     def __repr__(self) -> str:
         return f"ProjectView(key={self.key!r}, name={self.name!r}, directory={self.directory!r})"

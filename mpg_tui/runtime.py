@@ -24,6 +24,9 @@ from typing import Any
 from mpg_tui.config import ConfigError, GatewayConfig, load_config
 from mpg_tui.control.journal import EventJournal
 from mpg_tui.control.server import ControlService, socket_path
+from mpg_tui.core.approval_tokens import load_or_create_key
+from mpg_tui.core.approvals import ApprovalBroker
+from mpg_tui.core.audit import AuditLog
 from mpg_tui.core.budget import BUDGET_FILE_NAME, BudgetBook
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock, SystemClock, TimerHandle
@@ -38,11 +41,14 @@ from mpg_tui.discord_adapter.client import DiscordStartError, GatewayClient
 from mpg_tui.discord_adapter.endpoint import point_discord_py_at
 from mpg_tui.locations import LocationError, ensure_private_dir
 from mpg_tui.logs import publish_logs_to
+from mpg_tui.runners.approval_tool import ApprovalToolLaunch
 from mpg_tui.runners.direct import DirectRunner
 from mpg_tui.worktrees import WorktreeManager
 
 log = logging.getLogger(__name__)
 
+APPROVAL_KEY_FILE = "approvals.key"
+AUDIT_FILE = "approvals-audit.jsonl"
 DRAIN_TIMEOUT_S = 5.0
 """How long shutdown lets message handlers post their last words before Discord is closed."""
 CONFIG_POLL_S = 2.0
@@ -98,6 +104,9 @@ class RuntimeSettings:
     def journal_file(self) -> Path:
         return self.journal_path or self.run_dir.parent / JOURNAL_FILE_NAME
 
+    audit_path: Path | None = None
+    """The approvals audit log; beside ``run_dir`` (in the profile's state directory) when unset."""
+
 
 class Runtime:
     """One gateway process's parts, started and stopped together."""
@@ -114,7 +123,19 @@ class Runtime:
             ttl_ms=defaults.session_ttl_ms,
             max_entries=defaults.max_persisted_sessions,
         )
-        self._direct = DirectRunner(self.clock, registry_dir=settings.run_dir)
+        ensure_private_dir(settings.run_dir)
+        self.approvals = ApprovalBroker(
+            bus=self.bus,
+            clock=self.clock,
+            # Beside the run directory, in the profile's private state directory: the run
+            # directory holds only what runs leave behind.
+            key=load_or_create_key(settings.run_dir.parent / APPROVAL_KEY_FILE),
+            project=lambda key: self.settings.config.project(key),
+            chat=lambda: self.client.chat,
+            audit=AuditLog(settings.audit_path or settings.run_dir.parent / AUDIT_FILE),
+        )
+        relay = ApprovalToolLaunch(socket_path(settings.run_dir)) if settings.control_socket else None
+        self._direct = DirectRunner(self.clock, registry_dir=settings.run_dir, approval_tool=relay)
         self.runners: dict[RunnerKind, Runner] = {"direct": self._direct}
         if config.uses_tmux:
             self.runners["tmux"] = self._tmux_runner()
@@ -127,6 +148,7 @@ class Runtime:
             worktrees=WorktreeManager(),
             command=settings.claude_command,
             child_env=settings.child_env,
+            approvals=self.approvals,
         )
         self.budget = BudgetBook(self.bus, self.clock, settings.budget_file)
         self.journal = Journal(settings.journal_file, self.clock)
@@ -138,6 +160,7 @@ class Runtime:
             poster=settings.poster,
             budget=self.budget,
             journal=self.journal,
+            approvals=self.approvals,
         )
         self.client = GatewayClient(
             handler=self.gateway.handle_message,
@@ -145,6 +168,7 @@ class Runtime:
             members_intent=config.needs_members_intent,
             guild_ready_timeout=settings.guild_ready_timeout,
             on_new_session=self._catch_up,
+            on_click=self.gateway.card_clicked,
         )
         self.gateway.attach_chat(self.client.chat)
         dashboard_token = settings.dashboard_token or defaults.dashboard_token
@@ -176,7 +200,10 @@ class Runtime:
             ensure_tmux()
         except TmuxUnavailable as exc:
             raise StartupError(str(exc)) from exc
-        return TmuxRunner(self.settings.config.defaults.tmux_socket, self.settings.run_dir, clock=self.clock)
+        relay = ApprovalToolLaunch(socket_path(self.settings.run_dir)) if self.settings.control_socket else None
+        return TmuxRunner(
+            self.settings.config.defaults.tmux_socket, self.settings.run_dir, clock=self.clock, approval_tool=relay
+        )
 
     @property
     def dashboard_url(self) -> str | None:

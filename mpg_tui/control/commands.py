@@ -20,6 +20,8 @@ from mpg_tui.core.holds import IF_RUNNING, HoldError
 
 MAX_ARG_CHARS = 4000
 """The longest string argument (a chat message posted through the sandbox is the longest)."""
+MAX_INPUT_CHARS = 60_000
+"""The longest tool input a permission tool sends (its long strings are cut before)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class Command:
     help: str
     optional: tuple[str, ...] = ()
     """Names of string arguments it may be given."""
+    socket_only: bool = False
+    """Refused on the dashboard's HTTP door (a run's permission tool, always local)."""
+    max_chars: int = MAX_ARG_CHARS
 
 
 async def _kill(core: CoreAPI, args: Mapping[str, str]) -> bool:
@@ -87,6 +92,17 @@ async def _conversation(core: CoreAPI, args: Mapping[str, str]) -> Any:
     return [entry.to_dict() for entry in await core.conversation(args["thread_id"])]
 
 
+async def _approval_decide(core: CoreAPI, args: Mapping[str, str]) -> str:
+    return await core.decide(args["id"], args["choice"])
+
+
+async def _approval_ask(core: CoreAPI, args: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        return await core.ask_permission(args["token"], args["tool_name"], args["input"], args["tool_use_id"])
+    except PermissionError as exc:
+        raise ControlError("forbidden", str(exc), 403) from None
+
+
 COMMANDS: dict[str, Command] = {
     command.name: command
     for command in (
@@ -110,6 +126,20 @@ COMMANDS: dict[str, Command] = {
         Command("renew_hold", ("hold_id",), _renew_hold, "keep a hold for another lease"),
         Command("release_hold", ("hold_id",), _release_hold, "hand a held session back"),
         Command("conversation", ("thread_id",), _conversation, "a thread's recent conversation"),
+        Command(
+            "approval_decide",
+            ("id", "choice"),
+            _approval_decide,
+            "decide a pending request as the operator: allow, allow_session, deny or option:<n>",
+        ),
+        Command(
+            "approval_ask",
+            ("token", "tool_name", "input", "tool_use_id"),
+            _approval_ask,
+            "a run's permission tool asks and waits for the decision (control socket only)",
+            socket_only=True,
+            max_chars=MAX_INPUT_CHARS,
+        ),
     )
 }
 
@@ -128,7 +158,7 @@ def parse_args(command: Command, raw: Any) -> dict[str, str]:
             continue
         if not isinstance(value, str) or not value:
             raise ControlError("bad_request", f"{command.name} needs {name!r}, a non-empty string")
-        if len(value) > MAX_ARG_CHARS:
-            raise ControlError("bad_request", f"{name!r} is longer than {MAX_ARG_CHARS} characters")
+        if len(value) > command.max_chars:
+            raise ControlError("bad_request", f"{name!r} is longer than {command.max_chars} characters")
         args[name] = value
     return args

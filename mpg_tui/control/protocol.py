@@ -7,7 +7,8 @@ a cockpit attached over the control API sees the very dataclasses an in-process 
 Documents (``v`` is :data:`PROTOCOL_VERSION`; a client refuses another major version):
 
 ``snapshot``  ``{"v", "instance", "seq", "gateway": {...}, "projects", "sessions", "chains", "totals",
-              "budgets"}``
+              "budgets", "approvals", "messages"}`` (``approvals``: requests waiting for a person, kept
+              current by ``approval_*`` events; ``messages``: per-thread counts from the journal)
 ``stream``    newline-delimited JSON, one of ``hello`` (``instance``, ``seq``), ``event`` (``seq``,
               ``event``, and the state it left: ``session`` when the event names a session,
               ``chain`` when it names a thread, ``totals`` when it changes them, ``budgets``
@@ -29,6 +30,7 @@ from typing import Any, Literal
 from mpg_tui.config import Agent, Defaults, Project, ProjectView
 from mpg_tui.core import events as core_events
 from mpg_tui.core.api import (
+    ApprovalInfo,
     Budgets,
     ChainHop,
     CoreAPI,
@@ -39,7 +41,7 @@ from mpg_tui.core.api import (
     ThreadCounts,
     Totals,
 )
-from mpg_tui.core.events import ConnectionState, Event
+from mpg_tui.core.events import ApprovalRequested, ConnectionState, Event
 from mpg_tui.core.holds import HandBack, HoldGrant
 
 PROTOCOL_VERSION = 1
@@ -150,6 +152,7 @@ def snapshot_json(core: CoreAPI, *, instance: str, seq: int, pid: int) -> JSON:
         "totals": totals_json(core.totals()),
         "budgets": budgets_json(core.budgets()),
         "messages": counts_json(core.message_counts()),
+        "approvals": [dataclasses.asdict(a) for a in core.approvals()],
     }
 
 
@@ -194,6 +197,29 @@ def read_hand_back(data: Any) -> HandBack | None:
         return None
     back: HandBack = _build(HandBack, data, "hand-back")
     return back
+
+
+def read_approval(data: Any) -> ApprovalInfo:
+    info: ApprovalInfo = _build(ApprovalInfo, data, "approval")
+    info.options = [str(o) for o in (info.options or [])]
+    return info
+
+
+def approval_from_event(event: ApprovalRequested) -> ApprovalInfo:
+    """The pending request an ``approval_requested`` event announces."""
+    return ApprovalInfo(
+        id=event.id,
+        key=event.key,
+        project_key=event.project_key,
+        thread_id=event.thread_id,
+        kind=event.request_kind,
+        tool=event.tool,
+        summary=event.summary,
+        requested_by=event.requested_by,
+        created_at=event.at,
+        expires_at=event.expires_at,
+        options=list(event.options),
+    )
 
 
 def read_totals(data: Any) -> Totals:

@@ -32,10 +32,17 @@ from mpg_tui.config import ProjectView
 from mpg_tui.control import protocol
 from mpg_tui.control.client import ControlClient, Endpoint
 from mpg_tui.control.protocol import JSON, ControlError, ProtocolError
-from mpg_tui.core.api import Budgets, HandoffChain, JournalEntry, SessionInfo, ThreadCounts, Totals
+from mpg_tui.core.api import ApprovalInfo, Budgets, HandoffChain, JournalEntry, SessionInfo, ThreadCounts, Totals
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.conversation import ConversationEntry
-from mpg_tui.core.events import ConnectionChanged, ConnectionState, Event, StateResynced
+from mpg_tui.core.events import (
+    ApprovalDecided,
+    ApprovalRequested,
+    ConnectionChanged,
+    ConnectionState,
+    Event,
+    StateResynced,
+)
 from mpg_tui.core.holds import DEFAULT_LEASE_S, HandBack, HoldError, HoldErrorCode, HoldGrant, IfRunning
 
 log = logging.getLogger(__name__)
@@ -43,7 +50,7 @@ log = logging.getLogger(__name__)
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 5.0
 _LINK_ERRORS = (aiohttp.ClientError, OSError, ControlError, ProtocolError, TimeoutError)
-_LABELLED_FIELDS = ("key", "project_key", "thread_id", "channel_id")
+_LABELLED_FIELDS = ("key", "project_key", "thread_id", "channel_id", "id")
 _HOLD_ERRORS: tuple[HoldErrorCode, ...] = ("not_found", "ambiguous", "no_session", "busy", "held")
 _STATE_RANK: dict[ConnectionState, int] = {"ready": 0, "resuming": 1, "connecting": 2, "disconnected": 3}
 T = TypeVar("T")
@@ -84,6 +91,7 @@ class RemoteCore:
         self._totals = Totals(0, 0, 0.0, 0, 0)
         self._budgets = Budgets()
         self._messages: dict[str, ThreadCounts] = {}
+        self._approvals: dict[str, ApprovalInfo] = {}
         self._remote_connection: ConnectionState = "disconnected"
         self._instance: str | None = None
         self._seq = 0
@@ -140,6 +148,9 @@ class RemoteCore:
 
     def recent_messages(self, limit: int = 100) -> list[JournalEntry]:
         return []  # the journal's entries stay on the gateway (its dashboard lists them)
+
+    def approvals(self) -> list[ApprovalInfo]:
+        return sorted(self._approvals.values(), key=lambda a: a.created_at)
 
     # -- CoreAPI: commands -----------------------------------------------------------------
 
@@ -214,6 +225,18 @@ class RemoteCore:
         data = await self._command("conversation", thread_id=remote)
         return [ConversationEntry.from_dict(item) for item in data or [] if isinstance(item, dict)]
 
+    async def decide(self, approval_id: str, choice: str) -> str:
+        remote = self._remote_name(approval_id)
+        if remote is None:
+            return "This request is not one of this gateway's."
+        return str(await self._command("approval_decide", id=remote, choice=choice))
+
+    async def ask_permission(self, token: str, tool_name: str, tool_input: str, tool_use_id: str) -> dict[str, Any]:
+        result = await self._command(
+            "approval_ask", token=token, tool_name=tool_name, input=tool_input, tool_use_id=tool_use_id
+        )
+        return dict(result) if isinstance(result, dict) else {"outcome": "deny", "message": "no decision"}
+
     # -- the copy ---------------------------------------------------------------------------
 
     def _relabel(self, value: T) -> T:
@@ -250,6 +273,8 @@ class RemoteCore:
         self._totals = protocol.read_totals(document.get("totals", {}))
         self._budgets = self._relabel_budgets(protocol.read_budgets(document.get("budgets")))
         self._messages = {self._prefix + t: c for t, c in protocol.read_counts(document.get("messages")).items()}
+        approvals = [self._relabel(protocol.read_approval(a)) for a in document.get("approvals", [])]
+        self._approvals = {a.id: a for a in approvals}
         self._remote_connection = protocol.read_connection(gateway.get("connection"))
         self.version = str(gateway.get("version", self.version))
         self.started_at = float(gateway.get("started_at", self.started_at))
@@ -287,7 +312,12 @@ class RemoteCore:
             self._remote_connection = event.state
             if not self._linked:
                 return None
-        return self._relabel(event)
+        event = self._relabel(event)
+        if isinstance(event, ApprovalRequested):
+            self._approvals[event.id] = protocol.approval_from_event(event)
+        elif isinstance(event, ApprovalDecided):
+            self._approvals.pop(event.id, None)
+        return event
 
     # -- the link --------------------------------------------------------------------------
 
@@ -459,6 +489,18 @@ class MultiCore:
     async def conversation(self, thread_id: str) -> list[ConversationEntry]:
         owner = self._owner(thread_id)
         return await owner.conversation(thread_id) if owner is not None else []
+
+    def approvals(self) -> list[ApprovalInfo]:
+        return sorted((a for c in self.cores for a in c.approvals()), key=lambda a: a.created_at)
+
+    async def decide(self, approval_id: str, choice: str) -> str:
+        owner = self._owner(approval_id)
+        if owner is None:
+            return "No gateway owns this request."
+        return await owner.decide(approval_id, choice)
+
+    async def ask_permission(self, token: str, tool_name: str, tool_input: str, tool_use_id: str) -> dict[str, Any]:
+        raise PermissionError("a cockpit over several gateways does not take permission requests")
 
     async def run(self) -> None:
         """Follow every gateway until cancelled."""

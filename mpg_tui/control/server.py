@@ -92,7 +92,7 @@ class ControlService:
 
     def add_routes(self, app: web.Application, *, http: bool) -> None:
         """Put the control routes on ``app`` (``http``: the dashboard's door, with its CSRF guard)."""
-        guard = self._http_command_guard if http else None
+        guard = self.guard_http_command if http else None
         app.router.add_get(f"{API_PREFIX}/snapshot", self._snapshot)
         app.router.add_get(f"{API_PREFIX}/events", self._events)
         app.router.add_post(f"{API_PREFIX}/commands/{{name}}", self._wrap(self._command, guard))
@@ -127,7 +127,7 @@ class ControlService:
         return guarded
 
     @staticmethod
-    def _http_command_guard(request: web.Request) -> None:
+    def guard_http_command(request: web.Request) -> None:
         # Browsers send a cross-origin JSON POST only after a preflight we never answer, and
         # name its Origin; either way a page elsewhere cannot run a command.
         if request.content_type != "application/json":
@@ -175,6 +175,8 @@ class ControlService:
         version = document.get("v", PROTOCOL_VERSION)
         if version != PROTOCOL_VERSION:
             raise ControlError("bad_request", f"this gateway speaks control protocol v{PROTOCOL_VERSION}")
+        if command.socket_only and request.transport is not None and peer_uid(request) is None:
+            raise ControlError("forbidden", f"{name} is only served on the control socket", 403)
         args = parse_args(command, document.get("args", {}))
         try:
             result = await command.run(self.core, args)
@@ -183,7 +185,7 @@ class ControlService:
         except Exception as exc:
             log.exception("control command %s failed", name)
             raise ControlError("failed", f"{name} failed: {type(exc).__name__}: {exc}", 500) from None
-        log.info("control: %s %s -> %s", name, args.get("key", ""), result)
+        log.info("control: %s %s -> %s", name, args.get("key", args.get("id", "")), result)
         return web.json_response({"v": PROTOCOL_VERSION, "ok": True, "result": result}, dumps=protocol.dumps)
 
     # -- the event stream ------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from mpg_tui.config import ProjectView
 from mpg_tui.core.bus import EventBus
@@ -65,6 +65,26 @@ class SessionInfo:
     """When the session was lent to a terminal (``claude --resume``); None when it is not held."""
     held_by: str | None = None
     """Who holds it: "cockpit", "mpg-tui resume", with the user and host."""
+
+
+@dataclass
+class ApprovalInfo:
+    """A request waiting for a person (a snapshot; safe to hand to a face)."""
+
+    id: str
+    """Random; the only handle that decides it."""
+    key: str
+    project_key: str
+    thread_id: str
+    kind: str
+    """``tool``, ``question`` or ``plan``."""
+    tool: str
+    summary: str
+    requested_by: str
+    created_at: float
+    expires_at: float
+    options: list[str] = field(default_factory=list)
+    """A question's option labels, in order (``choose`` takes their index)."""
 
 
 @dataclass(frozen=True)
@@ -232,3 +252,15 @@ class CoreAPI(Protocol):
 
     async def conversation(self, thread_id: str) -> list[ConversationEntry]:
         """What the gateway saw and sent in a thread, oldest first (the recent part of it)."""
+
+    def approvals(self) -> list[ApprovalInfo]:
+        """Requests waiting for a person, oldest first."""
+
+    async def decide(self, approval_id: str, choice: str) -> str:
+        """Decide a pending request as the operator: ``allow``, ``allow_session``, ``deny``, or
+        ``option:<n>`` (a question's option); returns what happened, in words."""
+
+    async def ask_permission(self, token: str, tool_name: str, tool_input: str, tool_use_id: str) -> dict[str, Any]:
+        """A run's permission tool asks (``tool_input`` is JSON); waits for the decision:
+        ``{"outcome", "message", "answers", "decided_by"}``. Raises ``PermissionError`` for a
+        token this gateway did not sign."""

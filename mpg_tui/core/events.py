@@ -300,3 +300,43 @@ class StateResynced(Event):
     keys: tuple[str, ...]
     threads: tuple[str, ...]
     detail: str = ""
+
+
+ApprovalKind = Literal["tool", "question", "plan"]
+ApprovalOutcome = Literal["allow", "allow_session", "deny"]
+ApprovalReason = Literal["decided", "timeout", "withdrawn", "session_rule"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalRequested(Event):
+    """A run waits for a person: a tool call to allow, a question to answer or a plan to approve."""
+
+    kind: ClassVar[str] = "approval_requested"
+    id: str
+    key: str
+    project_key: str
+    thread_id: str
+    request_kind: ApprovalKind
+    tool: str
+    summary: str
+    requested_by: str
+    expires_at: float
+    options: tuple[str, ...] = ()
+    """The first question's option labels (a question), else empty."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalDecided(Event):
+    """A pending request was settled: by a person, by its timeout, or withdrawn with its run."""
+
+    kind: ClassVar[str] = "approval_decided"
+    id: str
+    key: str
+    project_key: str
+    thread_id: str
+    request_kind: ApprovalKind
+    tool: str
+    outcome: ApprovalOutcome
+    decided_by: str
+    waited_ms: int
+    reason: ApprovalReason = "decided"

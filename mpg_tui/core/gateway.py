@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from mpg_tui import __version__
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core import access
 from mpg_tui.core.api import (
+    ApprovalInfo,
     Budgets,
     ChainHop,
     HandoffChain,
@@ -32,6 +34,8 @@ from mpg_tui.core.api import (
     ThreadCounts,
     Totals,
 )
+from mpg_tui.core.approval_tokens import BadToken
+from mpg_tui.core.approvals import ApprovalBroker
 from mpg_tui.core.approvers import OPERATOR, Decider, Member, may_decide, refusal_text
 from mpg_tui.core.attachments import AttachmentLimits, save_attachments
 from mpg_tui.core.budget import BudgetBook, HeldTurn, Pause, Stop
@@ -70,10 +74,11 @@ from mpg_tui.core.holds import DEFAULT_LEASE_S, HandBack, HoldGrant, IfRunning
 from mpg_tui.core.journal import Journal
 from mpg_tui.core.keyed_locks import KeyedLocks
 from mpg_tui.core.lending import Lending
-from mpg_tui.core.ports import ChatError, ChatPort, InboundMessage
+from mpg_tui.core.permissions import NO_TOOL_USE_ID, PermissionRequest
+from mpg_tui.core.ports import CardClick, ChatError, ChatPort, InboundMessage
 from mpg_tui.core.ratelimit import RateLimiter
 from mpg_tui.core.router import Route, Router
-from mpg_tui.core.session_state import RecoveredWait, TurnOutcome
+from mpg_tui.core.session_state import RecoveredWait, Requester, TurnOutcome
 from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.status import RunStatus
 from mpg_tui.core.turns import StickyAgents, TurnCounter, turn_limit_text
@@ -116,6 +121,7 @@ class Gateway:
         poster: Poster | None = None,
         budget: BudgetBook | None = None,
         journal: Journal | None = None,
+        approvals: ApprovalBroker | None = None,
     ) -> None:
         """``budget`` is the spend ledger (the runtime's persists itself); without one, spend
         is kept in memory only."""
@@ -127,6 +133,7 @@ class Gateway:
         self._clock = clock
         self._chat = chat
         self._poster = poster
+        self.approval_broker = approvals
         self._router = Router(config)
         self._rate = RateLimiter(clock)
         self._turns = TurnCounter()
@@ -242,6 +249,45 @@ class Gateway:
         if self._poster is None:
             raise RuntimeError("posting as a user is only possible against the sandbox")
         await self._poster(channel_id, author, content)
+
+    def approvals(self) -> list[ApprovalInfo]:
+        return self.approval_broker.pending() if self.approval_broker is not None else []
+
+    async def decide(self, approval_id: str, choice: str) -> str:
+        if self.approval_broker is None:
+            return "Approvals are not relayed by this gateway."
+        return self.approval_broker.decide_as_operator(approval_id, choice).text
+
+    async def ask_permission(self, token: str, tool_name: str, tool_input: str, tool_use_id: str) -> dict[str, Any]:
+        if self.approval_broker is None:
+            return {"outcome": "deny", "message": "This gateway does not relay approvals.", "answers": {}}
+        try:
+            parsed = json.loads(tool_input)
+        except ValueError:
+            parsed = None
+        request = PermissionRequest.from_tool_call(
+            tool_name,
+            parsed if isinstance(parsed, dict) else {},
+            None if tool_use_id == NO_TOOL_USE_ID else tool_use_id,
+        )
+        try:
+            decision = await self.approval_broker.ask_with_token(token, request)
+        except BadToken as exc:
+            raise PermissionError(str(exc)) from None
+        return {
+            "outcome": decision.outcome,
+            "message": decision.message,
+            "answers": dict(decision.answers),
+            "decided_by": decision.decided_by,
+        }
+
+    async def card_clicked(self, click: CardClick) -> str:
+        """A member pressed a request's button; returns the private reply for them."""
+        if self.approval_broker is None:
+            return "This request is no longer waiting for an answer."
+        member = Member(click.member_id, click.role_ids, click.role_names)
+        reply = self.approval_broker.decide(click.request_id, click.value, member, click.member_name)
+        return reply.text
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -418,6 +464,13 @@ class Gateway:
             reply = await self._continue(project, route.thread_id, command.amount_usd, Member.of(msg), by=by)
             await self._delivery.send(msg.channel_id, reply)
             return
+        if (
+            command is None
+            and route.thread_id is not None
+            and self.approval_broker is not None
+            and self.approval_broker.answer_in_thread(route.thread_id, Member.of(msg), msg.author_name, msg.content)
+        ):
+            return  # the answer to a question claude asked in this thread, not a new prompt
         if project.rate_limit_per_user:
             decision = self._rate.check(project.key, msg.author_id, project.rate_limit_per_user)
             if decision.reply is not None:
@@ -465,6 +518,7 @@ class Gateway:
                 self._sticky.set(thread_id, target.agent.name)  # a thread just opened for this message
             self._turns.reset(thread_id)
             prompt = await self._build_prompt(msg, target, thread_id, project)
+            requester = Requester(msg.author_id, msg.author_name)
             stop = self._paused_by(project, thread_id)
             if stop is not None:
                 held = HeldTurn(target.agent_name, prompt, msg.author_id)
@@ -473,11 +527,11 @@ class Gateway:
                 self.journal.mark(msg.id, "told")
                 self._accepted(msg.id)
                 return
-            first = self._start_turn(project, thread_id, target.agent, prompt, message_id=msg.id)
+            first = self._start_turn(project, thread_id, target.agent, prompt, message_id=msg.id, requester=requester)
             self.journal.mark(msg.id, "queued", session_key=session_key(thread_id, target.agent_name))
         self._accepted(msg.id)
         await self._run_chain(
-            project, thread_id, target.agent, first, prompt=prompt, requester=msg.author_id, message_id=msg.id
+            project, thread_id, target.agent, first, prompt=prompt, requester=requester, message_id=msg.id
         )
 
     async def _react(self, msg: InboundMessage) -> None:
@@ -541,6 +595,7 @@ class Gateway:
         *,
         recovered: Recovered | None = None,
         message_id: str | None = None,
+        requester: Requester | None = None,
     ) -> asyncio.Task[TurnOutcome]:
         """Enqueue one turn now (so queue order is arrival order) and return its task.
 
@@ -599,6 +654,7 @@ class Gateway:
                         allowance=lambda: self._budget.allowance(
                             self._router.project(project.key) or project, thread_id
                         ),
+                        requester=requester,
                     )
             finally:
                 await status.close()
@@ -627,7 +683,7 @@ class Gateway:
         first: asyncio.Task[TurnOutcome],
         *,
         prompt: str = "",
-        requester: str | None = None,
+        requester: Requester | None = None,
         chain: HandoffChain | None = None,
         from_agent: str | None = None,
         message_id: str | None = None,
@@ -636,7 +692,8 @@ class Gateway:
         """Run the human's turn, then follow agent handoffs until done, a turn limit or a budget.
 
         ``prompt`` is what ``first`` runs (kept if a budget stops it before it starts);
-        ``requester`` is the member whose message set the chain going (who may continue it).
+        ``requester`` is the member whose message set the chain going: they may continue it
+        and decide what claude asks in every hop of it.
         A chain resumed after a budget pause passes its ``chain`` and the agent that handed
         off (``from_agent``). The journal records the human's message (``message_id``, or the
         messages whose run was ``recovered_key``'s) as answered once its turn's reply is
@@ -655,6 +712,7 @@ class Gateway:
             chain = self._chain_book.new(project, thread_id, agent)
         else:
             chain.state = "running"
+        requester_id = requester.id if requester is not None else None
         task = first
         parent = project.channel_id
         while True:
@@ -668,9 +726,9 @@ class Gateway:
                 # A limit was spent while this turn waited: it never ran, so keep it.
                 chain.hops.pop()
                 why = self._paused_by(project, thread_id) or Stop("thread", 0.0, 0.0)
-                unstarted = HeldTurn(agent.name if agent else None, prompt, requester, from_agent, rerun=True)
+                unstarted = HeldTurn(agent.name if agent else None, prompt, requester_id, from_agent, rerun=True)
                 self._chain_book.stop(chain, "budget")
-                await self._pause(project, thread_id, why, unstarted, requester=requester)
+                await self._pause(project, thread_id, why, unstarted, requester=requester_id)
                 settle("told")
                 return
             hop.state = "done" if result.ok else "failed"
@@ -685,8 +743,8 @@ class Gateway:
                 self._chain_book.stop(chain, "budget")
                 if spent is not None:
                     # Cut short at the thread's or the day's limit: it runs again after a continue.
-                    cut = HeldTurn(agent.name if agent else None, prompt, requester, from_agent, rerun=True)
-                    await self._pause(project, thread_id, spent, cut, requester=requester)
+                    cut = HeldTurn(agent.name if agent else None, prompt, requester_id, from_agent, rerun=True)
+                    await self._pause(project, thread_id, spent, cut, requester=requester_id)
                 else:
                     cap = project.budget.max_turn_cost_usd or result.cost_usd
                     await self._delivery.send(thread_id, turn_cap_text(result.cost_usd, cap), parent=parent)
@@ -719,9 +777,9 @@ class Gateway:
             if stop is not None:
                 next_hop = None
                 if agent is not None and handoff is not None and not handoff.is_self:
-                    next_hop = HeldTurn(handoff.agent.name, handoff.prompt, requester, from_agent=agent.name)
+                    next_hop = HeldTurn(handoff.agent.name, handoff.prompt, requester_id, from_agent=agent.name)
                 self._chain_book.stop(chain, "budget")
-                await self._pause(project, thread_id, stop, next_hop, requester=requester)
+                await self._pause(project, thread_id, stop, next_hop, requester=requester_id)
                 return
             if agent is None or handoff is None:
                 self._chain_book.stop(chain, "done")
@@ -729,14 +787,21 @@ class Gateway:
             if handoff.is_self:
                 self._chain_book.stop(chain, "self_handoff")
                 return
-            next_task = await self._hand_off(project, thread_id, chain, agent, handoff.agent, handoff.prompt)
+            next_task = await self._hand_off(project, thread_id, chain, agent, handoff.agent, handoff.prompt, requester)
             if next_task is None:
                 return
             from_agent, agent = agent.name, handoff.agent
             prompt, task = next_task
 
     async def _hand_off(
-        self, project: ProjectView, thread_id: str, chain: HandoffChain, source: Agent, target: Agent, reply: str
+        self,
+        project: ProjectView,
+        thread_id: str,
+        chain: HandoffChain,
+        source: Agent,
+        target: Agent,
+        reply: str,
+        requester: Requester | None,
     ) -> tuple[str, asyncio.Task[TurnOutcome]] | None:
         """Take a handoff turn, announce it and start it: (its prompt, its task); None at the turn limit."""
         max_turns = project.defaults.max_turns_per_agent
@@ -758,7 +823,7 @@ class Gateway:
         await self._delivery.send(thread_id, handoff_text(target.name), parent=project.channel_id)
         chain.hops.append(ChainHop(agent=target.name, state="queued", started_at=self._clock.now()))
         prompt = await self._handoff_prompt(thread_id, reply, project)
-        return prompt, self._start_turn(project, thread_id, target, prompt)
+        return prompt, self._start_turn(project, thread_id, target, prompt, requester=requester)
 
     # -- budgets -----------------------------------------------------------------------
 
@@ -859,6 +924,8 @@ class Gateway:
             thread_id = pause.thread_id
             chains: list[Coroutine[Any, Any, None]] = []
             for held in pause.held:
+                # Kept work keeps who asked for it: the same member decides what claude asks.
+                who = Requester(held.requester_id, held.requester_id) if held.requester_id else None
                 agent = project.agent(held.agent) if held.agent else None
                 source = project.agent(held.from_agent) if held.from_agent else None
                 if held.rerun:
@@ -869,7 +936,7 @@ class Gateway:
                     else:
                         hop = ChainHop(agent=held.agent or "claude", state="queued", started_at=self._clock.now())
                         chain.hops.append(hop)
-                    task = self._start_turn(project, thread_id, agent, held.prompt)
+                    task = self._start_turn(project, thread_id, agent, held.prompt, requester=who)
                     chains.append(
                         self._run_chain(
                             project,
@@ -877,7 +944,7 @@ class Gateway:
                             agent,
                             task,
                             prompt=held.prompt,
-                            requester=held.requester_id,
+                            requester=who,
                             chain=chain,
                             from_agent=held.from_agent,
                         )
@@ -887,7 +954,7 @@ class Gateway:
                     if chain is None or chain.state != "budget":
                         chain = self._chain_book.new(project, thread_id, source)
                         chain.hops[-1].state = "done"
-                    started = await self._hand_off(project, thread_id, chain, source, agent, held.prompt)
+                    started = await self._hand_off(project, thread_id, chain, source, agent, held.prompt, who)
                     if started is None:
                         continue
                     prompt, task = started
@@ -898,19 +965,15 @@ class Gateway:
                             agent,
                             task,
                             prompt=prompt,
-                            requester=held.requester_id,
+                            requester=who,
                             chain=chain,
                             from_agent=source.name,
                         )
                     )
                 else:
                     self._turns.reset(thread_id)
-                    task = self._start_turn(project, thread_id, agent, held.prompt)
-                    chains.append(
-                        self._run_chain(
-                            project, thread_id, agent, task, prompt=held.prompt, requester=held.requester_id
-                        )
-                    )
+                    task = self._start_turn(project, thread_id, agent, held.prompt, requester=who)
+                    chains.append(self._run_chain(project, thread_id, agent, task, prompt=held.prompt, requester=who))
             try:
                 await asyncio.gather(*chains)
             except ChatError as exc:

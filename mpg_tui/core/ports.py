@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 
 class ChatError(Exception):
@@ -75,6 +76,38 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 """Discord's upload limit for a guild without boosts (10 MiB)."""
 
 
+@dataclass(frozen=True)
+class CardChoice:
+    """One button of a card: ``value`` comes back with the click."""
+
+    value: str
+    label: str
+    style: Literal["allow", "deny", "neutral"] = "neutral"
+    row: int = 0
+
+
+@dataclass(frozen=True)
+class ApprovalCard:
+    """A request for a person, as chat shows it: text and buttons tied to ``request_id``."""
+
+    request_id: str
+    """Random; the chat adapter puts it in each button's ID and gives it back with a click."""
+    text: str
+    choices: tuple[CardChoice, ...]
+
+
+@dataclass(frozen=True)
+class CardClick:
+    """A member pressed a card's button."""
+
+    request_id: str
+    value: str
+    member_id: str
+    member_name: str
+    role_ids: tuple[str, ...] = ()
+    role_names: tuple[str, ...] = ()
+
+
 class ChatPort(ABC):
     """What the core does in chat. Every method raises :class:`ChatError` when it fails."""
 
@@ -121,3 +154,11 @@ class ChatPort(ABC):
         Messages of every author are returned (bots too), as :class:`InboundMessage`; for a
         thread, ``parent_channel_id`` may be unknown to the adapter and left None.
         """
+
+    @abstractmethod
+    async def post_card(self, channel_id: str, card: ApprovalCard) -> str:
+        """Post a request with its buttons; returns the message's id."""
+
+    @abstractmethod
+    async def close_card(self, channel_id: str, message_id: str, card: ApprovalCard, verdict: str) -> None:
+        """Edit a posted card to say how it was settled, its buttons disabled."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from mpg_tui.core.events import RunnerKind
+from mpg_tui.core.permissions import AskPermission, PermissionRelay
 
 ErrorKind = Literal[
     "auth",  # not logged in / 401
@@ -53,6 +54,15 @@ class RunRequest:
     """Extra environment for the child, applied after secrets are removed."""
     thread_id: str = ""
     project_key: str = ""
+    permissions: PermissionRelay | None = None
+    """How this run asks a person (``approvals: relay``); None: what the lists do not allow is
+    refused. A runner times the run with :class:`~mpg_tui.core.deadline.RunDeadline` on
+    ``permissions.waits``, so time spent waiting for a person does not count."""
+
+    @property
+    def ask_permission(self) -> AskPermission | None:
+        """The callable a runner holding claude's pipes answers ``can_use_tool`` with."""
+        return self.permissions.ask if self.permissions is not None else None
 
 
 @dataclass(frozen=True)

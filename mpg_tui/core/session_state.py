@@ -40,6 +40,14 @@ class TurnOutcome:
     session: SessionInfo
 
 
+@dataclass(frozen=True)
+class Requester:
+    """Who asked for a turn: they may decide what claude asks during it."""
+
+    id: str
+    name: str
+
+
 @dataclass(eq=False)
 class Turn:
     """One submitted prompt, waiting in its session's queue or running."""
@@ -56,6 +64,8 @@ class Turn:
     """Called when the run really starts (after any wait in the queue)."""
     allowance: Callable[[], Allowance] | None = None
     """Asked just before the run starts (after any wait): may it start, and with which spending cap."""
+    requester: Requester | None = None
+    """The member whose message started this turn (or the chain it belongs to)."""
 
     def notify_started(self) -> None:
         if self.on_started is not None:

@@ -30,6 +30,7 @@ from typing import Any
 
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core.api import KilledSession, SessionInfo
+from mpg_tui.core.approvals import ApprovalBroker
 from mpg_tui.core.attachments import cleanup_attachments, sweep_attachments
 from mpg_tui.core.budget import Allowance
 from mpg_tui.core.bus import EventBus
@@ -45,7 +46,7 @@ from mpg_tui.core.events import (
 )
 from mpg_tui.core.holds import HoldBook
 from mpg_tui.core.runner import ErrorKind, Progress, Runner, RunResult
-from mpg_tui.core.session_state import LiveSession, RecoveredWait, Turn, TurnOutcome, project_dir_of
+from mpg_tui.core.session_state import LiveSession, RecoveredWait, Requester, Turn, TurnOutcome, project_dir_of
 from mpg_tui.core.sessions_file import StoredSession
 from mpg_tui.core.slots import RunSlots
 from mpg_tui.core.store import SessionStore
@@ -76,6 +77,7 @@ class SessionManager:
         child_env: Mapping[str, str] | None = None,
         stop_grace_s: float = 10.0,
         holds: HoldBook | None = None,
+        approvals: ApprovalBroker | None = None,
     ) -> None:
         if not runners:
             raise ValueError("SessionManager needs at least one runner")
@@ -90,6 +92,7 @@ class SessionManager:
         self._stop_grace_s = stop_grace_s
         self.holds = holds or HoldBook(clock)
         """Sessions lent to a terminal: their runs wait until handed back."""
+        self._approvals = approvals
         self._sessions: dict[str, LiveSession] = {}
         self._slots = RunSlots(config.defaults.max_concurrent_sessions)
         self._pending_from_disk: dict[str, StoredSession] = {}
@@ -106,6 +109,7 @@ class SessionManager:
             child_env=child_env,
             spawn=self._spawn_background,
             closing=lambda: self._closing,
+            approvals=approvals,
         )
         store.on_expired(self._on_expired)
 
@@ -225,12 +229,14 @@ class SessionManager:
         on_started: Callable[[], None] | None = None,
         allowance: Callable[[], Allowance] | None = None,
         on_held: Callable[[], Awaitable[None]] | None = None,
+        requester: Requester | None = None,
     ) -> TurnOutcome:
         """Run ``prompt`` in session ``key`` after the prompts already queued for it.
 
         ``allowance`` is asked when the turn's time comes; a turn it stops ends with error
         kind ``budget_paused`` without running. While ``key`` is held, the prompt waits for
         the hand-back; ``on_held`` is awaited instead of ``on_queued``, once per hold.
+        ``requester`` is who asked for it: they may decide what claude asks during the run.
         """
         if self._closing:
             info = SessionInfo(
@@ -257,6 +263,7 @@ class SessionManager:
             asyncio.get_running_loop().create_future(),
             on_started=on_started,
             allowance=allowance,
+            requester=requester,
         )
         session.queue.append(turn)
         self._cancel_idle(session)
@@ -575,6 +582,8 @@ class SessionManager:
         kept_branch = await self._remove_worktree(key, session, stored)
         cwd = session.cwd if session is not None else None
         await self._remove_attachments(key, cwd or (Path(stored.cwd) if stored is not None else None))
+        if self._approvals is not None:
+            self._approvals.forget_session(key)
         self._publish(SessionKilled(key=key, project_key=project_key, kept_branch=kept_branch))
         return KilledSession(key=key, project_key=project_key, kept_branch=kept_branch)
 
@@ -626,6 +635,8 @@ class SessionManager:
             self._store.put(dataclasses.replace(stored, session_id=None))
             project_key = stored.channel_id or ""
         await self._store.flush()
+        if self._approvals is not None:
+            self._approvals.forget_session(key)
         self._publish(SessionRestarted(key=key, project_key=project_key))
         return True
 

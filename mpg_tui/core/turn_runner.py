@@ -16,10 +16,13 @@ import os
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
+from mpg_tui.core.approval_tokens import RunGrant
+from mpg_tui.core.approvals import ApprovalBroker
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock
 from mpg_tui.core.embeds import RECOVERED_PREFIX, SESSION_CHANGED_NOTICE, SESSION_EXPIRED_NOTICE
 from mpg_tui.core.events import Event, RunFinished, RunProgress, RunRecovering, RunStarted
+from mpg_tui.core.permissions import PermissionRelay
 from mpg_tui.core.runner import ErrorKind, Progress, Runner, RunRequest, RunResult
 from mpg_tui.core.session_state import LiveSession, RecoveredWait, Turn, preview, progress_line
 from mpg_tui.core.sessions_file import PendingRun
@@ -68,9 +71,11 @@ class TurnRunner:
         child_env: Mapping[str, str] | None,
         spawn: Callable[[Coroutine[Any, Any, object]], None],
         closing: Callable[[], bool],
+        approvals: ApprovalBroker | None = None,
     ) -> None:
         """``spawn`` runs background work the owner awaits on close; ``closing`` says the
-        gateway is shutting down."""
+        gateway is shutting down; ``approvals`` relays what claude asks to a person (without
+        it, what the tool lists do not allow is refused)."""
         self._store = store
         self._bus = bus
         self._clock = clock
@@ -78,6 +83,7 @@ class TurnRunner:
         self._child_env = child_env
         self._spawn = spawn
         self._closing = closing
+        self._approvals = approvals
 
     async def run(self, session: LiveSession, turn: Turn, runner: Runner) -> tuple[RunResult, list[str]]:
         """The turn's result and the notices for the thread before it."""
@@ -237,6 +243,7 @@ class TurnRunner:
             env=self._env_for(session),
             thread_id=session.thread_id,
             project_key=session.project.key,
+            permissions=self._relay_for(session, turn),
         )
         try:
             return await runner.run(request, lambda progress: self._on_progress(session, turn, progress)), False
@@ -245,6 +252,22 @@ class TurnRunner:
         except Exception as exc:
             log.exception("the %s runner failed on session %s", runner.kind, session.key)
             return RunResult(ok=False, error=f"Running claude failed: {exc}", error_kind="crash"), True
+        finally:
+            if self._approvals is not None and request.permissions is not None:
+                self._approvals.relay_ended(request.permissions)
+
+    def _relay_for(self, session: LiveSession, turn: Turn) -> PermissionRelay | None:
+        if self._approvals is None:
+            return None
+        requester = turn.requester
+        grant = RunGrant(
+            key=session.key,
+            project_key=session.project.key,
+            thread_id=session.thread_id,
+            requester_id=requester.id if requester is not None else None,
+            requester_name=requester.name if requester is not None else "",
+        )
+        return self._approvals.relay_for(grant, session.project)
 
     def _env_for(self, session: LiveSession) -> Mapping[str, str] | None:
         """Extra environment for the run: the project's ``passEnv`` (which the runner would strip

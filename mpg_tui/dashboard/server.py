@@ -22,6 +22,7 @@ package's ``static`` directory, so no request path can reach any other file.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import json
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from mpg_tui.control.protocol import ControlError
 from mpg_tui.core.api import CoreAPI
 from mpg_tui.core.clock import Clock, SystemClock
 from mpg_tui.dashboard import payloads
@@ -245,6 +247,8 @@ class Dashboard:
         app.router.add_get("/api/messages", self._messages)
         app.router.add_get("/api/threads/{thread_id}/conversation", self._conversation)
         app.router.add_get("/api/status", self._status)
+        app.router.add_get("/api/approvals", self._approvals)
+        app.router.add_post("/api/approvals/{id}", self._decide)
         app.router.add_get("/api/events", self.streams.handle)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/static/{name}", self._static_file)
@@ -295,6 +299,34 @@ class Dashboard:
             raise web.HTTPBadRequest(text="limit must be a number") from None
         document = payloads.messages_json(self.core.recent_messages(limit), self.core.message_counts())
         return web.json_response(document, dumps=_dumps)
+
+    async def _approvals(self, _request: web.Request) -> web.Response:
+        return web.json_response([dataclasses.asdict(a) for a in self.core.approvals()], dumps=_dumps)
+
+    async def _decide(self, request: web.Request) -> web.Response:
+        """``{"choice": "allow" | "allow_session" | "deny" | "option:<n>"}``: decide as the operator.
+
+        Behind the dashboard's token like every route, and, like the control API's commands,
+        only as JSON from no other web origin."""
+        from mpg_tui.control.server import ControlService  # the control API's own rule for commands
+
+        try:
+            ControlService.guard_http_command(request)
+            body = await request.json()
+        except ControlError as exc:
+            return web.json_response({"error": exc.message}, status=exc.status)
+        except ValueError:
+            return web.json_response({"error": "the body is not JSON"}, status=400)
+        choice = body.get("choice") if isinstance(body, dict) else None
+        if choice not in ("allow", "allow_session", "deny") and not (
+            isinstance(choice, str) and choice.startswith("option:") and choice[7:].isdigit()
+        ):
+            return web.json_response({"error": "choice: allow, allow_session, deny or option:<n>"}, status=400)
+        waiting = {a.id for a in self.core.approvals()}
+        request_id = request.match_info["id"]
+        reply = await self.core.decide(request_id, str(choice))
+        log.info("dashboard: approval %s decided %s", request_id, choice)
+        return web.json_response({"decided": request_id in waiting, "text": reply}, dumps=_dumps)
 
     async def _status(self, _request: web.Request) -> web.Response:
         return web.json_response(self._status_document(), dumps=_dumps)

@@ -21,6 +21,7 @@ import discord
 
 from mpg_tui.core.ports import (
     DEFAULT_UPLOAD_LIMIT,
+    ApprovalCard,
     Attachment,
     ChatError,
     ChatPort,
@@ -28,6 +29,7 @@ from mpg_tui.core.ports import (
     HistoryMessage,
     InboundMessage,
 )
+from mpg_tui.discord_adapter.cards import build_view
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +219,18 @@ class DiscordChat(ChatPort):
                 )
         found.reverse()
         return found
+
+    async def post_card(self, channel_id: str, card: ApprovalCard) -> str:
+        with self._failures_as_chat_error("post an approval request"):
+            message = await self._channel(channel_id).send(content=card.text[:2000], view=build_view(card))
+        return str(message.id)
+
+    async def close_card(self, channel_id: str, message_id: str, card: ApprovalCard, verdict: str) -> None:
+        text = f"{card.text}\n\n**{verdict}**"
+        if len(text) > 2000:
+            text = f"{card.text[: 2000 - len(verdict) - 10]}…\n\n**{verdict}**"
+        with self._failures_as_chat_error("close an approval request"):
+            await self._message(channel_id, message_id).edit(content=text, view=build_view(card, disabled=True))
 
     async def download(self, attachment: Attachment, dest: Path) -> None:
         timeout = aiohttp.ClientTimeout(total=120)

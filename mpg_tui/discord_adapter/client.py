@@ -15,13 +15,15 @@ import discord
 
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.events import ConnectionChanged, ConnectionState
-from mpg_tui.core.ports import InboundMessage
+from mpg_tui.core.ports import CardClick, InboundMessage
+from mpg_tui.discord_adapter.cards import parse_click
 from mpg_tui.discord_adapter.chat import DiscordChat, to_inbound
 
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[InboundMessage], Awaitable[None]]
 SessionHandler = Callable[[], Awaitable[None]]
+ClickHandler = Callable[[CardClick], Awaitable[str]]
 
 
 class DiscordStartError(Exception):
@@ -47,6 +49,7 @@ class GatewayClient(discord.Client):
         members_intent: bool,
         guild_ready_timeout: float = 2.0,
         on_new_session: SessionHandler | None = None,
+        on_click: ClickHandler | None = None,
     ) -> None:
         super().__init__(
             intents=build_intents(members=members_intent),
@@ -54,6 +57,7 @@ class GatewayClient(discord.Client):
             max_messages=1000,
         )
         self._handler = handler
+        self._on_click = on_click
         self._bus = bus
         self._ever_ready = False
         self._on_new_session = on_new_session
@@ -95,6 +99,20 @@ class GatewayClient(discord.Client):
         if message.author.bot or message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return
         await self._handler(to_inbound(message))
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        click = parse_click(interaction)
+        if click is None or self._on_click is None:
+            return  # not one of our buttons: someone else's to answer
+        try:
+            reply = await self._on_click(click)
+        except Exception:
+            log.exception("handling a click on approval request %s failed", click.request_id)
+            reply = "The gateway failed on this click; see its log."
+        try:
+            await interaction.response.send_message(reply[:2000], ephemeral=True)
+        except discord.HTTPException as exc:
+            log.warning("could not answer a click on %s: %s", click.request_id, exc)
 
     async def run_until_closed(self, token: str) -> None:
         """Log in and serve until closed; start-up refusals become :class:`DiscordStartError`."""

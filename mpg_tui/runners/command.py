@@ -20,17 +20,22 @@ from collections.abc import Mapping
 
 from mpg_tui.config import SECRET_ENV_NAMES
 from mpg_tui.core.runner import RunRequest
+from mpg_tui.runners.approval_tool import ApprovalToolLaunch
 
 OUTPUT_FORMAT_FLAG = "--output-format"
 _CLAUDE_OWN_PREFIXES = ("ANTHROPIC_", "CLAUDE_")
 _SECRET_SUFFIXES = ("_TOKEN", "_SECRET")
 
 
-def build_argv(request: RunRequest, *, stream: bool = True) -> list[str]:
-    """``[*command, "--print", <output format>, [--resume ID], *configured args]``.
+def build_argv(
+    request: RunRequest, *, stream: bool = True, approval_tool: ApprovalToolLaunch | None = None
+) -> list[str]:
+    """``[*command, "--print", <output format>, [--resume ID], [permission tool], *configured args]``.
 
     The runner's own flags come before the configured ones so that a variadic flag at
-    the end of the config (``--allowed-tools Read Edit``) cannot swallow them.
+    the end of the config (``--allowed-tools Read Edit``) cannot swallow them. With
+    ``approval_tool`` and a run whose approvals are relayed, claude gets the MCP permission
+    tool (:mod:`mpg_tui.runners.approval_tool`).
     """
     configured = strip_output_format(request.args)
     own = ["--output-format", "stream-json"] if stream else ["--output-format", "json"]
@@ -38,7 +43,17 @@ def build_argv(request: RunRequest, *, stream: bool = True) -> list[str]:
         own.append("--verbose")
     if request.session_id:
         own += ["--resume", request.session_id]
+    if approval_tool is not None and request.permissions is not None:
+        own += approval_tool.argv(request.permissions)
     return [*request.command, "--print", *own, *configured]
+
+
+def run_env(request: RunRequest, approval_tool: ApprovalToolLaunch | None = None) -> dict[str, str]:
+    """The extra environment of a run: the request's, and how long claude waits for the permission tool."""
+    env = dict(request.env or {})
+    if approval_tool is not None and request.permissions is not None:
+        env.update(approval_tool.env(request.permissions))
+    return env
 
 
 def strip_output_format(args: list[str]) -> list[str]:

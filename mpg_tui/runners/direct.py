@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mpg_tui.core.clock import Clock, SystemClock
+from mpg_tui.core.deadline import RunDeadline
 from mpg_tui.core.events import RunnerKind
 from mpg_tui.core.runner import Progress, ProgressCallback, Runner, RunRequest, RunResult
-from mpg_tui.runners.command import build_argv, child_env
+from mpg_tui.runners.approval_tool import ApprovalToolLaunch
+from mpg_tui.runners.command import build_argv, child_env, run_env
 from mpg_tui.runners.parse import OutputParser, missing_cli_result
 from mpg_tui.runners.process import end_group
 from mpg_tui.runners.run_registry import RUN_ID_ENV, RunRegistry, new_run_id
@@ -122,17 +124,21 @@ class DirectRunner(Runner):
         stream: bool = True,
         kill_grace_s: float = 2.0,
         registry_dir: Path | None = None,
+        approval_tool: ApprovalToolLaunch | None = None,
     ) -> None:
         """``clock`` times the run and its timeout; ``kill_grace_s`` is how long a stopped
         claude gets between SIGTERM and SIGKILL (real time: it is about a real process).
         ``stream=False`` asks for ``--output-format json`` and so gives no progress.
         ``registry_dir`` (private, one per gateway instance) is where live runs are written
-        down for :meth:`sweep_orphans`; without it runs are not registered."""
+        down for :meth:`sweep_orphans`; without it runs are not registered.
+        ``approval_tool``: how a run whose approvals are relayed gets the MCP permission tool
+        (this runner does not hold a conversation with claude, so it cannot answer itself)."""
         self._clock = clock or SystemClock()
         self._stream = stream
         self._kill_grace_s = kill_grace_s
         self._registry = RunRegistry(registry_dir, REGISTRY_PREFIX, self._clock) if registry_dir is not None else None
         self._live: set[_LiveRun] = set()
+        self._approval_tool = approval_tool
 
     @property
     def running(self) -> list[str]:
@@ -140,7 +146,7 @@ class DirectRunner(Runner):
         return sorted(run.key for run in self._live)
 
     async def run(self, request: RunRequest, on_progress: ProgressCallback) -> RunResult:
-        argv = build_argv(request, stream=self._stream)
+        argv = build_argv(request, stream=self._stream, approval_tool=self._approval_tool)
         if not request.cwd.is_dir():
             error = f"The project directory {request.cwd} does not exist (or is not a directory)."
             return RunResult(ok=False, error=error, error_kind="crash")
@@ -154,7 +160,7 @@ class DirectRunner(Runner):
                 *argv,
                 cwd=request.cwd,
                 # Applied last, so that no configured environment can take the mark away.
-                env=child_env({**(request.env or {}), RUN_ID_ENV: run_id}),
+                env=child_env({**run_env(request, self._approval_tool), RUN_ID_ENV: run_id}),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -170,7 +176,8 @@ class DirectRunner(Runner):
         if self._registry is not None:
             live.registered = self._registry.register(request.key, transport.get_pid(), run_id)
         self._live.add(live)
-        timer = self._clock.call_later(request.timeout_s, lambda: live.stop("timeout"))
+        waits = request.permissions.waits if request.permissions is not None else None
+        timer = RunDeadline(self._clock, request.timeout_s, lambda: live.stop("timeout"), waits)
         log.debug("run %s started: pid %s in %s", request.key, transport.get_pid(), request.cwd)
         try:
             await self._supervise(live, request.prompt)

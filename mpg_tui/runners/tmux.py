@@ -42,11 +42,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mpg_tui.core.clock import Clock
+from mpg_tui.core.deadline import RunDeadline
 from mpg_tui.core.events import RunnerKind
+from mpg_tui.core.permissions import HumanWaits
 from mpg_tui.core.runner import Progress, ProgressCallback, Runner, RunRequest, RunResult
 from mpg_tui.fsutil import atomic_write
 from mpg_tui.runners import tmux_wrapper
-from mpg_tui.runners.command import build_argv, child_env
+from mpg_tui.runners.approval_tool import ApprovalToolLaunch
+from mpg_tui.runners.command import build_argv, child_env, run_env
 from mpg_tui.runners.names import session_name
 from mpg_tui.runners.parse import OutputParser, missing_cli_result
 from mpg_tui.runners.process import pid_alive
@@ -145,6 +148,7 @@ class TmuxRunner(Runner):
         kill_grace_s: float = 2.0,
         poll_interval_s: float = 0.2,
         tmux_bin: str | None = None,
+        approval_tool: ApprovalToolLaunch | None = None,
     ) -> None:
         """``grace_s``: how long past its timeout an unwatched run may go on before its
         wrapper ends it. ``kill_grace_s``: SIGTERM to SIGKILL delay for claude's group.
@@ -161,6 +165,7 @@ class TmuxRunner(Runner):
         self._kill_grace_s = kill_grace_s
         self._poll_interval_s = poll_interval_s
         self._watches: dict[str, _Watch] = {}
+        self._approval_tool = approval_tool
         self._closed = False
 
     @property
@@ -194,8 +199,8 @@ class TmuxRunner(Runner):
         if not request.cwd.is_dir():
             error = f"The project directory {request.cwd} does not exist (or is not a directory)."
             return RunResult(ok=False, error=error, error_kind="crash")
-        argv = build_argv(request)
-        env = child_env(request.env)
+        argv = build_argv(request, approval_tool=self._approval_tool)
+        env = child_env(run_env(request, self._approval_tool))
         if shutil.which(argv[0], path=env.get("PATH", os.defpath)) is None:
             return missing_cli_result(argv[0])
         name = session_name(request.key)
@@ -217,7 +222,7 @@ class TmuxRunner(Runner):
             if await asyncio.to_thread(self._server.end_run, name, remove_dir=True):
                 log.warning("run %s replaces a run of the same session that was still going in tmux", request.key)
             try:
-                await asyncio.to_thread(self._prepare, watch, argv, env, request.prompt)
+                await asyncio.to_thread(self._prepare, watch, argv, env, request.prompt, self._grace_for(request))
             except OSError as exc:
                 await asyncio.to_thread(remove, watch.path)
                 error = f"Could not write the run's files under {self._run_dir}: {exc.strerror or exc}."
@@ -230,7 +235,8 @@ class TmuxRunner(Runner):
                     ok=False, error=f"Could not start a tmux session for this run: {exc}", error_kind="crash"
                 )
             log.info("run %s started in tmux session %s", request.key, name)
-            return await self._watch(watch, on_progress, timed=True)
+            waits = request.permissions.waits if request.permissions is not None else None
+            return await self._watch(watch, on_progress, timed=True, waits=waits)
         finally:
             del self._watches[request.key]
             watch.finished.set()
@@ -311,7 +317,17 @@ class TmuxRunner(Runner):
 
     # -- watching ----------------------------------------------------------------------------
 
-    async def _watch(self, watch: _Watch, on_progress: ProgressCallback, *, timed: bool) -> RunResult:
+    def _grace_for(self, request: RunRequest) -> float:
+        """How long past its timeout the wrapper lets an unwatched run go on. A run that may
+        wait for people gets room for a few of their answers: while the gateway watches, its
+        own deadline stops during those waits, but the wrapper cannot know about them."""
+        if request.permissions is None or self._approval_tool is None:
+            return self._grace_s
+        return self._grace_s + 4 * request.permissions.timeout_s
+
+    async def _watch(
+        self, watch: _Watch, on_progress: ProgressCallback, *, timed: bool, waits: HumanWaits | None = None
+    ) -> RunResult:
         record = watch.record
         parser = OutputParser(cwd=record.cwd)
         tail = Tail(watch.path / OUT_FILE)
@@ -320,7 +336,7 @@ class TmuxRunner(Runner):
         timer = None
         if timed:
             remaining = record.started_at + record.timeout_s - self._clock.now()
-            timer = self._clock.call_later(max(0.0, remaining), lambda: watch.stop("timeout"))
+            timer = RunDeadline(self._clock, max(0.0, remaining), lambda: watch.stop("timeout"), waits)
         try:
             while True:
                 await _pump(tail, parser, on_progress)
@@ -423,7 +439,7 @@ class TmuxRunner(Runner):
 
     # -- the run directory (blocking: called in worker threads) -------------------------------
 
-    def _prepare(self, watch: _Watch, argv: list[str], env: dict[str, str], prompt: str) -> None:
+    def _prepare(self, watch: _Watch, argv: list[str], env: dict[str, str], prompt: str, grace_s: float) -> None:
         record = watch.record
         private_dir(self._run_dir)
         watch.path.mkdir(mode=0o700)
@@ -439,7 +455,7 @@ class TmuxRunner(Runner):
             # environment may be stale or hold what claude must not see.
             "env": env,
             "timeout_s": record.timeout_s,
-            "grace_s": self._grace_s,
+            "grace_s": grace_s,
             "kill_grace_s": self._kill_grace_s,
             "started_at": record.started_at,
             "tmux": self._server.tmux,

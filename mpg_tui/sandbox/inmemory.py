@@ -18,14 +18,17 @@ import asyncio
 import contextlib
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mpg_tui.core.clock import Clock
 from mpg_tui.core.events import RunnerKind
+from mpg_tui.core.permissions import PermissionDecision, PermissionRequest
 from mpg_tui.core.ports import (
     DEFAULT_UPLOAD_LIMIT,
+    ApprovalCard,
     Attachment,
     ChatError,
     ChatPort,
@@ -63,6 +66,8 @@ class InMemoryChat(ChatPort):
         self.threads: dict[str, tuple[str, str]] = {}
         """Thread ID -> (channel ID, name)."""
         self.reactions: list[tuple[str, str, str]] = []
+        self.cards: dict[str, tuple[str, str | None]] = {}
+        """Approval cards by request ID: (message ID, the verdict once closed)."""
         self._history: dict[str, list[HistoryMessage]] = {}
 
     def next_id(self) -> str:
@@ -117,6 +122,15 @@ class InMemoryChat(ChatPort):
     def upload_limit(self, channel_id: str) -> int:
         return DEFAULT_UPLOAD_LIMIT
 
+    async def post_card(self, channel_id: str, card: ApprovalCard) -> str:
+        post = Post(self.next_id(), channel_id, card.text)
+        self.posts.append(post)
+        self.cards[card.request_id] = (post.id, None)
+        return post.id
+
+    async def close_card(self, channel_id: str, message_id: str, card: ApprovalCard, verdict: str) -> None:
+        self.cards[card.request_id] = (message_id, verdict)
+
     async def recent_messages(self, channel_id: str, limit: int, after: str | None = None) -> list[InboundMessage]:
         return []  # members' messages reach the gateway live (handle_message); there is nothing to catch up
 
@@ -132,6 +146,7 @@ class LiveRun:
     _clock: Clock
     _fresh_session_id: Callable[[], str]
     _result: asyncio.Future[RunResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    _asked: int = 0
 
     @property
     def key(self) -> str:
@@ -140,6 +155,16 @@ class LiveRun:
     @property
     def done(self) -> bool:
         return self._result.done()
+
+    def ask(self, tool: str, tool_input: Mapping[str, Any]) -> asyncio.Task[PermissionDecision]:
+        """Claude asks a person before using ``tool`` (as over the CLI's ``can_use_tool``); the
+        task ends with the decision. Raises RuntimeError when the run has no way to ask."""
+        ask = self.request.ask_permission
+        if ask is None:
+            raise RuntimeError(f"run {self.key} cannot ask: approvals are not relayed for it")
+        self._asked += 1
+        request = PermissionRequest.from_tool_call(tool, tool_input, f"toolu_sandbox{self._asked:04d}")
+        return asyncio.ensure_future(ask(request))
 
     def progress(self, text: str, tool: str | None = None) -> None:
         """Report a line of progress, as claude's stream would: a tool call, or text."""

@@ -23,6 +23,7 @@ from typing import Any
 
 from mpg_tui.config import GatewayConfig, parse_config
 from mpg_tui.core.api import SessionInfo
+from mpg_tui.core.approvals import ApprovalBroker
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.core.events import (
@@ -70,6 +71,13 @@ class World:
             "tmux": ScriptedRunner("tmux", self.clock),
         }
         self.store = SessionStore(state_dir / "sessions.json", clock=self.clock)
+        self.approvals = ApprovalBroker(
+            bus=self.bus,
+            clock=self.clock,
+            key=b"sandbox-world-approvals-key-0000",
+            project=self.config.project,
+            chat=lambda: self.chat,
+        )
         self.sessions = SessionManager(
             config=self.config,
             store=self.store,
@@ -77,6 +85,7 @@ class World:
             bus=self.bus,
             clock=self.clock,
             worktrees=worktrees,
+            approvals=self.approvals,
         )
         self.gateway = Gateway(
             config=self.config,
@@ -85,6 +94,7 @@ class World:
             clock=self.clock,
             chat=self.chat,
             poster=self._post_as,
+            approvals=self.approvals,
         )
         self.member = member
         self.inbound: list[InboundMessage] = []

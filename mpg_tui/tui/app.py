@@ -45,6 +45,7 @@ from mpg_tui.tui.jump import (
 )
 from mpg_tui.tui.messages import CoreEvent, FlushEvents
 from mpg_tui.tui.model import direct_runs_in_progress
+from mpg_tui.tui.screens.approvals_screen import ApprovalsScreen
 from mpg_tui.tui.screens.busy_screen import BusyScreen
 from mpg_tui.tui.screens.confirm_screen import ConfirmScreen
 from mpg_tui.tui.screens.main_screen import MainScreen
@@ -58,7 +59,7 @@ COMMAND_GROUP = "command"
 HANDOVER_GROUP = "handover"
 # Actions that act on the main screen; inside a modal they are off (and off the footer).
 MAIN_SCREEN_ACTIONS = frozenset(
-    {"kill", "restart", "jump", "attach", "filter", "toggle_log", "toggle_conversation", "chat"}
+    {"kill", "restart", "jump", "attach", "filter", "toggle_log", "toggle_conversation", "chat", "approvals"}
 )
 
 
@@ -77,6 +78,7 @@ class CockpitApp(App[None]):
         Binding("l", "toggle_log", "Log"),
         Binding("v", "toggle_conversation", "Conversation"),
         Binding("c", "chat", "Chat"),
+        Binding("i", "approvals", "Approvals"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -197,8 +199,11 @@ class CockpitApp(App[None]):
         self._last_flush = self.clock.monotonic()
         events, self._pending = self._pending, []
         if events:
-            self.main.apply(digest(events, self.main.project_names))
+            batch = digest(events, self.main.project_names)
+            self.main.apply(batch)
             self.main.conversation_changed(_conversation_threads(events))
+            if batch.approvals and isinstance(self.screen, ApprovalsScreen):
+                self.screen.refresh_approvals()
             self.batches_applied += 1
 
     # -- bindings and the command palette -----------------------------------------------
@@ -231,6 +236,9 @@ class CockpitApp(App[None]):
                 f"Show {'every entry' if level == 'debug' else f'{level} and above'}",
                 lambda level=level: self.main.event_log.set_level(level),
             )
+        yield SystemCommand(
+            "Approvals", "Requests waiting for a person: allow, allow for the session, deny", self.action_approvals
+        )
         if self.demo_channel_ids:
             yield SystemCommand("Chat", "Type a message to a demo channel", self.action_chat)
 
@@ -362,6 +370,10 @@ class CockpitApp(App[None]):
 
     def action_toggle_conversation(self) -> None:
         self.main.toggle_conversation()
+
+    def action_approvals(self) -> None:
+        """The approvals inbox: what claude waits for a person to decide."""
+        self.push_screen(ApprovalsScreen(self.core, self.clock))
 
     def action_chat(self) -> None:
         self.main.focus_chat()

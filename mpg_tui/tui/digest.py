@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mpg_tui.core.events import (
+    ApprovalDecided,
+    ApprovalRequested,
     BudgetContinued,
     BudgetPaused,
     BudgetWarning,
@@ -77,11 +79,19 @@ class Digest:
     """A thread was paused or continued: the threads pane's marks change."""
     connection: tuple[ConnectionState, str] | None = None
     log: list[LogEntry] = field(default_factory=list)
+    approvals: bool = False
+    """A request started or stopped waiting for a person."""
 
     @property
     def empty(self) -> bool:
         return not (
-            self.session_keys or self.threads or self.thread_names or self.totals or self.connection or self.log
+            self.session_keys
+            or self.threads
+            or self.thread_names
+            or self.totals
+            or self.connection
+            or self.log
+            or self.approvals
         )
 
 
@@ -106,10 +116,13 @@ def digest(events: Iterable[Event], project_names: Mapping[str, str]) -> Digest:
             result.thread_names[event.thread_id] = event.name
         elif isinstance(event, ConnectionChanged):
             result.connection = (event.state, event.detail)
+        elif isinstance(event, ApprovalRequested | ApprovalDecided):
+            result.approvals = True
         elif isinstance(event, StateResynced):
             result.session_keys.update(event.keys)
             result.threads.update(event.threads)
             result.totals = True
+            result.approvals = True
         entry = describe(event, project_names)
         if entry is not None:
             result.log.append(entry)
@@ -124,6 +137,13 @@ def describe(event: Event, project_names: Mapping[str, str]) -> LogEntry | None:
     match event:
         case RunProgress():
             return None
+        case ApprovalRequested(key=key, tool=tool, summary=summary, requested_by=who):
+            level, text = (
+                "warn",
+                f"{key} waits for a person: {tool} {fmt.truncate(summary, 80)} (asked by {who or '?'})",
+            )
+        case ApprovalDecided(key=key, tool=tool, outcome=outcome, decided_by=who, reason=reason):
+            text = f"{key}: {tool} {outcome.replace('_', ' ')} ({reason}{f', by {who}' if who else ''})"
         case MessageReceived(author=author, content=content):
             text = f"{author}: {fmt.truncate(content, 100)}"
         case MessageRejected(author=author, reason=reason):

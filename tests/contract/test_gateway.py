@@ -6,6 +6,7 @@ and session), and an API failure reaches the thread as a sentence a person can a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 from contextlib import AbstractAsyncContextManager
@@ -19,6 +20,7 @@ from mpg_tui.core.embeds import agent_author
 from mpg_tui.core.gateway import Gateway
 from mpg_tui.core.ports import (
     DEFAULT_UPLOAD_LIMIT,
+    ApprovalCard,
     Attachment,
     ChatError,
     ChatPort,
@@ -53,6 +55,10 @@ class MemoryChat(ChatPort):
     deleted: set[str] = field(default_factory=set)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(700_000_000_000_000_000))
     _post_ids: list[str] = field(default_factory=list)
+    cards: list[tuple[str, ApprovalCard]] = field(default_factory=list)
+    card_ids: dict[str, str] = field(default_factory=dict)
+    verdicts: dict[str, str] = field(default_factory=dict)
+    card_posted: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def create_thread(self, channel_id: str, message_id: str, name: str, auto_archive_minutes: int = 1440) -> str:
         thread_id = str(next(self._ids))
@@ -91,6 +97,16 @@ class MemoryChat(ChatPort):
 
     async def recent_messages(self, channel_id: str, limit: int, after: str | None = None) -> list[InboundMessage]:
         return []
+
+    async def post_card(self, channel_id: str, card: ApprovalCard) -> str:
+        self.cards.append((channel_id, card))
+        message_id = str(next(self._ids))
+        self.card_ids[card.request_id] = message_id
+        self.card_posted.set()
+        return message_id
+
+    async def close_card(self, channel_id: str, message_id: str, card: ApprovalCard, verdict: str) -> None:
+        self.verdicts[card.request_id] = verdict
 
     def thread_texts(self, thread_id: str) -> list[str]:
         """What stayed in the thread (status lines the gateway removed again left out)."""

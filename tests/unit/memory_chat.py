@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mpg_tui.core.ports import (
     DEFAULT_UPLOAD_LIMIT,
+    ApprovalCard,
     Attachment,
     ChatError,
     ChatPort,
@@ -60,6 +61,12 @@ class MemoryChat(ChatPort):
 
     def upload_limit(self, channel_id: str) -> int:
         return self.limit
+
+    async def post_card(self, channel_id: str, card: ApprovalCard) -> str:
+        return self._post(Posted(channel_id, card.text))
+
+    async def close_card(self, channel_id: str, message_id: str, card: ApprovalCard, verdict: str) -> None:
+        return None
 
     async def edit(self, channel_id: str, message_id: str, content: str) -> None:
         return None

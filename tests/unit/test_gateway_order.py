@@ -11,7 +11,15 @@ from mpg_tui.config import parse_config
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.core.gateway import Gateway
-from mpg_tui.core.ports import DEFAULT_UPLOAD_LIMIT, Attachment, ChatPort, Embed, HistoryMessage, InboundMessage
+from mpg_tui.core.ports import (
+    DEFAULT_UPLOAD_LIMIT,
+    ApprovalCard,
+    Attachment,
+    ChatPort,
+    Embed,
+    HistoryMessage,
+    InboundMessage,
+)
 from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.store import SessionStore
 from tests.unit.fake_runner import FakeRunner
@@ -61,6 +69,12 @@ class SlowThreadChat(ChatPort):
 
     async def recent_messages(self, channel_id: str, limit: int, after: str | None = None) -> list[InboundMessage]:
         return []
+
+    async def post_card(self, channel_id: str, card: ApprovalCard) -> str:
+        return "2"
+
+    async def close_card(self, channel_id: str, message_id: str, card: ApprovalCard, verdict: str) -> None:
+        return None
 
 
 async def test_a_follow_up_posted_while_its_thread_is_being_opened_runs_after_the_opener(tmp_path: Path) -> None:

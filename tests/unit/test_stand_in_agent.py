@@ -567,3 +567,13 @@ def test_the_interactive_mode_refuses_a_session_made_elsewhere(stand_in: StandIn
         check=False,
     )
     assert done.returncode == 1 and "No conversation found" in done.stderr
+
+
+def test_the_stand_in_takes_the_permission_tool_flags_the_gateway_passes() -> None:
+    from mpg_tui.runners.approval_tool import PROMPT_TOOL
+    from mpg_tui.sandbox.agent.options import parse_args
+
+    options = parse_args(
+        ["--print", "--mcp-config", '{"mcpServers": {}}', "--permission-prompt-tool", PROMPT_TOOL, "--verbose"]
+    )
+    assert options.mcp_config == ['{"mcpServers": {}}'] and options.permission_prompt_tool == PROMPT_TOOL

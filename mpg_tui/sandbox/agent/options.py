@@ -51,6 +51,9 @@ _FLAGS: dict[str, tuple[str, int]] = {
     "--max-turns": ("max_turns", 1),
     "--max-budget-usd": ("max_budget_usd", 1),
     "--dangerously-skip-permissions": ("skip_permissions", 0),
+    "--mcp-config": ("mcp_config", -1),
+    "--strict-mcp-config": ("strict_mcp_config", 0),
+    "--permission-prompt-tool": ("permission_prompt_tool", 1),
     "-v": ("version", 0),
     "--version": ("version", 0),
     "-h": ("help", 0),
@@ -79,6 +82,11 @@ class Options:
     max_turns: int | None = None
     max_budget_usd: float | None = None
     skip_permissions: bool = False
+    mcp_config: list[str] = field(default_factory=list)
+    """MCP server configs (JSON text or files), as the real CLI takes them."""
+    strict_mcp_config: bool = False
+    permission_prompt_tool: str | None = None
+    """``mcp__<server>__<tool>``: the tool asked before a tool the rules do not settle."""
     version: bool = False
     help: bool = False
     prompt_args: list[str] = field(default_factory=list)

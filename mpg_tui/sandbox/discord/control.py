@@ -71,6 +71,8 @@ class ControlApi:
             web.get(f"{PREFIX}", self.info),
             web.get(f"{PREFIX}/spec", self.spec),
             web.post(f"{PREFIX}/messages", self.post_message),
+            web.post(f"{PREFIX}/click", self.click),
+            web.get(f"{PREFIX}/interactions/{{interaction_id}}", self.interaction),
             web.get(f"{PREFIX}/actions", self.actions),
             web.get(f"{PREFIX}/channels/{{channel_id}}", self.channel),
             web.get(f"{PREFIX}/channels/{{channel_id}}/messages", self.messages),
@@ -156,6 +158,22 @@ class ControlApi:
             reply_to=reply_to if isinstance(reply_to, str) else None,
         )
         return json_response(message)
+
+    async def click(self, request: web.Request) -> web.StreamResponse:
+        """``{"channel_id"|"channel", "message_id", "user_id"|"user", "custom_id"}``: press a button."""
+        data = await _body(request)
+        message_id, custom_id = data.get("message_id"), data.get("custom_id")
+        if not isinstance(message_id, str) or not isinstance(custom_id, str):
+            raise _bad_request("give 'message_id' and 'custom_id'")
+        record = self.server.click(self._channel_id(data), message_id, self._user_id(data), custom_id)
+        return json_response(record.to_json())
+
+    async def interaction(self, request: web.Request) -> web.StreamResponse:
+        """An interaction and the bot's answers to it so far."""
+        record = self.server.interactions.records.get(request.match_info["interaction_id"])
+        if record is None:
+            raise KeyError("no such interaction")
+        return json_response(record.to_json())
 
     async def actions(self, request: web.Request) -> web.StreamResponse:
         try:

@@ -21,6 +21,7 @@ from mpg_tui.sandbox.discord import errors
 from mpg_tui.sandbox.discord.actions import ActionKind, ActionLog
 from mpg_tui.sandbox.discord.errors import ApiError, json_response
 from mpg_tui.sandbox.discord.faults import FaultInjector, HoldBook
+from mpg_tui.sandbox.discord.interactions import Interactions
 from mpg_tui.sandbox.discord.state import MAX_FILE_BYTES, SandboxFile, SandboxState
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 _FILE_FIELD = re.compile(r"files\[([0-9]+)\]")
 _UNAUTHENTICATED = {("GET", "/gateway")}
+# Interaction answers carry their token in the path, never the bot's.
+_TOKEN_IN_PATH = re.compile(r"/(interactions/[^/]+/[^/]+/callback|webhooks/[^/]+/[^/]+(/messages/[^/]+)?)")
 
 
 def _template(path: str) -> re.Pattern[str]:
@@ -111,8 +114,10 @@ class RestApi:
         faults: FaultInjector,
         gateway_url: Callable[[], str],
         holds: HoldBook | None = None,
+        interactions: Interactions | None = None,
     ):
         self.state = state
+        self.interactions = interactions or Interactions(state)
         self.actions = actions
         self.faults = faults
         self.holds = holds or HoldBook()
@@ -143,6 +148,9 @@ class RestApi:
         add("POST", "/channels/{channel_id}/messages/{message_id}/threads", self.post_thread)
         add("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", self.put_reaction)
         add("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", self.delete_reaction)
+        add("POST", "/interactions/{interaction_id}/{token}/callback", self.interaction_callback)
+        add("POST", "/webhooks/{application_id}/{token}", self.follow_up)
+        add("PATCH", "/webhooks/{application_id}/{token}/messages/{message_id}", self.edit_follow_up)
 
     def _add(self, method: str, path: str, handler: Handler) -> None:
         self._routes.append((method, _template(path), handler))
@@ -154,9 +162,8 @@ class RestApi:
         path = "/" + request.match_info["tail"].strip("/")
         method = request.method.upper()
         try:
-            if (method, path) not in _UNAUTHENTICATED and request.headers.get("Authorization") != (
-                f"Bot {self.state.spec.token}"
-            ):
+            public = (method, path) in _UNAUTHENTICATED or _TOKEN_IN_PATH.fullmatch(path) is not None
+            if not public and request.headers.get("Authorization") != (f"Bot {self.state.spec.token}"):
                 raise errors.unauthorized()
             if self.holds.pending:
                 hold = self.holds.take(method, path, await self._content_of(request))
@@ -318,6 +325,7 @@ class RestApi:
             nonce=payload.get("nonce"),
             tts=bool(payload.get("tts")),
             flags=flags if isinstance(flags, int) else 0,
+            components=[c for c in payload.get("components") or [] if isinstance(c, dict)],
         )
         data = self.state.message_json(msg)
         await self._record("message_sent", channel_id, msg.id, data)
@@ -330,6 +338,21 @@ class RestApi:
         data = self.state.message_json(msg)
         await self._record("message_edited", channel_id, message_id, data)
         return json_response(data)
+
+    async def interaction_callback(self, request: web.Request, interaction_id: str, token: str) -> web.StreamResponse:
+        payload, _files = await _message_body(request)
+        answer = self.interactions.callback(interaction_id, token, payload)
+        return json_response(answer) if request.query.get("with_response") in ("1", "true") else _no_content()
+
+    async def follow_up(self, request: web.Request, application_id: str, token: str) -> web.StreamResponse:
+        payload, _files = await _message_body(request)
+        return json_response(self.interactions.follow_up(token, payload))
+
+    async def edit_follow_up(
+        self, request: web.Request, application_id: str, token: str, message_id: str
+    ) -> web.StreamResponse:
+        payload, _files = await _message_body(request)
+        return json_response(self.interactions.edit(token, message_id, payload))
 
     async def delete_message(self, request: web.Request, channel_id: str, message_id: str) -> web.StreamResponse:
         self.state.delete_message(channel_id, message_id)

@@ -21,6 +21,7 @@ from mpg_tui.sandbox.discord.actions import Action, ActionLog
 from mpg_tui.sandbox.discord.control import ControlApi
 from mpg_tui.sandbox.discord.faults import Fault, FaultInjector, Hold, HoldBook
 from mpg_tui.sandbox.discord.gateway import Gateway
+from mpg_tui.sandbox.discord.interactions import InteractionRecord, Interactions
 from mpg_tui.sandbox.discord.rest import RestApi
 from mpg_tui.sandbox.discord.spec import SandboxSpec
 from mpg_tui.sandbox.discord.state import SandboxFile, SandboxState
@@ -54,7 +55,15 @@ class SandboxServer:
         self.holds = HoldBook()
         self.gateway = Gateway(self.state, heartbeat_interval_ms=heartbeat_interval_ms)
         self.state.sink = self.gateway
-        self.rest = RestApi(self.state, self.action_log, self.faults, lambda: self.gateway_url, self.holds)
+        self.interactions = Interactions(self.state)
+        self.rest = RestApi(
+            self.state,
+            self.action_log,
+            self.faults,
+            lambda: self.gateway_url,
+            holds=self.holds,
+            interactions=self.interactions,
+        )
         self.app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         self.rest.register(self.app)
         ControlApi(self).register(self.app)
@@ -139,6 +148,12 @@ class SandboxServer:
         reference = {"message_id": reply_to, "channel_id": channel_id} if reply_to else None
         msg = self.state.create_message(channel_id, user_id, content=content, files=attachments, reference=reference)
         return self.state.message_json(msg)
+
+    def click(self, channel_id: str, message_id: str, user_id: str, custom_id: str) -> InteractionRecord:
+        """A (non-bot) member presses a button of a message; dispatches INTERACTION_CREATE.
+
+        The bot's answers collect in the returned record's ``responses``."""
+        return self.interactions.click(channel_id, message_id, user_id, custom_id)
 
     def archive(self, thread_id: str, *, locked: bool = False) -> dict[str, Any]:
         """Archive a thread as Discord's auto-archive would (THREAD_UPDATE; not a bot action)."""

@@ -98,6 +98,8 @@ class MessageRecord:
     edited_at: float | None = None
     thread_id: str | None = None
     reactions: dict[str, Reaction] = field(default_factory=dict)
+    components: list[dict[str, Any]] = field(default_factory=list)
+    """Action rows of buttons, as the bot sent them (clicked through the interactions)."""
 
     @property
     def created_at(self) -> float:
@@ -425,7 +427,7 @@ class SandboxState:
             "embeds": [dict(e) for e in msg.embeds],
             "pinned": False,
             "flags": msg.flags,
-            "components": [],
+            "components": [dict(row) for row in msg.components],
         }
         if msg.nonce is not None:
             data["nonce"] = msg.nonce
@@ -511,6 +513,7 @@ class SandboxState:
         nonce: str | int | None = None,
         tts: bool = False,
         flags: int = 0,
+        components: Sequence[dict[str, Any]] = (),
     ) -> MessageRecord:
         self.user(author_id)
         validate_message(content, embeds)
@@ -545,6 +548,7 @@ class SandboxState:
             nonce=nonce,
             tts=tts,
             flags=flags,
+            components=[dict(row) for row in components],
         )
         channel.messages[msg.id] = msg
         if channel.is_thread:
@@ -575,6 +579,9 @@ class SandboxState:
         msg.attachments = attachments
         if "flags" in changes and isinstance(changes["flags"], int):
             msg.flags = changes["flags"]
+        if "components" in changes:
+            rows = changes["components"]
+            msg.components = [dict(row) for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
         msg.edited_at = self.clock.now()
         self.sink.dispatch("MESSAGE_UPDATE", self.gateway_message_json(msg))
         return msg

@@ -109,6 +109,7 @@ class MainScreen(Screen[None]):
         self.header.connection = self.core.connection_state
         self.header.totals = self.core.totals()
         self.header.budgets = self._budget_facts()
+        self.header.approvals = len(self.core.approvals())
         self.header.uptime = now - self.core.started_at
         self.table.load(self.sessions.values(), now)
         self._refresh_counts()
@@ -186,6 +187,8 @@ class MainScreen(Screen[None]):
             self.header.budgets = self._budget_facts()
         if batch.budgets:
             self._refresh_threads(now)
+        if batch.approvals:
+            self.header.approvals = len(self.core.approvals())
         if self.selected_key in batch.session_keys:
             self._show_detail(now)
         if self.selected_thread in batch.threads or self.selected_thread in {s.thread_id for s in changed}:

@@ -19,6 +19,8 @@ class CockpitHeader(Widget):
     totals: reactive[Totals] = reactive(Totals(0, 0, 0.0, 0, 0))
     budgets: reactive[tuple[tuple[str, float, float | None], ...]] = reactive(())
     """(project, spent today, today's budget) for the projects with a daily budget."""
+    approvals: reactive[int] = reactive(0)
+    """Requests waiting for a person (the inbox, ``i``)."""
     problem: reactive[str | None] = reactive(None)
     """A gateway failure to keep in sight (the core stopped, ...)."""
 
@@ -46,6 +48,8 @@ class CockpitHeader(Widget):
             left.append_text(fmt.connection_text(self.connection))
             if self.connection_detail and self.connection != "ready":
                 left.append(f" ({fmt.truncate(self.connection_detail, 60)})", style=fmt.MUTED)
+        if self.approvals:
+            left.append(f"   ⏳ {self.approvals} waiting for you (i)", style=f"bold {fmt.QUEUED}")
 
         # Right-hand facts in order of importance; the less important go when space runs out.
         room = self.size.width - min(left.cell_len, 48) - 1

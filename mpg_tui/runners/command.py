@@ -26,16 +26,22 @@ _CLAUDE_OWN_PREFIXES = ("ANTHROPIC_", "CLAUDE_")
 _SECRET_SUFFIXES = ("_TOKEN", "_SECRET")
 
 
-def build_argv(request: RunRequest, *, stream: bool = True) -> list[str]:
-    """``[*command, "--print", <output format>, [--resume ID], *configured args]``.
+def build_argv(request: RunRequest, *, stream: bool = True, live: bool = False) -> list[str]:
+    """``[*command, "--print", <output format>, [--input-format stream-json], [--resume ID], *configured args]``.
+
+    ``live`` asks for a process that reads one user message a line on stdin and stays up
+    between turns (stream-json input; it implies stream-json output).
 
     The runner's own flags come before the configured ones so that a variadic flag at
     the end of the config (``--allowed-tools Read Edit``) cannot swallow them.
     """
     configured = strip_output_format(request.args)
+    stream = stream or live
     own = ["--output-format", "stream-json"] if stream else ["--output-format", "json"]
     if stream and "--verbose" not in configured:
         own.append("--verbose")
+    if live:
+        own += ["--input-format", "stream-json"]
     if request.session_id:
         own += ["--resume", request.session_id]
     return [*request.command, "--print", *own, *configured]

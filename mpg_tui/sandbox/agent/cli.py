@@ -59,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         _log(entry)
         sys.stdout.write("Usage: claude [options] [prompt]\n\n" + (__doc__ or ""))
         return 0
+    if options.input_format == "stream-json":
+        from mpg_tui.sandbox.agent.live import serve  # threads and queues: only for live sessions
+
+        try:
+            return serve(options, entry)
+        except BrokenPipeError:
+            return 141
     entry["prompt"] = prompt = _read_prompt(options)
     _log(entry)
     if not prompt.strip():

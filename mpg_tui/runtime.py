@@ -37,6 +37,7 @@ from mpg_tui.discord_adapter.endpoint import point_discord_py_at
 from mpg_tui.locations import LocationError, ensure_private_dir
 from mpg_tui.logs import publish_logs_to
 from mpg_tui.runners.direct import DirectRunner
+from mpg_tui.runners.live import LiveRunner
 from mpg_tui.worktrees import WorktreeManager
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,15 @@ class Runtime:
             ttl_ms=defaults.session_ttl_ms,
             max_entries=defaults.max_persisted_sessions,
         )
-        self._direct = DirectRunner(self.clock, registry_dir=settings.run_dir)
+        # Direct runs keep a warm claude per session between turns (``warm``, on by default);
+        # the one-turn DirectRunner inside runs the projects that turn it off.
+        self._direct = LiveRunner(
+            DirectRunner(self.clock, registry_dir=settings.run_dir),
+            self.clock,
+            idle_s=defaults.warm_idle_ms / 1000,
+            max_processes=config.warm_processes_limit,
+            registry_dir=settings.run_dir,
+        )
         self.runners: dict[RunnerKind, Runner] = {"direct": self._direct}
         if config.uses_tmux:
             self.runners["tmux"] = self._tmux_runner()
@@ -189,6 +198,8 @@ class Runtime:
         if changed:
             log.warning("Config reload: these settings take effect only after a restart: %s", ", ".join(changed))
         self.settings.config = config
+        # Warm processes were started with the old settings: they close (busy ones after their turn).
+        self._direct.reconfigure(idle_s=config.defaults.warm_idle_ms / 1000, max_processes=config.warm_processes_limit)
         self.sessions.reload(config)
         self.gateway.reload(config)
 

@@ -1,4 +1,4 @@
-"""The small API every face uses: read the gateway's state, and four commands.
+"""The small API every face uses: read the gateway's state, and five commands.
 
 The cockpit, the dashboard and ``!`` commands depend on :class:`CoreAPI` only, never on
 the gateway's internals, so each can be tested against an in-memory stand-in.
@@ -116,6 +116,9 @@ class CoreAPI(Protocol):
 
     async def restart(self, key: str) -> bool:
         """Clear the session's claude session ID so the next message starts fresh."""
+
+    async def stop(self, key: str) -> bool:
+        """Stop the session's turn in progress; the session and its claude session stay."""
 
     async def post(self, channel_id: str, author: str, content: str) -> None:
         """Post as a user (the demo's chat box); only meaningful against the sandbox."""

@@ -29,7 +29,7 @@ from mpg_tui.core.clock import Clock
 from mpg_tui.core.commands import CommandContext, CommandResult, handle_command
 from mpg_tui.core.delivery import Delivery
 from mpg_tui.core.dispatch import AgentTarget, UnknownAgent, detect_handoff, resolve_target, session_key
-from mpg_tui.core.embeds import EYES, handoff_text, queued_text
+from mpg_tui.core.embeds import EYES, STOPPED, handoff_text, queued_text
 from mpg_tui.core.events import (
     ConnectionState,
     HandoffStep,
@@ -158,6 +158,9 @@ class Gateway:
 
     async def restart(self, key: str) -> bool:
         return await self._sessions.restart(key)
+
+    async def stop(self, key: str) -> bool:
+        return await self._sessions.stop(key)
 
     async def post(self, channel_id: str, author: str, content: str) -> None:
         if self._poster is None:
@@ -449,6 +452,8 @@ class Gateway:
                 await self._delivery.send(thread_id, notice, parent=parent)
             if not result.ok:
                 error = f"**Error**: {result.error or 'Claude failed without saying why.'}"
+                if result.error_kind == "interrupted":
+                    error = f"{STOPPED} {result.error}"
                 await self._delivery.send(thread_id, error, parent=parent)
                 await self._sessions.acknowledge(outcome.session.key)
                 self._chain_book.stop(chain, "error")

@@ -74,6 +74,7 @@ class FakeCore:
         self._totals = Totals(runs=0, failures=0, cost_usd=0.0, input_tokens=0, output_tokens=0)
         self.killed: list[str] = []
         self.restarted: list[str] = []
+        self.stopped: list[str] = []
         self.posted: list[tuple[str, str, str]] = []
 
     # -- CoreAPI ---------------------------------------------------------------------------------
@@ -106,6 +107,10 @@ class FakeCore:
 
     async def restart(self, key: str) -> bool:
         self.restarted.append(key)
+        return key in self._sessions
+
+    async def stop(self, key: str) -> bool:
+        self.stopped.append(key)
         return key in self._sessions
 
     async def post(self, channel_id: str, author: str, content: str) -> None:

@@ -69,6 +69,7 @@ class FakeCore:
         self._totals = Totals(0, 0, 0.0, 0, 0)
         self.killed: list[str] = []
         self.restarted: list[str] = []
+        self.stopped: list[str] = []
         self.posted: list[tuple[str, str, str]] = []
         self.fail_commands: Exception | None = None
         """When set, kill/restart/post raise it (a core that broke)."""
@@ -115,6 +116,10 @@ class FakeCore:
         info.session_id = None
         self.bus.publish(SessionRestarted(key=key, project_key=info.project_key, at=self.clock.now()))
         return True
+
+    async def stop(self, key: str) -> bool:
+        self.stopped.append(key)
+        return key in self._sessions
 
     async def post(self, channel_id: str, author: str, content: str) -> None:
         self.posted.append((channel_id, author, content))

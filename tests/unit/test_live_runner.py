@@ -31,7 +31,12 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def runner(clock: FakeClock, tmp_path: Path) -> AsyncIterator[LiveRunner]:
     live = LiveRunner(
-        clock=clock, idle_s=IDLE_S, max_processes=2, kill_grace_s=1.0, interrupt_grace_s=2.0, registry_dir=tmp_path / "runs"
+        clock=clock,
+        idle_s=IDLE_S,
+        max_processes=2,
+        kill_grace_s=1.0,
+        interrupt_grace_s=2.0,
+        registry_dir=tmp_path / "runs",
     )
     yield live
     await live.close()
@@ -97,9 +102,7 @@ async def test_a_request_for_another_session_starts_another_process(runner: Live
     assert await ended(old)
 
 
-async def test_changed_settings_restart_the_process_resuming_the_session(
-    runner: LiveRunner, stand_in: StandIn
-) -> None:
+async def test_changed_settings_restart_the_process_resuming_the_session(runner: LiveRunner, stand_in: StandIn) -> None:
     first = await runner.run(warm(stand_in, "remember me"), lambda p: None)
     args = ["--permission-mode", "default"]
     second = await runner.run(warm(stand_in, "[[recall]]", session_id=first.session_id, args=args), lambda p: None)
@@ -141,7 +144,7 @@ async def test_a_process_that_dies_mid_turn_fails_the_turn_and_the_next_one_resu
 
 async def test_an_interrupt_stops_the_turn_and_keeps_the_process(runner: LiveRunner, stand_in: StandIn) -> None:
     first = await runner.run(warm(stand_in, "hi"), lambda p: None)
-    seen, started, on_progress = collect()
+    _, started, on_progress = collect()
     task = asyncio.create_task(runner.run(warm(stand_in, "[[sleep:60]]", session_id=first.session_id), on_progress))
     await started.wait()
 
@@ -158,7 +161,7 @@ async def test_an_interrupt_stops_the_turn_and_keeps_the_process(runner: LiveRun
 
 
 async def test_a_timeout_interrupts_the_turn_first(runner: LiveRunner, stand_in: StandIn, clock: FakeClock) -> None:
-    seen, started, on_progress = collect()
+    _, started, on_progress = collect()
     task = asyncio.create_task(runner.run(warm(stand_in, "[[sleep:60]]", timeout_s=30), on_progress))
     await started.wait()
     clock.advance(30)
@@ -174,7 +177,7 @@ async def test_a_timeout_ends_a_process_that_ignores_the_interrupt(
 ) -> None:
     runner = LiveRunner(clock=clock, kill_grace_s=0.5, interrupt_grace_s=0.2, registry_dir=tmp_path / "runs")
     try:
-        seen, started, on_progress = collect()
+        _, started, on_progress = collect()
         task = asyncio.create_task(runner.run(warm(stand_in, "[[error:stubborn]]", timeout_s=30), on_progress))
         await started.wait()
         pid = pids(stand_in)[0]
@@ -189,7 +192,7 @@ async def test_a_timeout_ends_a_process_that_ignores_the_interrupt(
 
 
 async def test_cancel_ends_the_process(runner: LiveRunner, stand_in: StandIn) -> None:
-    seen, started, on_progress = collect()
+    _, started, on_progress = collect()
     task = asyncio.create_task(runner.run(warm(stand_in, "[[sleep:60]]"), on_progress))
     await started.wait()
     pid = pids(stand_in)[0]

@@ -10,7 +10,6 @@ the run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -86,10 +85,13 @@ class RunStatus:
         for timer in (self._edit_timer, self._stuck_timer):
             if timer is not None:
                 timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Let a send or edit already on its way finish rather than cancel it: a cancelled
+        # send may still post the message (never to be removed, its ID lost), and cutting a
+        # chat client's request short can leave its per-channel limiter stuck. A fast run
+        # (a warm claude answers in milliseconds) ends while its first status is in flight.
+        pending = list(self._tasks)
+        if pending:
+            await asyncio.wait(pending)
         if self._message_id is not None:
             try:
                 await self._chat.delete(self._channel_id, self._message_id)

@@ -361,8 +361,9 @@ class Turn:
             elif directive.name == "chars":
                 reply = filler(int(directive.arg or 0))
             elif directive.name == "recall":
-                earlier = [r for r in history if r.get("type") == "user"]
-                content = earlier[-1].get("message", {}).get("content") if earlier else None
+                # Prompts only: an interrupted turn leaves a marker (a list of blocks) after its prompt.
+                earlier = [r for r in history if r.get("type") == "user" and isinstance(_content(r), str)]
+                content = _content(earlier[-1]) if earlier else None
                 reply = f"previous: {content}" if isinstance(content, str) else "previous: (none)"
         if reply is not None:
             return reply
@@ -437,6 +438,11 @@ class Turn:
             time.sleep(seconds)
         elif self.live.stop.wait(seconds):
             raise Interrupted(during_tool)
+
+
+def _content(record: dict[str, Any]) -> object:
+    message = record.get("message")
+    return message.get("content") if isinstance(message, dict) else None
 
 
 def _project_files(cwd: str) -> tuple[str, str]:

@@ -292,15 +292,15 @@ class Gateway:
             await intake.enter_async_context(self._intake.hold(route.thread_id or msg.id))
             if route.thread_id is None:
                 await self._react(msg)  # as MPG: 👀, then the thread, then the reply
-            else:
-                # In a thread, alongside the run: waiting would add a round trip to the reply.
-                self._in_background(self._react(msg))
             thread_id = route.thread_id or await self._open_thread(msg, project)
             if target.agent is not None and route.thread_id is None:
                 self._sticky.set(thread_id, target.agent.name)  # a thread just opened for this message
             self._turns.reset(thread_id)
             prompt = await self._build_prompt(msg, target, thread_id, project)
-            first = self._start_turn(project, thread_id, target.agent, prompt)
+            # In a thread the 👀 goes out once the turn has started (or queued), alongside it:
+            # before, its request would take the loop ahead of claude's spawn.
+            react = None if route.thread_id is None else msg
+            first = self._start_turn(project, thread_id, target.agent, prompt, react_to=react)
         await self._run_chain(project, thread_id, target.agent, first)
 
     async def _react(self, msg: InboundMessage) -> None:
@@ -362,11 +362,16 @@ class Gateway:
         prompt: str,
         *,
         recovered: Recovered | None = None,
+        react_to: InboundMessage | None = None,
     ) -> asyncio.Task[TurnOutcome]:
         """Enqueue one turn now (so queue order is arrival order) and return its task.
 
         With ``recovered``, the turn is a run an earlier gateway started: it is waited for
         instead of started, and shown in the thread exactly like a live one.
+
+        The typing indicator (and the 👀 on ``react_to``) start once the turn has started or
+        is queued, never before: claude's spawn, or the line written to a warm claude,
+        comes first, and these chat calls run alongside it.
         """
         key = session_key(thread_id, agent.name if agent else None)
         timeout_s = (project.defaults.agent_timeout_ms if agent else project.defaults.run_timeout_ms) / 1000
@@ -379,35 +384,58 @@ class Gateway:
             stuck_notify_s=project.defaults.stuck_notify_ms / 1000,
         )
 
+        done = asyncio.Event()
+        typing: list[asyncio.Task[None]] = []
+
+        async def keep_typing() -> None:
+            async with self.chat.typing(thread_id):
+                await done.wait()
+
+        def alongside() -> None:
+            if typing:
+                return
+            typing.append(asyncio.create_task(keep_typing()))
+            if react_to is not None:
+                self._in_background(self._react(react_to))
+
+        def on_started() -> None:
+            alongside()
+            status.start()
+
         async def on_queued(position: int) -> None:
+            alongside()
             await self._delivery.send(thread_id, queued_text(position))
 
         async def turn() -> TurnOutcome:
             try:
-                async with self.chat.typing(thread_id):
-                    if recovered is not None:
-                        return await self._sessions.adopt(
-                            key,
-                            project,
-                            thread_id,
-                            recovered.wait,
-                            agent=agent,
-                            started_at=recovered.started_at,
-                            on_progress=status.on_progress,
-                            on_started=status.start,
-                        )
-                    return await self._sessions.submit(
+                if recovered is not None:
+                    return await self._sessions.adopt(
                         key,
                         project,
                         thread_id,
-                        prompt,
+                        recovered.wait,
                         agent=agent,
-                        timeout_s=timeout_s,
-                        on_queued=on_queued,
+                        started_at=recovered.started_at,
                         on_progress=status.on_progress,
-                        on_started=status.start,
+                        on_started=on_started,
                     )
+                return await self._sessions.submit(
+                    key,
+                    project,
+                    thread_id,
+                    prompt,
+                    agent=agent,
+                    timeout_s=timeout_s,
+                    on_queued=on_queued,
+                    on_progress=status.on_progress,
+                    on_started=on_started,
+                )
             finally:
+                done.set()
+                if typing:
+                    await asyncio.wait(typing)
+                elif react_to is not None:  # answered without running (shutdown): seen all the same
+                    self._in_background(self._react(react_to))
                 await status.close()
 
         return asyncio.create_task(turn(), name=f"turn {key}")

@@ -75,9 +75,9 @@ async def main_async(n: int, json_path: Path | None) -> None:
                 sandbox, user = gateway.sandbox, world.user_id
                 live = gateway.runtime._direct  # the LiveRunner: which warm process serves which thread
 
-                new_thread = [
-                    (await send_traced(sandbox, warm_channel, user, f"new-{i}")).total for i in range(n + 1)
-                ][1:]
+                new_thread = [(await send_traced(sandbox, warm_channel, user, f"new-{i}")).total for i in range(n + 1)][
+                    1:
+                ]
 
                 opener = await send_traced(sandbox, cold_channel, user, "cold-open")
                 children_before = cpu_seconds()[1]

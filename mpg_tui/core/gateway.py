@@ -102,6 +102,11 @@ class Gateway:
         self._chain_book = ChainBook(bus, clock)
         self._observed = Observed(bus)
         self._delivery = Delivery(lambda: self.chat)
+        # Per thread, the last turn's "its results are posted" future: a turn posts after the
+        # turns started before it in that thread, however fast it ran (a warm claude answers
+        # a queued message while the previous reply is still on its way).
+        self._posted: dict[str, asyncio.Future[None]] = {}
+        self._post_after: dict[asyncio.Task[TurnOutcome], tuple[asyncio.Future[None] | None, asyncio.Future[None]]] = {}
         self._handling = 0
         self._all_handled = asyncio.Event()
         self._all_handled.set()
@@ -438,7 +443,18 @@ class Gateway:
                     self._in_background(self._react(react_to))
                 await status.close()
 
-        return asyncio.create_task(turn(), name=f"turn {key}")
+        task = asyncio.create_task(turn(), name=f"turn {key}")
+        before = self._posted.get(thread_id)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._posted[thread_id] = mine
+
+        def forget(done: asyncio.Future[None]) -> None:
+            if self._posted.get(thread_id) is done:
+                del self._posted[thread_id]
+
+        mine.add_done_callback(forget)
+        self._post_after[task] = (before, mine)
+        return task
 
     async def deliver_recovered(self, recovered: Recovered) -> None:
         """Wait for a run an earlier gateway left in tmux, post its result, and carry on its chain."""
@@ -465,61 +481,71 @@ class Gateway:
         chain = self._chain_book.new(project, thread_id, agent)
         task = first
         max_turns = project.defaults.max_turns_per_agent
-        while True:
-            hop = chain.hops[-1]
-            hop.state = "running"
-            outcome = await task
-            result = outcome.result
-            if result.error_kind == "detached":
-                return  # the run goes on in tmux; the next gateway delivers it
-            hop.state = "done" if result.ok else "failed"
-            hop.duration_ms = result.duration_ms
-            hop.cost_usd = result.cost_usd
-            parent = project.channel_id
-            for notice in outcome.notices:
-                await self._delivery.send(thread_id, notice, parent=parent)
-            if not result.ok:
-                error = f"**Error**: {result.error or 'Claude failed without saying why.'}"
-                if result.error_kind == "interrupted":
-                    error = f"{STOPPED} {result.error}"
-                await self._delivery.send(thread_id, error, parent=parent)
+        posted: asyncio.Future[None] | None = None
+        try:
+            while True:
+                before, posted = self._post_after.pop(task, (None, None))
+                hop = chain.hops[-1]
+                hop.state = "running"
+                outcome = await task
+                if before is not None:
+                    await asyncio.shield(before)
+                result = outcome.result
+                if result.error_kind == "detached":
+                    return  # the run goes on in tmux; the next gateway delivers it
+                hop.state = "done" if result.ok else "failed"
+                hop.duration_ms = result.duration_ms
+                hop.cost_usd = result.cost_usd
+                parent = project.channel_id
+                for notice in outcome.notices:
+                    await self._delivery.send(thread_id, notice, parent=parent)
+                if not result.ok:
+                    error = f"**Error**: {result.error or 'Claude failed without saying why.'}"
+                    if result.error_kind == "interrupted":
+                        error = f"{STOPPED} {result.error}"
+                    await self._delivery.send(thread_id, error, parent=parent)
+                    await self._sessions.acknowledge(outcome.session.key)
+                    self._chain_book.stop(chain, "error")
+                    return
+                chunks = await self._delivery.reply(thread_id, agent, result.text, parent=parent)
+                self.bus.publish(ReplySent(channel_id=thread_id, chunks=chunks, agent=agent.name if agent else None))
                 await self._sessions.acknowledge(outcome.session.key)
-                self._chain_book.stop(chain, "error")
-                return
-            chunks = await self._delivery.reply(thread_id, agent, result.text, parent=parent)
-            self.bus.publish(ReplySent(channel_id=thread_id, chunks=chunks, agent=agent.name if agent else None))
-            await self._sessions.acknowledge(outcome.session.key)
-            if agent is None:
-                self._chain_book.stop(chain, "done")
-                return
-            self._sticky.set(thread_id, agent.name)
-            handoff = detect_handoff(result.text, project.agents, current=agent.name)
-            if handoff is None:
-                self._chain_book.stop(chain, "done")
-                return
-            if handoff.is_self:
-                self._chain_book.stop(chain, "self_handoff")
-                return
-            if not self._turns.try_take(thread_id, max_turns):
-                await self._delivery.send(thread_id, turn_limit_text(max_turns), parent=parent)
-                self._chain_book.stop(chain, "turn_limit")
-                return
-            chain.turns = self._turns.turns(thread_id)
-            self.bus.publish(
-                HandoffStep(
-                    project_key=project.key,
-                    thread_id=thread_id,
-                    from_agent=agent.name,
-                    to_agent=handoff.agent.name,
-                    turn=chain.turns,
-                    max_turns=max_turns,
+                if agent is None:
+                    self._chain_book.stop(chain, "done")
+                    return
+                self._sticky.set(thread_id, agent.name)
+                handoff = detect_handoff(result.text, project.agents, current=agent.name)
+                if handoff is None:
+                    self._chain_book.stop(chain, "done")
+                    return
+                if handoff.is_self:
+                    self._chain_book.stop(chain, "self_handoff")
+                    return
+                if not self._turns.try_take(thread_id, max_turns):
+                    await self._delivery.send(thread_id, turn_limit_text(max_turns), parent=parent)
+                    self._chain_book.stop(chain, "turn_limit")
+                    return
+                chain.turns = self._turns.turns(thread_id)
+                self.bus.publish(
+                    HandoffStep(
+                        project_key=project.key,
+                        thread_id=thread_id,
+                        from_agent=agent.name,
+                        to_agent=handoff.agent.name,
+                        turn=chain.turns,
+                        max_turns=max_turns,
+                    )
                 )
-            )
-            await self._delivery.send(thread_id, handoff_text(handoff.agent.name), parent=parent)
-            agent = handoff.agent
-            chain.hops.append(ChainHop(agent=agent.name, state="queued", started_at=self._clock.now()))
-            prompt = await self._handoff_prompt(thread_id, handoff.prompt, project)
-            task = self._start_turn(project, thread_id, agent, prompt)
+                await self._delivery.send(thread_id, handoff_text(handoff.agent.name), parent=parent)
+                agent = handoff.agent
+                chain.hops.append(ChainHop(agent=agent.name, state="queued", started_at=self._clock.now()))
+                prompt = await self._handoff_prompt(thread_id, handoff.prompt, project)
+                if posted is not None:
+                    posted.set_result(None)  # this hop said all it had to say
+                task = self._start_turn(project, thread_id, agent, prompt)
+        finally:
+            if posted is not None and not posted.done():
+                posted.set_result(None)
 
     async def _handoff_prompt(self, thread_id: str, prompt: str, project: ProjectView) -> str:
         try:

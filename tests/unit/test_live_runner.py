@@ -248,3 +248,16 @@ async def test_sweep_ends_warm_processes_a_killed_gateway_left(
     successor = LiveRunner(clock=clock, kill_grace_s=0.5, registry_dir=tmp_path / "runs")
     assert await successor.sweep_orphans() == ["thread-1"]
     assert await ended(pid)
+
+
+async def test_what_a_turn_left_running_ends_when_the_warm_process_closes(
+    runner: LiveRunner, stand_in: StandIn
+) -> None:
+    result = await runner.run(warm(stand_in, "[[error:orphan]] [[reply:left a child]]"), lambda p: None)
+    assert result.ok
+    (orphan,) = stand_in.orphan_pids()
+    assert alive(orphan), "a warm process keeps its group between turns"
+
+    await runner.release("thread-1")
+
+    assert await ended(orphan)

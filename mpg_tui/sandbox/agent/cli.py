@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -63,9 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         from mpg_tui.sandbox.agent.live import serve  # threads and queues: only for live sessions
 
         try:
-            return serve(options, entry)
+            code = serve(options, entry)
         except BrokenPipeError:
-            return 141
+            code = 141
+        # The stdin reader thread may still be blocked in a read, which aborts a normal
+        # interpreter shutdown (SIGABRT): leave at once, as the real CLI's process does.
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
     entry["prompt"] = prompt = _read_prompt(options)
     _log(entry)
     if not prompt.strip():

@@ -472,8 +472,17 @@ class InProcessGateway:
 
 
 @asynccontextmanager
-async def in_process_gateway(world: World, **defaults: Any) -> AsyncIterator[InProcessGateway]:
-    """The sandbox and a whole gateway (:class:`~mpg_tui.runtime.Runtime`) in this event loop."""
+async def in_process_gateway(
+    world: World,
+    *,
+    claude_command: Sequence[str] | None = None,
+    claude_env: Mapping[str, str] | None = None,
+    **defaults: Any,
+) -> AsyncIterator[InProcessGateway]:
+    """The sandbox and a whole gateway (:class:`~mpg_tui.runtime.Runtime`) in this event loop.
+
+    ``claude_command`` and ``claude_env`` run another ``claude`` than the world's stand-in
+    (the real CLI, for ``bench/live.py``)."""
     from mpg_tui.discord_adapter.endpoint import restore_discord_endpoints
     from mpg_tui.runtime import Runtime, RuntimeSettings
 
@@ -486,8 +495,8 @@ async def in_process_gateway(world: World, **defaults: Any) -> AsyncIterator[InP
         run_dir=world.root / "run",
         api_base=sandbox.api_base,
         dashboard=False,
-        claude_command=(str(world.shim),),
-        child_env=world.child_env,
+        claude_command=tuple(claude_command) if claude_command else (str(world.shim),),
+        child_env=dict(claude_env) if claude_env is not None else world.child_env,
         guild_ready_timeout=0.05,
     )
     runtime = Runtime(settings)

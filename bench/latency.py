@@ -53,10 +53,13 @@ from mpg_tui.fsutil import atomic_write
 from mpg_tui.sandbox.discord import SandboxServer
 
 Mode = Literal["existing", "new", "agent"]
-GOAL_P50_MS = 5.0
+GOAL_P50_MS = 3.0
 GOAL_P99_MS = 20.0
 JOURNAL_GOAL_P50_MS = 0.5
 WARMUP = 3
+ONE_TURN = {"warm": False}
+"""One claude process per turn: the timing wrapper times each run, and the floor is one spawn
+(warm processes are measured by ``bench/live.py``)."""
 
 
 class RunWatcher:
@@ -252,7 +255,7 @@ async def in_process(root: Path, n: int) -> tuple[list[Scenario], Floor]:
     scenarios: list[Scenario] = []
     floor = Floor()
     for index, (name, mode, git, agents) in enumerate(plans):
-        world = make_world(root / f"in-process-{index}", 1, git=git, agents=agents, timed=True)
+        world = make_world(root / f"in-process-{index}", 1, git=git, agents=agents, timed=True, defaults=ONE_TURN)
         async with in_process_gateway(world) as gateway:
             if index == 0:
                 floor = await measure_floor(gateway.sandbox, world.root, max(n, 50))
@@ -263,7 +266,7 @@ async def in_process(root: Path, n: int) -> tuple[list[Scenario], Floor]:
 
 
 async def separate_process(root: Path, n: int) -> list[Scenario]:
-    world = make_world(root / "process", 1, timed=True)
+    world = make_world(root / "process", 1, timed=True, defaults=ONE_TURN)
     async with SandboxServer(world.spec) as sandbox, GatewayProcess(world, sandbox):
         return [
             await run_scenario("existing thread", sandbox, world, "existing", n),

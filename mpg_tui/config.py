@@ -191,6 +191,12 @@ class Defaults(_Model):
     """Base URL of a Discord-compatible server (the sandbox); unset means discord.com."""
     tmux_socket: str = "mpg-tui"
     worktrees: bool = True
+    warm: bool = True
+    """Keep a session's claude running between its turns (direct runs; tmux runs are one process a turn)."""
+    warm_idle_ms: int = Field(600_000, ge=0)
+    """A warm claude idle this long is closed (the session resumes in a new one)."""
+    max_warm_processes: int | None = Field(None, ge=1)
+    """Warm claude processes kept at most, least recently used closed first; default ``maxConcurrentSessions``."""
     pass_env: list[PassEnvName] = Field(default_factory=list)
     """Environment variables passed to claude on purpose, though their names look secret
     (``GITHUB_TOKEN`` for ``git push``); a project's list adds to this one."""
@@ -249,6 +255,7 @@ class Project(_Model):
     """Messages per user per minute; 0 or absent means no limit."""
     persistence: Literal["tmux", "direct"] | None = None
     worktrees: bool | None = None
+    warm: bool | None = None
     pass_env: list[PassEnvName] | None = None
     max_turn_cost_usd: Dollars | None = None
     max_thread_cost_usd: Dollars | None = None
@@ -313,6 +320,11 @@ class GatewayConfig(_Model):
         return any(p.allowed_roles for p in self.projects.values()) or any(v.approver_roles for v in self.views())
 
     @property
+    def warm_processes_limit(self) -> int:
+        """``maxWarmProcesses``, or ``maxConcurrentSessions`` when it is not set."""
+        return self.defaults.max_warm_processes or self.defaults.max_concurrent_sessions
+
+    @property
     def uses_tmux(self) -> bool:
         return any(v.persistence == "tmux" for v in self._views.values())
 
@@ -334,6 +346,7 @@ class ProjectView:
         self.rate_limit_per_user = project.rate_limit_per_user or None
         self.persistence: Literal["tmux", "direct"] = project.persistence or defaults.persistence or "direct"
         self.worktrees = defaults.worktrees if project.worktrees is None else project.worktrees
+        self.warm = defaults.warm if project.warm is None else project.warm
         self.agents: dict[str, Agent] = resolve_agents(project.agents)
         self.pass_env: tuple[str, ...] = tuple(dict.fromkeys([*defaults.pass_env, *(project.pass_env or [])]))
         self.budget = BudgetLimits.of(project, defaults)

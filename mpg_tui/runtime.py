@@ -43,6 +43,7 @@ from mpg_tui.locations import LocationError, ensure_private_dir
 from mpg_tui.logs import publish_logs_to
 from mpg_tui.runners.approval_tool import ApprovalToolLaunch
 from mpg_tui.runners.direct import DirectRunner
+from mpg_tui.runners.live import LiveRunner
 from mpg_tui.worktrees import WorktreeManager
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,15 @@ class Runtime:
             audit=AuditLog(settings.audit_path or settings.run_dir.parent / AUDIT_FILE),
         )
         relay = ApprovalToolLaunch(socket_path(settings.run_dir)) if settings.control_socket else None
-        self._direct = DirectRunner(self.clock, registry_dir=settings.run_dir, approval_tool=relay)
+        # Direct runs keep a warm claude per session between turns (``warm``, on by default);
+        # the one-turn DirectRunner inside runs the projects that turn it off.
+        self._direct = LiveRunner(
+            DirectRunner(self.clock, registry_dir=settings.run_dir, approval_tool=relay),
+            self.clock,
+            idle_s=defaults.warm_idle_ms / 1000,
+            max_processes=config.warm_processes_limit,
+            registry_dir=settings.run_dir,
+        )
         self.runners: dict[RunnerKind, Runner] = {"direct": self._direct}
         if config.uses_tmux:
             self.runners["tmux"] = self._tmux_runner()
@@ -243,6 +252,8 @@ class Runtime:
         if changed:
             log.warning("Config reload: these settings take effect only after a restart: %s", ", ".join(changed))
         self.settings.config = config
+        # Warm processes were started with the old settings: they close (busy ones after their turn).
+        self._direct.reconfigure(idle_s=config.defaults.warm_idle_ms / 1000, max_processes=config.warm_processes_limit)
         self.sessions.reload(config)
         self.gateway.reload(config)
 

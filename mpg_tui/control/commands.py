@@ -46,6 +46,10 @@ async def _restart(core: CoreAPI, args: Mapping[str, str]) -> bool:
     return await core.restart(args["key"])
 
 
+async def _stop(core: CoreAPI, args: Mapping[str, str]) -> bool:
+    return await core.stop(args["key"])
+
+
 async def _post(core: CoreAPI, args: Mapping[str, str]) -> None:
     await core.post(args["channel_id"], args["author"], args["content"])
 
@@ -108,6 +112,7 @@ COMMANDS: dict[str, Command] = {
     for command in (
         Command("kill", ("key",), _kill, "end a session: its run, queue, stored ID and worktree"),
         Command("restart", ("key",), _restart, "clear a session's claude ID so the next message starts fresh"),
+        Command("stop", ("key",), _stop, "stop a session's turn in progress; the session stays"),
         Command("post", ("channel_id", "author", "content"), _post, "post as a user (sandbox only)"),
         Command(
             "continue",

@@ -175,6 +175,10 @@ class RemoteCore:
         remote = self._remote_name(key)
         return remote is not None and bool(await self._command("restart", key=remote))
 
+    async def stop(self, key: str) -> bool:
+        remote = self._remote_name(key)
+        return remote is not None and bool(await self._command("stop", key=remote))
+
     async def post(self, channel_id: str, author: str, content: str) -> None:
         remote = self._remote_name(channel_id)
         if remote is None:
@@ -463,6 +467,10 @@ class MultiCore:
     async def restart(self, key: str) -> bool:
         owner = self._owner(key)
         return owner is not None and await owner.restart(key)
+
+    async def stop(self, key: str) -> bool:
+        owner = self._owner(key)
+        return owner is not None and await owner.stop(key)
 
     async def post(self, channel_id: str, author: str, content: str) -> None:
         owner = self._owner(channel_id)

@@ -227,6 +227,9 @@ class CoreAPI(Protocol):
     async def restart(self, key: str) -> bool:
         """Clear the session's claude session ID so the next message starts fresh."""
 
+    async def stop(self, key: str) -> bool:
+        """Stop the session's turn in progress; the session and its claude session stay."""
+
     async def post(self, channel_id: str, author: str, content: str) -> None:
         """Post as a user (the demo's chat box); only meaningful against the sandbox."""
 

@@ -1,6 +1,6 @@
 """The ``!`` commands: parsing them, running them against the sessions, and their replies.
 
-Built-ins: ``!sessions``, ``!session [name]``, ``!restart <name>``, ``!kill <name>``,
+Built-ins: ``!sessions``, ``!session [name]``, ``!stop [name]``, ``!restart <name>``, ``!kill <name>``,
 ``!agents``, ``!help``; and ``!ask <agent> <msg>`` / ``!<agent> <msg>``, which are not
 answered here but handed back as :class:`DispatchToAgent`, and ``!continue [dollars]``,
 handed back as :class:`ContinueRequest` (the gateway owns budgets and who may decide). Built-in names win over agent
@@ -44,8 +44,8 @@ from mpg_tui.core.ports import InboundMessage
 from mpg_tui.core.router import Route
 from mpg_tui.timefmt import format_duration
 
-BuiltinName = Literal["sessions", "session", "restart", "kill", "agents", "help", "continue"]
-_BUILTINS: tuple[BuiltinName, ...] = ("sessions", "session", "restart", "kill", "agents", "help", "continue")
+BuiltinName = Literal["sessions", "session", "restart", "kill", "agents", "help", "continue", "stop"]
+_BUILTINS: tuple[BuiltinName, ...] = ("sessions", "session", "restart", "kill", "agents", "help", "continue", "stop")
 MAX_CONTINUE_USD = 10_000.0
 CONTINUE_USAGE = (
     "Usage: `!continue` or `!continue <dollars>` (e.g. `!continue 2.50`), in the thread that is paused at its budget."
@@ -61,6 +61,8 @@ HELP_TEXT = "\n".join(
         "`!sessions` — list all active sessions",
         "`!session [name]` — inspect a session (ID, directory, queue, cost, resume command); "
         "in a thread, this thread's session",
+        "`!stop [name]` — stop the turn Claude is working on (the session and its context stay); "
+        "in a thread, this thread's",
         "`!restart <name>` — reset a session (fresh context, keeps worktree)",
         "`!kill <name>` — end a session (removes it from memory and disk, and its worktree)",
         "`!ask <agent> <message>` — send a message to an agent (shorthand: `!<agent> <message>`)",
@@ -83,6 +85,8 @@ class SessionControl(Protocol):
     async def kill_session(self, key: str) -> KilledSession | None: ...
 
     async def restart(self, key: str) -> bool: ...
+
+    async def stop(self, key: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,8 @@ async def execute(command: Command, ctx: CommandContext, control: SessionControl
             return CommandResult(_inspect(command.arg, ctx, control))
         case "kill" | "restart":
             return CommandResult(await _kill_or_restart(command.name, command.arg, ctx, control))
+        case "stop":
+            return CommandResult(await _stop(command.arg, ctx, control))
         case "agents":
             return CommandResult(agents_text(ctx.project))
         case "help":
@@ -401,4 +407,25 @@ async def _kill_or_restart(
                 if done
                 else f"Session `{info.key}` was gone."
             )
+    return "\n".join(lines)
+
+
+async def _stop(arg: str, ctx: CommandContext, control: SessionControl) -> str:
+    if not arg.strip() and ctx.thread_id is None:
+        return _usage("stop")
+    found = _resolve(arg, ctx, control, prefer_thread=True)
+    if isinstance(found, _Found):
+        found = _usable(found, ctx)
+    if isinstance(found, str):
+        return found
+    running = [s for s in found.sessions if s.state in ("running", "recovering")]
+    if not running:
+        return f"{found.label} — nothing is running to stop."
+    lines = []
+    for info in running:
+        project = _project_name(ctx, info.project_key)
+        if await control.stop(info.key):
+            lines.append(f"Stopping the turn of `{info.key}` (**{project}**); the session stays.")
+        else:
+            lines.append(f"Session `{info.key}` had already finished its turn.")
     return "\n".join(lines)

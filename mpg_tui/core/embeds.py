@@ -36,6 +36,8 @@ _NAME_SEPARATOR = " · @"
 
 EYES = "👀"
 """The reaction put on a message the gateway picked up."""
+STOPPED = "⏹️"
+"""Before the line that tells a thread its turn was stopped (``!stop``)."""
 SESSION_EXPIRED_NOTICE = "⚠️ Previous session expired — starting fresh."
 SESSION_CHANGED_NOTICE = "⚠️ Claude started a new session — previous conversation context may be lost."
 RECOVERED_PREFIX = "Resumed after gateway restart"

@@ -55,7 +55,7 @@ from mpg_tui.core.commands import CommandContext, CommandResult, ContinueRequest
 from mpg_tui.core.conversation import ConversationBook, ConversationEntry
 from mpg_tui.core.delivery import Delivery
 from mpg_tui.core.dispatch import AgentTarget, UnknownAgent, detect_handoff, resolve_target, session_key
-from mpg_tui.core.embeds import EYES, handoff_text, queued_text
+from mpg_tui.core.embeds import EYES, STOPPED, handoff_text, queued_text
 from mpg_tui.core.events import (
     TEXT_LIMIT,
     BudgetContinued,
@@ -151,6 +151,11 @@ class Gateway:
         # a message arriving live while these are resumed is this gateway's, not a leftover.
         self._left_unfinished = self.journal.unfinished()
         self._accepting: dict[str, asyncio.Event] = {}
+        # Per thread, the last turn's "its results are posted" future: a turn posts after the
+        # turns started before it in that thread, however fast it ran (a warm claude answers
+        # a queued message while the previous reply is still on its way).
+        self._posted: dict[str, asyncio.Future[None]] = {}
+        self._post_after: dict[asyncio.Task[TurnOutcome], tuple[asyncio.Future[None] | None, asyncio.Future[None]]] = {}
         self._handling = 0
         self._all_handled = asyncio.Event()
         self._all_handled.set()
@@ -224,6 +229,9 @@ class Gateway:
             self._sticky.forget(info.thread_id)
             self._turns.reset(info.thread_id)
         return killed
+
+    async def stop(self, key: str) -> bool:
+        return await self._sessions.stop(key)
 
     async def restart(self, key: str) -> bool:
         return await self._sessions.restart(key)
@@ -659,7 +667,18 @@ class Gateway:
             finally:
                 await status.close()
 
-        return asyncio.create_task(turn(), name=f"turn {key}")
+        task = asyncio.create_task(turn(), name=f"turn {key}")
+        before = self._posted.get(thread_id)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._posted[thread_id] = mine
+
+        def forget(done: asyncio.Future[None]) -> None:
+            if self._posted.get(thread_id) is done:
+                del self._posted[thread_id]
+
+        mine.add_done_callback(forget)
+        self._post_after[task] = (before, mine)
+        return task
 
     async def deliver_recovered(self, recovered: Recovered) -> None:
         """Wait for a run an earlier gateway left in tmux, post its result, and carry on its chain."""
@@ -715,83 +734,97 @@ class Gateway:
         requester_id = requester.id if requester is not None else None
         task = first
         parent = project.channel_id
-        while True:
-            hop = chain.hops[-1]
-            hop.state = "running"
-            outcome = await task
-            result = outcome.result
-            if result.error_kind == "detached":
-                return  # the run goes on in tmux; the next gateway delivers it
-            if result.error_kind == "budget_paused":
-                # A limit was spent while this turn waited: it never ran, so keep it.
-                chain.hops.pop()
-                why = self._paused_by(project, thread_id) or Stop("thread", 0.0, 0.0)
-                unstarted = HeldTurn(agent.name if agent else None, prompt, requester_id, from_agent, rerun=True)
-                self._chain_book.stop(chain, "budget")
-                await self._pause(project, thread_id, why, unstarted, requester=requester_id)
-                settle("told")
-                return
-            hop.state = "done" if result.ok else "failed"
-            hop.duration_ms = result.duration_ms
-            hop.cost_usd = result.cost_usd
-            for notice in outcome.notices:
-                await self._delivery.send(thread_id, notice, parent=parent)
-            if result.error_kind == "max_budget":
-                settle("told")
-                await self._sessions.acknowledge(outcome.session.key)
-                spent = await self._review_spend(project, thread_id)
-                self._chain_book.stop(chain, "budget")
-                if spent is not None:
-                    # Cut short at the thread's or the day's limit: it runs again after a continue.
-                    cut = HeldTurn(agent.name if agent else None, prompt, requester_id, from_agent, rerun=True)
-                    await self._pause(project, thread_id, spent, cut, requester=requester_id)
-                else:
-                    cap = project.budget.max_turn_cost_usd or result.cost_usd
-                    await self._delivery.send(thread_id, turn_cap_text(result.cost_usd, cap), parent=parent)
-                return
-            if not result.ok:
-                error = f"**Error**: {result.error or 'Claude failed without saying why.'}"
-                await self._delivery.send(thread_id, error, parent=parent)
-                settle("told")
-                await self._sessions.acknowledge(outcome.session.key)
-                await self._review_spend(project, thread_id)
-                self._chain_book.stop(chain, "error")
-                return
-            chunks = await self._delivery.reply(
-                thread_id, agent, result.text, parent=parent, max_messages=project.defaults.max_reply_messages
-            )
-            self.bus.publish(
-                ReplySent(
-                    channel_id=thread_id,
-                    chunks=chunks,
-                    agent=agent.name if agent else None,
-                    text=result.text[:TEXT_LIMIT],
+        posted: asyncio.Future[None] | None = None
+        try:
+            while True:
+                hop = chain.hops[-1]
+                hop.state = "running"
+                before, posted = self._post_after.pop(task, (None, None))
+                outcome = await task
+                if before is not None:
+                    await asyncio.shield(before)
+                result = outcome.result
+                if result.error_kind == "detached":
+                    return  # the run goes on in tmux; the next gateway delivers it
+                if result.error_kind == "budget_paused":
+                    # A limit was spent while this turn waited: it never ran, so keep it.
+                    chain.hops.pop()
+                    why = self._paused_by(project, thread_id) or Stop("thread", 0.0, 0.0)
+                    unstarted = HeldTurn(agent.name if agent else None, prompt, requester_id, from_agent, rerun=True)
+                    self._chain_book.stop(chain, "budget")
+                    await self._pause(project, thread_id, why, unstarted, requester=requester_id)
+                    settle("told")
+                    return
+                hop.state = "done" if result.ok else "failed"
+                hop.duration_ms = result.duration_ms
+                hop.cost_usd = result.cost_usd
+                for notice in outcome.notices:
+                    await self._delivery.send(thread_id, notice, parent=parent)
+                if result.error_kind == "max_budget":
+                    settle("told")
+                    await self._sessions.acknowledge(outcome.session.key)
+                    spent = await self._review_spend(project, thread_id)
+                    self._chain_book.stop(chain, "budget")
+                    if spent is not None:
+                        # Cut short at the thread's or the day's limit: it runs again after a continue.
+                        cut = HeldTurn(agent.name if agent else None, prompt, requester_id, from_agent, rerun=True)
+                        await self._pause(project, thread_id, spent, cut, requester=requester_id)
+                    else:
+                        cap = project.budget.max_turn_cost_usd or result.cost_usd
+                        await self._delivery.send(thread_id, turn_cap_text(result.cost_usd, cap), parent=parent)
+                    return
+                if not result.ok:
+                    error = f"**Error**: {result.error or 'Claude failed without saying why.'}"
+                    if result.error_kind == "interrupted":
+                        error = f"{STOPPED} {result.error}"
+                    await self._delivery.send(thread_id, error, parent=parent)
+                    settle("told")
+                    await self._sessions.acknowledge(outcome.session.key)
+                    await self._review_spend(project, thread_id)
+                    self._chain_book.stop(chain, "error")
+                    return
+                chunks = await self._delivery.reply(
+                    thread_id, agent, result.text, parent=parent, max_messages=project.defaults.max_reply_messages
                 )
-            )
-            settle("answered")
-            await self._sessions.acknowledge(outcome.session.key)
-            stop = await self._review_spend(project, thread_id)
-            handoff = detect_handoff(result.text, project.agents, current=agent.name) if agent else None
-            if agent is not None:
-                self._sticky.set(thread_id, agent.name)
-            if stop is not None:
-                next_hop = None
-                if agent is not None and handoff is not None and not handoff.is_self:
-                    next_hop = HeldTurn(handoff.agent.name, handoff.prompt, requester_id, from_agent=agent.name)
-                self._chain_book.stop(chain, "budget")
-                await self._pause(project, thread_id, stop, next_hop, requester=requester_id)
-                return
-            if agent is None or handoff is None:
-                self._chain_book.stop(chain, "done")
-                return
-            if handoff.is_self:
-                self._chain_book.stop(chain, "self_handoff")
-                return
-            next_task = await self._hand_off(project, thread_id, chain, agent, handoff.agent, handoff.prompt, requester)
-            if next_task is None:
-                return
-            from_agent, agent = agent.name, handoff.agent
-            prompt, task = next_task
+                self.bus.publish(
+                    ReplySent(
+                        channel_id=thread_id,
+                        chunks=chunks,
+                        agent=agent.name if agent else None,
+                        text=result.text[:TEXT_LIMIT],
+                    )
+                )
+                settle("answered")
+                await self._sessions.acknowledge(outcome.session.key)
+                stop = await self._review_spend(project, thread_id)
+                handoff = detect_handoff(result.text, project.agents, current=agent.name) if agent else None
+                if agent is not None:
+                    self._sticky.set(thread_id, agent.name)
+                if stop is not None:
+                    next_hop = None
+                    if agent is not None and handoff is not None and not handoff.is_self:
+                        next_hop = HeldTurn(handoff.agent.name, handoff.prompt, requester_id, from_agent=agent.name)
+                    self._chain_book.stop(chain, "budget")
+                    await self._pause(project, thread_id, stop, next_hop, requester=requester_id)
+                    return
+                if agent is None or handoff is None:
+                    self._chain_book.stop(chain, "done")
+                    return
+                if handoff.is_self:
+                    self._chain_book.stop(chain, "self_handoff")
+                    return
+                if posted is not None:
+                    posted.set_result(None)  # this hop said all it had to say
+                next_task = await self._hand_off(
+                    project, thread_id, chain, agent, handoff.agent, handoff.prompt, requester
+                )
+                if next_task is None:
+                    return
+                from_agent, agent = agent.name, handoff.agent
+                prompt, task = next_task
+        finally:
+            if posted is not None and not posted.done():
+                posted.set_result(None)
 
     async def _hand_off(
         self,

@@ -122,6 +122,7 @@ class Lending:
         except BaseException:
             await self._end(hold, "holder_gone")  # the holder left while waiting
             raise
+        await self._sessions.release_process(key)  # a warm claude must not write the session meanwhile
         current_info = self._sessions.get(key)
         if self._holds.by_id(hold.hold_id) is not hold or current_info is None:
             await self._end(hold, "killed")

@@ -33,8 +33,12 @@ ErrorKind = Literal[
     "session_not_found",  # --resume could not find the session
     "missing_cli",  # claude is not on PATH
     "cancelled",  # killed by !kill / the cockpit
+    "interrupted",  # stopped by !stop / the cockpit; the session goes on
     "detached",  # the gateway stopped watching a tmux run that goes on; the next one delivers it
 ]
+
+
+INTERRUPTED_ERROR = "Stopped: the turn was interrupted. The session goes on; send a message to continue."
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,9 @@ class RunRequest:
     """Extra environment for the child, applied after secrets are removed."""
     thread_id: str = ""
     project_key: str = ""
+    warm: bool = False
+    """Keep claude running after the turn for the session's next one, where the runner can
+    (the direct runner's live processes); a runner that cannot runs one process per turn."""
     permissions: PermissionRelay | None = None
     """How this run asks a person (``approvals: relay``); None: what the lists do not allow is
     refused. A runner times the run with :class:`~mpg_tui.core.deadline.RunDeadline` on
@@ -118,6 +125,12 @@ class Runner(ABC):
     @abstractmethod
     async def cancel(self, key: str) -> bool:
         """End the run in progress for ``key`` (its whole process group); False if none."""
+
+    @abstractmethod
+    async def interrupt(self, key: str) -> bool:
+        """Stop the turn in progress for ``key`` without ending the session (``!stop``); False if
+        none. A live process is asked to abandon the turn and stays; a runner that cannot ask
+        ends the turn's process. Returns once the turn has ended."""
 
     @abstractmethod
     async def close(self) -> None:

@@ -107,6 +107,8 @@ class LiveSession:
         self.last_error: str | None = None
         self.generation = 0  # bumped by restart: a run that started before must not restore the old ID
         self.killed = False
+        self.stop_requested = False
+        """``!stop`` asked for the current turn to end; cleared when the next turn starts."""
 
     @property
     def busy(self) -> bool:

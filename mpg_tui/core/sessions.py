@@ -498,6 +498,13 @@ class SessionManager:
 
     # -- lending a session to a terminal ---------------------------------------------
 
+    async def release_process(self, key: str) -> None:
+        """Close what the runner keeps for ``key`` (a warm claude), so that a terminal's
+        ``claude --resume`` is the only process writing the session."""
+        session = self._sessions.get(key)
+        if session is not None:
+            await self._release(self._runner_for(session.project), key)
+
     def lendable(self, key: str) -> SessionInfo | None:
         """``key``'s session, brought into memory from disk if needed (so faces show it held)."""
         session = self._sessions.get(key)
@@ -617,10 +624,25 @@ class SessionManager:
             return None
         return removal.kept_branch
 
+    async def stop(self, key: str) -> bool:
+        """Stop the turn in progress for ``key`` (``!stop``); the session, its claude session and
+        the prompts queued behind the turn stay. False when nothing was running."""
+        session = self._sessions.get(key)
+        if session is None or session.current is None:
+            return False
+        session.stop_requested = True
+        try:
+            return await self._runner_for(session.project).interrupt(key)
+        except Exception:
+            log.exception("interrupting the run of %s failed", key)
+            return False
+
     async def restart(self, key: str) -> bool:
         """Forget the claude session ID (the next prompt starts fresh); keep everything else."""
         session = self._sessions.get(key)
         if session is not None:
+            # Its warm claude is in the old session: it closes (after the turn in progress).
+            await self._release(self._runner_for(session.project), key)
             session.session_id = None
             session.generation += 1
             session.last_activity = self._clock.now()

@@ -23,7 +23,7 @@ from mpg_tui.core.clock import Clock
 from mpg_tui.core.embeds import RECOVERED_PREFIX, SESSION_CHANGED_NOTICE, SESSION_EXPIRED_NOTICE
 from mpg_tui.core.events import Event, RunFinished, RunProgress, RunRecovering, RunStarted
 from mpg_tui.core.permissions import PermissionRelay
-from mpg_tui.core.runner import ErrorKind, Progress, Runner, RunRequest, RunResult
+from mpg_tui.core.runner import INTERRUPTED_ERROR, ErrorKind, Progress, Runner, RunRequest, RunResult
 from mpg_tui.core.session_state import LiveSession, RecoveredWait, Turn, preview, progress_line
 from mpg_tui.core.sessions_file import PendingRun
 from mpg_tui.core.store import SessionStore
@@ -105,6 +105,9 @@ class TurnRunner:
         result = runs[-1]
         if session.killed and not result.ok:
             result = dataclasses.replace(result, error=KILLED_ERROR, error_kind="cancelled")
+        elif session.stop_requested and not result.ok:
+            # However the runner ended it (a live interrupt, or the end of a one-turn process).
+            result = dataclasses.replace(result, error=INTERRUPTED_ERROR, error_kind="interrupted")
         elif self._closing() and not result.ok:
             result = cut_short(session, runner)
         self._record(session, result, runs, generation)
@@ -133,6 +136,7 @@ class TurnRunner:
         session.run_started_at = now
         session.last_activity = now
         session.progress.clear()
+        session.stop_requested = False
         session.pending = PendingRun(int(now * 1000), runner.kind, preview(turn.prompt, 200))
         self._store.put(session.stored())
         # Written alongside the spawn rather than before it, and without fsync: it only has to
@@ -167,7 +171,7 @@ class TurnRunner:
             changed = resumed and result.session_id and result.session_id != resumed and not restarted
             return [result], [CHANGED_NOTICE] if changed else []
         retry = resumed and not raised and result.error_kind in RETRY_FRESH_ON
-        if not retry or session.killed or self._closing() or restarted:
+        if not retry or session.killed or session.stop_requested or self._closing() or restarted:
             return [result], []
         log.info("session %s could not resume %s (%s); retrying fresh", session.key, resumed, result.error_kind)
         fresh, _ = await self._call_runner(runner, session, turn, args, None)
@@ -244,6 +248,7 @@ class TurnRunner:
             thread_id=session.thread_id,
             project_key=session.project.key,
             permissions=self._relay_for(session, turn),
+            warm=session.project.warm,
         )
         try:
             return await runner.run(request, lambda progress: self._on_progress(session, turn, progress)), False

@@ -28,9 +28,19 @@ _SECRET_SUFFIXES = ("_TOKEN", "_SECRET")
 
 
 def build_argv(
-    request: RunRequest, *, stream: bool = True, approval_tool: ApprovalToolLaunch | None = None
+    request: RunRequest,
+    *,
+    stream: bool = True,
+    live: bool = False,
+    approval_tool: ApprovalToolLaunch | None = None,
 ) -> list[str]:
-    """``[*command, "--print", <output format>, [--resume ID], [permission tool], *configured args]``.
+    """``[*command, "--print", <output format>, [--input-format stream-json], [--resume ID], [permission tool],
+    *configured args]``.
+
+    ``live`` asks for a process that reads one user message a line on stdin and stays up
+    between turns (stream-json input; it implies stream-json output); such a process asks
+    for permissions on its own pipes (``--permission-prompt-tool stdio``) when the run's
+    approvals are relayed.
 
     The runner's own flags come before the configured ones so that a variadic flag at
     the end of the config (``--allowed-tools Read Edit``) cannot swallow them. With
@@ -38,12 +48,17 @@ def build_argv(
     tool (:mod:`mpg_tui.runners.approval_tool`).
     """
     configured = strip_output_format(request.args)
+    stream = stream or live
     own = ["--output-format", "stream-json"] if stream else ["--output-format", "json"]
     if stream and "--verbose" not in configured:
         own.append("--verbose")
+    if live:
+        own += ["--input-format", "stream-json"]
     if request.session_id:
         own += ["--resume", request.session_id]
-    if approval_tool is not None and request.permissions is not None:
+    if live and request.permissions is not None:
+        own += ["--permission-prompt-tool", "stdio"]
+    elif approval_tool is not None and request.permissions is not None:
         own += approval_tool.argv(request.permissions)
     return [*request.command, "--print", *own, *configured]
 

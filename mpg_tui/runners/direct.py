@@ -28,7 +28,7 @@ from typing import Any, Literal
 from mpg_tui.core.clock import Clock, SystemClock
 from mpg_tui.core.deadline import RunDeadline
 from mpg_tui.core.events import RunnerKind
-from mpg_tui.core.runner import Progress, ProgressCallback, Runner, RunRequest, RunResult
+from mpg_tui.core.runner import INTERRUPTED_ERROR, Progress, ProgressCallback, Runner, RunRequest, RunResult
 from mpg_tui.runners.approval_tool import ApprovalToolLaunch
 from mpg_tui.runners.command import build_argv, child_env, run_env
 from mpg_tui.runners.parse import OutputParser, missing_cli_result
@@ -38,7 +38,7 @@ from mpg_tui.runners.run_registry import RUN_ID_ENV, RunRegistry, new_run_id
 log = logging.getLogger(__name__)
 
 _STDERR_KEEP = 16 * 1024
-StopReason = Literal["timeout", "cancel"]
+StopReason = Literal["timeout", "cancel", "interrupt"]
 
 REGISTRY_PREFIX = "direct-run-"
 """Registry files are ``<registry_dir>/direct-run-<run id>.json``."""
@@ -195,9 +195,11 @@ class DirectRunner(Runner):
             transport.get_returncode(),
             protocol.stderr.decode("utf-8", errors="replace"),
             timed_out=live.stop_reason == "timeout",
-            cancelled=live.stop_reason == "cancel",
+            cancelled=live.stop_reason in ("cancel", "interrupt"),
             timeout_s=request.timeout_s,
         )
+        if live.stop_reason == "interrupt":
+            result = dataclasses.replace(result, error=INTERRUPTED_ERROR, error_kind="interrupted")
         if not result.duration_ms:
             elapsed_ms = int((self._clock.monotonic() - started) * 1000)
             result = dataclasses.replace(result, duration_ms=max(0, elapsed_ms))
@@ -209,6 +211,16 @@ class DirectRunner(Runner):
         matches = [run for run in self._live if run.key == key]
         for run in matches:
             run.stop("cancel")
+        for run in matches:
+            await run.finished.wait()
+        return bool(matches)
+
+    async def interrupt(self, key: str) -> bool:
+        """A one-turn claude has no stdin left to ask: end its process group (the turn ends as
+        ``interrupted``; the session keeps its claude session ID)."""
+        matches = [run for run in self._live if run.key == key]
+        for run in matches:
+            run.stop("interrupt")
         for run in matches:
             await run.finished.wait()
         return bool(matches)

@@ -96,6 +96,12 @@ class OutputParser:
                 self._pending_len = 0
             progress.extend(self._parse_line(piece))
 
+    def feed_object(self, obj: dict[str, Any]) -> list[Progress]:
+        """Take one line its reader has already parsed (the live runner reads claude's lines
+        itself, to pick out control messages); the progress worth showing for it."""
+        self._saw_output = True
+        return self._parse_object(obj, None)
+
     def feed_line(self, line: str) -> Progress | None:
         """Parse one complete line; returns the progress worth showing for it, if any.
 

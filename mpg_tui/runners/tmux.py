@@ -259,6 +259,11 @@ class TmuxRunner(Runner):
         # for RecoveredRun.wait().
         return await asyncio.to_thread(self._server.end_run, session_name(key), remove_dir=False)
 
+    async def interrupt(self, key: str) -> bool:
+        """A tmux run cannot be asked to stop its turn (its claude reads no stdin): end it,
+        as :meth:`cancel` does; the session keeps its claude session ID."""
+        return await self.cancel(key)
+
     async def close(self) -> None:
         """Stop watching every run; the runs themselves go on in tmux (by design)."""
         self._closed = True

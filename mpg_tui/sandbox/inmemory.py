@@ -36,7 +36,16 @@ from mpg_tui.core.ports import (
     HistoryMessage,
     InboundMessage,
 )
-from mpg_tui.core.runner import ErrorKind, Progress, ProgressCallback, Runner, RunRequest, RunResult, Usage
+from mpg_tui.core.runner import (
+    INTERRUPTED_ERROR,
+    ErrorKind,
+    Progress,
+    ProgressCallback,
+    Runner,
+    RunRequest,
+    RunResult,
+    Usage,
+)
 from mpg_tui.runners.names import session_name
 
 CANCELLED_ERROR = "Cancelled."
@@ -314,6 +323,16 @@ class ScriptedRunner(Runner):
         if run is None:
             return False
         run.end(RunResult(ok=False, error=CANCELLED_ERROR, error_kind="cancelled", session_id=run.request.session_id))
+        return True
+
+    async def interrupt(self, key: str) -> bool:
+        """As a live claude asked to stop: the held run ends as ``interrupted``; the session goes on."""
+        run = self._live.get(key)
+        if run is None:
+            return False
+        run.end(
+            RunResult(ok=False, error=INTERRUPTED_ERROR, error_kind="interrupted", session_id=run.request.session_id)
+        )
         return True
 
     async def close(self) -> None:

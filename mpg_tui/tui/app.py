@@ -59,7 +59,7 @@ COMMAND_GROUP = "command"
 HANDOVER_GROUP = "handover"
 # Actions that act on the main screen; inside a modal they are off (and off the footer).
 MAIN_SCREEN_ACTIONS = frozenset(
-    {"kill", "restart", "jump", "attach", "filter", "toggle_log", "toggle_conversation", "chat", "approvals"}
+    {"kill", "restart", "stop", "jump", "attach", "filter", "toggle_log", "toggle_conversation", "chat", "approvals"}
 )
 
 
@@ -72,6 +72,8 @@ class CockpitApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("k", "kill", "Kill"),
         Binding("r", "restart", "Restart"),
+        # Not in the footer (it is full); listed in the README and the command palette.
+        Binding("s", "stop", "Stop turn", show=False),
         Binding("j", "jump", "Jump in"),
         Binding("a", "attach", "Attach"),
         Binding("slash", "filter", "Filter", key_display="/"),
@@ -217,6 +219,7 @@ class CockpitApp(App[None]):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Kill session", "Stop the selected session and forget it (asks first)", self.action_kill)
         yield SystemCommand("Restart session", "Clear the selected session's claude ID", self.action_restart)
+        yield SystemCommand("Stop turn", "Stop the selected session's turn in progress", self.action_stop)
         yield SystemCommand("Jump into session", "Open the selected session with claude --resume", self.action_jump)
         yield SystemCommand("Attach to tmux run", "Attach to the selected session's tmux run", self.action_attach)
         yield SystemCommand(
@@ -281,6 +284,11 @@ class CockpitApp(App[None]):
             self.notify("Select a thread first.", severity="warning")
             return
         self._command(self.core.continue_thread(thread_id), "continue", thread_id)
+
+    def action_stop(self) -> None:
+        info = self._selected()
+        if info is not None:
+            self._command(self.core.stop(info.key), "stop", info.key)
 
     def action_jump(self) -> None:
         info = self._selected()
@@ -457,8 +465,12 @@ class CockpitApp(App[None]):
             self.notify(text, severity="error")
         elif name == "post":
             return
+        elif result is False and name == "stop":
+            self.notify(f"Session {subject} has no turn in progress.", title="Nothing to stop", severity="warning")
         elif result is False:
             self.notify(f"No session {subject} any more.", title=f"Could not {name}", severity="warning")
+        elif name == "stop":
+            self.notify(f"Session {subject}: its turn was stopped.")
         elif name == "kill":
             self.notify(f"Session {subject} killed.")
         elif name == "restart":

@@ -9,7 +9,8 @@ and is logged and kept in :attr:`MessagesAPI.unknown`, so a test can notice a ne
 Replies are scripted per test: :meth:`MessagesAPI.script` queues replies that are used
 one per ``/v1/messages`` request, in order; once the queue is empty, :attr:`fallback`
 answers (a short text unless a test changes it). A reply is a :class:`Text`, a
-:class:`ToolUse`, an :class:`ApiError`, or a callable that picks one from the request.
+:class:`ToolUse`, an :class:`ApiError`, a :class:`Held` reply (sent when the test says),
+or a callable that picks one from the request.
 
 Every ``/v1/messages`` request body is recorded (:attr:`MessagesAPI.requests`), so tests
 can check what reached the model: the system prompt, the messages (earlier turns when a
@@ -18,6 +19,7 @@ session is resumed) and the tools offered.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -78,7 +80,19 @@ class ApiError:
 
 
 Reply = Text | ToolUse | ApiError
-Responder = Reply | Callable[["RecordedRequest"], Reply]
+
+
+@dataclass(frozen=True, eq=False)
+class Held:
+    """``reply``, sent only once the test sets ``release``: a slow model, for interrupt and
+    timeout tests. ``arrived`` is set when the request that gets it comes in."""
+
+    reply: Text | ToolUse
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+Responder = Reply | Held | Callable[["RecordedRequest"], Reply]
 
 
 @dataclass(frozen=True)
@@ -216,6 +230,13 @@ class MessagesAPI:
         )
         self.requests.append(recorded)
         responder = self._script.popleft() if self._script else self.fallback
+        if isinstance(responder, Held):
+            responder.arrived.set()
+            await responder.release.wait()
+            if request.transport is None or request.transport.is_closing():
+                # The client gave up meanwhile (an interrupted claude): nobody to answer.
+                raise asyncio.CancelledError
+            responder = responder.reply
         reply = responder(recorded) if callable(responder) else responder
         message_id = f"msg_standin{next(self._ids):04d}"
         model = str(body.get("model") or DEFAULT_MODEL)

@@ -37,18 +37,22 @@ TOKEN = "e2e-bot-token-1f0c9a7d3b5e"  # only valid on the loopback sandbox
 EYES = "👀"
 AGENTS = ["pm", "engineer"]
 
+# Projects whose tests follow a claude session from process to process (``--resume``) run one
+# process per turn ("warm": false); "warm" and "stopping" are about the live process.
 MAPPED: dict[str, dict[str, object]] = {
     "basics": {},
-    "resume": {},
+    "resume": {"warm": False},
+    "warm": {},
+    "stopping": {},
     "chunks": {},
     "lobby": {},
     "commands": {"agents": AGENTS},
-    "agents": {"agents": AGENTS},
+    "agents": {"agents": AGENTS, "warm": False},
     "loop": {"agents": AGENTS},
     "guarded": {"allowedRoles": ["developer"]},
     "limited": {"rateLimitPerUser": 1},
     "reconnect": {},
-    "slow": {},
+    "slow": {"warm": False},
     "nothreads": {},
     "uploads": {},
     "pushing": {"passEnv": ["GITHUB_TOKEN"]},
@@ -147,6 +151,50 @@ async def test_second_message_in_a_thread_resumes_the_first_claude_session(chat:
     runs = profile.agent_log.in_dir(profile.projects["resume"])
     assert [run.resumed for run in runs] == [None, session_id]
     assert [run.prompt for run in runs] == [first.content, second.content]
+
+
+async def test_a_follow_up_goes_to_the_same_warm_claude_process(
+    chat: Chat, profile: Profile, gateway: GatewayProcess
+) -> None:
+    channel = chat.channel("warm")
+    first = await chat.post(channel, "[[reply:noted]] remember the word heliotrope")
+    thread_id = await chat.thread_for(first)
+    await chat.sent(thread_id, "noted", first.seq)
+
+    second = await chat.post(thread_id, "[[recall]] what did I ask first?")
+    try:
+        await chat.sent(thread_id, f"previous: {first.content}", second.seq)
+    except TimeoutError:
+        raise AssertionError(
+            [(a.kind, a.content[:300]) for a in chat.actions_in(thread_id, first.seq)],
+            gateway.returncode,
+            gateway.stderr.text()[-3000:],
+        ) from None
+
+    runs = profile.agent_log.in_dir(profile.projects["warm"])
+    assert [run.prompt for run in runs] == [first.content, second.content]
+    assert len({run.pid for run in runs}) == 1, "both turns in one claude process"
+    assert "--input-format" in runs[0].argv and runs[0].resumed is None
+
+
+async def test_stop_ends_the_turn_and_the_thread_goes_on(chat: Chat) -> None:
+    channel = chat.channel("stopping")
+    first = await chat.post(channel, "[[sleep:60]] a very long job")
+    thread_id = await chat.thread_for(first)
+
+    # The status line says claude is at work (the typing indicator starts before the turn does).
+    await chat.wait(lambda a: a.kind == "message_sent" and a.channel_id == thread_id, first.seq)
+    stop = await chat.post(thread_id, "!stop")
+    await chat.wait(
+        lambda a: a.kind == "message_sent" and a.channel_id == thread_id and a.content.startswith("Stopping the turn"),
+        stop.seq,
+    )
+    await chat.wait(
+        lambda a: a.kind == "message_sent" and a.channel_id == thread_id and a.content.startswith("⏹️ Stopped"),
+        stop.seq,
+    )
+    after = await chat.post(thread_id, "[[recall]] are you with me after the stop?")
+    await chat.sent(thread_id, f"previous: {first.content}", after.seq)
 
 
 async def test_a_5000_character_reply_arrives_as_three_messages_split_on_lines(chat: Chat) -> None:

@@ -91,7 +91,9 @@ async def test_claude_hanging_past_the_timeout_is_killed_with_its_whole_process_
 
 
 async def test_children_claude_leaves_behind_are_ended_with_its_run(start_world: StartWorld) -> None:
-    world = await start_world(CHANNELS)
+    # One process per turn: a warm claude's group (and what it left running) lives until the
+    # process closes; tests/unit/test_live_runner.py covers that end.
+    world = await start_world(CHANNELS, defaults={"warm": False})
     posted, thread_id = await world.ask("claude", "[[error:orphan]] [[reply:done, child left running]] go")
     await world.chat.sent(thread_id, "done, child left running", posted.seq)
 

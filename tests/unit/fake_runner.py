@@ -27,6 +27,7 @@ from mpg_tui.core.events import RunnerKind
 from mpg_tui.core.runner import Progress, ProgressCallback, Runner, RunRequest, RunResult, Usage
 
 CANCELLED_ERROR = "Cancelled."
+INTERRUPTED_ERROR = "Interrupted."
 
 ResultSpec = RunResult | Callable[[RunRequest], RunResult] | None
 
@@ -47,6 +48,7 @@ class ScriptedRun:
     request: RunRequest | None = None
     """The request it answered, once it ran."""
     cancelled: bool = False
+    interrupted: bool = False
     _gate: asyncio.Event = field(default_factory=asyncio.Event)
 
     def release(self) -> None:
@@ -62,6 +64,7 @@ class FakeRunner(Runner):
         self.runs_survive_close = runs_survive_close
         self.requests: list[RunRequest] = []
         self.cancel_calls: list[str] = []
+        self.interrupt_calls: list[str] = []
         self.acknowledged: list[str] = []
         self.released: list[str] = []
         self.closed = False
@@ -144,6 +147,10 @@ class FakeRunner(Runner):
                 await run._gate.wait()
             if run.cancelled:
                 return RunResult(ok=False, error=CANCELLED_ERROR, error_kind="cancelled", session_id=request.session_id)
+            if run.interrupted:
+                return RunResult(
+                    ok=False, error=INTERRUPTED_ERROR, error_kind="interrupted", session_id=request.session_id
+                )
             if run.raises is not None:
                 raise run.raises
             if run.result is None:
@@ -161,6 +168,17 @@ class FakeRunner(Runner):
             return False
         run.cancelled = True
         run.release()
+        return True
+
+    async def interrupt(self, key: str) -> bool:
+        """Like a live process asked to stop: the held run ends as ``interrupted``."""
+        self.interrupt_calls.append(key)
+        run = self._running.get(key)
+        if run is None:
+            return False
+        run.interrupted = True
+        run.release()
+        await run.finished.wait()
         return True
 
     async def close(self) -> None:

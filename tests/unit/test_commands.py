@@ -61,6 +61,7 @@ class FakeSessions:
         self.killed: list[str] = []
         self.kept: dict[str, str] = {}
         self.restarted: list[str] = []
+        self.stopped: list[str] = []
 
     def sessions(self) -> list[SessionInfo]:
         return list(self.infos.values())
@@ -77,6 +78,10 @@ class FakeSessions:
 
     async def restart(self, key: str) -> bool:
         self.restarted.append(key)
+        return key in self.infos
+
+    async def stop(self, key: str) -> bool:
+        self.stopped.append(key)
         return key in self.infos
 
 

@@ -1,12 +1,14 @@
 """A stand-in for ``claude --print`` (and a small interactive ``claude --resume``), for tests,
 end-to-end runs, benchmarks and the demo.
 
-It is spawned once per turn, so it imports only the standard library and starts fast.
+It is spawned once per turn, or kept alive for many (``--input-format stream-json``, see
+:mod:`mpg_tui.sandbox.agent.live`), so it imports only the standard library and starts fast.
 :func:`install_shim` writes an executable ``claude`` that runs this file; put its
 directory first on ``PATH`` (or use its path as ``RunRequest.command``).
 
 Command line
     The flags of the real CLI: ``-p/--print``, ``--output-format text|json|stream-json``,
+    ``--input-format text|stream-json`` (stream-json: a live session, one user message a line),
     ``--verbose``, ``-r/--resume ID``, ``--session-id UUID``, ``--append-system-prompt``,
     ``--system-prompt``, ``--allowed-tools/--allowedTools`` and
     ``--disallowed-tools/--disallowedTools`` (variadic: they take every following word
@@ -47,6 +49,7 @@ Directives
     ``[[chars:N]]``           reply with exactly N characters, in lines of 80
     ``[[recall]]``            reply with the previous prompt of this session
     ``[[sleep:S]]``           take S more seconds, with a tool_use progress line every 0.2 s
+                              (in a live session an interrupt cuts it short)
     ``[[tool:NAME:TARGET]]``  use tool NAME on TARGET (a tool_use + tool_result pair)
     ``[[handoff:AGENT:TASK]]`` end the reply with the line ``HANDOFF @AGENT: TASK``
     ``[[newsession]]``        answer with a new session id, even when resuming
@@ -65,8 +68,8 @@ Directives
     ``garbage``   lines that are not JSON, exit 0
     ``empty``     no output at all, exit 0
     ``partial``   the first half of a result line, then exit 0
-    ``hang``      announce the session, then never finish
-    ``stubborn``  like ``hang``, but ignore SIGTERM (only SIGKILL ends it)
+    ``hang``      announce the session, then never finish (a live session's interrupt ends it)
+    ``stubborn``  like ``hang``, but ignore SIGTERM and interrupts (only SIGKILL ends it)
     ``flood:N``   N MB of junk lines before a normal reply
 
 Spending cap

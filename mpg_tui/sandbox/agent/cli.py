@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -60,6 +61,19 @@ def main(argv: list[str] | None = None) -> int:
         _log(entry)
         sys.stdout.write("Usage: claude [options] [prompt]\n\n" + (__doc__ or ""))
         return 0
+    if options.input_format == "stream-json":
+        from mpg_tui.sandbox.agent.live import serve  # threads and queues: only for live sessions
+
+        try:
+            code = serve(options, entry)
+        except BrokenPipeError:
+            code = 141
+        # The stdin reader thread may still be blocked in a read, which aborts a normal
+        # interpreter shutdown (SIGABRT): leave at once, as the real CLI's process does.
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
     if not options.print:
         _log(entry)
         return interactive.run(options)

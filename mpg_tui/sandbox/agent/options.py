@@ -11,6 +11,7 @@ VERSION = "2.1.0 (Claude Code stand-in)"
 MODEL = "claude-sonnet-4-5-20250929"
 DEFAULT_TOOLS = ["Task", "Bash", "Glob", "Grep", "Read", "Edit", "Write", "WebFetch", "TodoWrite", "WebSearch"]
 OUTPUT_FORMATS = ("text", "json", "stream-json")
+INPUT_FORMATS = ("text", "stream-json")
 PERMISSION_MODES = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "plan")
 ERROR_KINDS = (
     "auth",
@@ -35,6 +36,7 @@ _FLAGS: dict[str, tuple[str, int]] = {
     "-p": ("print", 0),
     "--print": ("print", 0),
     "--output-format": ("output_format", 1),
+    "--input-format": ("input_format", 1),
     "--verbose": ("verbose", 0),
     "-r": ("resume", 1),
     "--resume": ("resume", 1),
@@ -69,6 +71,7 @@ class UsageError(Exception):
 class Options:
     print: bool = False
     output_format: str = "text"
+    input_format: str = "text"
     verbose: bool = False
     resume: str | None = None
     session_id: str | None = None
@@ -142,6 +145,11 @@ def _validated(options: Options) -> Options:
             f"error: option '--output-format <format>' argument '{options.output_format}' is invalid. "
             f"Allowed choices are {', '.join(OUTPUT_FORMATS)}."
         )
+    if options.input_format not in INPUT_FORMATS:
+        raise UsageError(
+            f"error: option '--input-format <format>' argument '{options.input_format}' is invalid. "
+            f"Allowed choices are {', '.join(INPUT_FORMATS)}."
+        )
     if options.permission_mode not in PERMISSION_MODES:
         raise UsageError(
             f"error: option '--permission-mode <mode>' argument '{options.permission_mode}' is invalid. "
@@ -163,6 +171,8 @@ def _validated(options: Options) -> Options:
         raise UsageError("error: --output-format only works with --print (-p)")
     if options.output_format == "stream-json" and not options.verbose:
         raise UsageError("Error: When using --print, --output-format=stream-json requires --verbose")
+    if options.input_format == "stream-json" and options.output_format != "stream-json":
+        raise UsageError("Error: --input-format=stream-json requires output-format=stream-json.")
     if options.session_id is not None:
         try:
             uuid.UUID(options.session_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -25,12 +26,33 @@ _TOOL_INPUT_KEY = {
     "Task": "description",
 }
 _PATH_TOOLS = {"Read", "Edit", "Write", "NotebookEdit"}
+_write_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+
+
+def share_stdout(lock: contextlib.AbstractContextManager[Any]) -> None:
+    """Serialise every write to stdout through ``lock``: in a live session a second thread
+    answers control requests while a turn prints, and lines must never interleave."""
+    global _write_lock
+    _write_lock = lock
+
+
+def write_line(obj: dict[str, Any]) -> None:
+    """One JSON line on stdout, whole."""
+    data = (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    with _write_lock:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
 
 
 class Emitter:
     """Writes what the real CLI would for the chosen output format."""
 
-    def __init__(self, options: Options, session_id: str, cwd: str) -> None:
+    def __init__(
+        self, options: Options, session_id: str, cwd: str, *, spent_before: float | None = None, result_index: int = 0
+    ) -> None:
+        """``spent_before`` is what the live process spent on earlier turns (None: one turn
+        per process); its results then carry the process's cumulative ``total_cost_usd`` and
+        the turn's own ``model_usage_since_last_result``, as 2.1.330 prints them."""
         self.format = options.output_format
         self.options = options
         self.session_id = session_id
@@ -39,13 +61,18 @@ class Emitter:
         self.started = time.monotonic()
         self.cost: float | None = None
         """What the turn cost, when the turn decides it (``[[cost:USD]]``, a cap); else its tokens' price."""
+        self.spent_before = spent_before
+        self.result_index = result_index
+        self.turn_cost = 0.0
+        self.results = 0
 
     def raw(self, text: str) -> None:
-        sys.stdout.buffer.write(text.encode("utf-8"))
-        sys.stdout.buffer.flush()
+        with _write_lock:
+            sys.stdout.buffer.write(text.encode("utf-8"))
+            sys.stdout.buffer.flush()
 
     def line(self, obj: dict[str, Any]) -> None:
-        self.raw(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+        write_line(obj)
 
     def init(self) -> None:
         if self.format != "stream-json":
@@ -137,6 +164,7 @@ class Emitter:
         extra: dict[str, Any] | None = None,
     ) -> None:
         result = {**self.result_object(prompt, reply, is_error=is_error, subtype=subtype), **(extra or {})}
+        self.results += 1
         if self.format == "text":
             self.raw(("Error: Reached max turns" if subtype == "error_max_turns" else reply) + "\n")
         else:
@@ -177,6 +205,13 @@ class Emitter:
         }
         if subtype in ("error_max_turns", "error_max_budget_usd"):
             del result["result"]
+        self.turn_cost = cost
+        if self.spent_before is not None:
+            result["total_cost_usd"] = round(self.spent_before + cost, 8)
+            result["terminal_reason"] = "completed"
+            result["result_index"] = self.result_index
+            result["queued_turn_count"] = 0
+            result["model_usage_since_last_result"] = result["modelUsage"]
         return result
 
     def budget_exhausted(self, prompt: str, reply: str, cap: float) -> None:
@@ -187,6 +222,67 @@ class Emitter:
             self.raw(f"Error: Reached maximum budget (${shown})\n")
         else:
             self.line({**self.result_object(prompt, reply, is_error=True, subtype="error_max_budget_usd"), **extra})
+
+    def interrupted(self, during_tool: bool) -> None:
+        """How a turn the host interrupted ends (2.1.330): an interruption marker, then an
+        ``error_during_execution`` result without ``result`` text; the process lives on."""
+        marker = "[Request interrupted by user for tool use]" if during_tool else "[Request interrupted by user]"
+        self.line(
+            {
+                "type": "user",
+                "message": {"role": "user", "content": [{"type": "text", "text": marker}]},
+                "parent_tool_use_id": None,
+                "session_id": self.session_id,
+                "uuid": str(uuid.uuid4()),
+            }
+        )
+        elapsed = int((time.monotonic() - self.started) * 1000)
+        self.results += 1
+        self.turn_cost = 0.0
+        self.line(
+            {
+                "type": "result",
+                "subtype": "error_during_execution",
+                "is_error": True,
+                "terminal_reason": "aborted_tools" if during_tool else "aborted_streaming",
+                "stop_reason": "tool_use" if during_tool else None,
+                "num_turns": 1 + self.tool_uses,
+                "errors": ["[ede_diagnostic] result_type=user last_content_type=n/a stop_reason=null"],
+                "session_id": self.session_id,
+                "total_cost_usd": round(self.spent_before or 0.0, 8),
+                "permission_denials": [],
+                "duration_ms": elapsed,
+                "duration_api_ms": 0,
+                "result_index": self.result_index,
+                "queued_turn_count": 0,
+                "model_usage_since_last_result": {},
+                "uuid": str(uuid.uuid4()),
+            }
+        )
+
+
+def token_usage(prompt: str, reply: str) -> dict[str, int]:
+    """Deterministic token counts: about four characters a token."""
+    return {
+        "input_tokens": len(prompt) // 4 + 3,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 1024,
+        "output_tokens": len(reply) // 4 + 1,
+    }
+
+
+def cost_of(usage: dict[str, int]) -> float:
+    """Dollars at Sonnet-like prices per million tokens."""
+    dollars = (
+        usage["input_tokens"] * 3.0
+        + usage["output_tokens"] * 15.0
+        + usage["cache_creation_input_tokens"] * 3.75
+        + usage["cache_read_input_tokens"] * 0.3
+    ) / 1_000_000
+    return round(dollars, 8)
+
+
+# -- one turn ------------------------------------------------------------------------------
 
 
 class Meter:
@@ -215,27 +311,3 @@ class Meter:
             self.spent = token_price
             return self.cap is not None and self.spent >= self.cap
         return self.call()
-
-
-def token_usage(prompt: str, reply: str) -> dict[str, int]:
-    """Deterministic token counts: about four characters a token."""
-    return {
-        "input_tokens": len(prompt) // 4 + 3,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 1024,
-        "output_tokens": len(reply) // 4 + 1,
-    }
-
-
-def cost_of(usage: dict[str, int]) -> float:
-    """Dollars at Sonnet-like prices per million tokens."""
-    dollars = (
-        usage["input_tokens"] * 3.0
-        + usage["output_tokens"] * 15.0
-        + usage["cache_creation_input_tokens"] * 3.75
-        + usage["cache_read_input_tokens"] * 0.3
-    ) / 1_000_000
-    return round(dollars, 8)
-
-
-# -- one turn ------------------------------------------------------------------------------

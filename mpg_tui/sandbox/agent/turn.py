@@ -9,12 +9,16 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mpg_tui.sandbox.agent.options import ERROR_KINDS, Options
 from mpg_tui.sandbox.agent.output import Emitter, Meter, cost_of, token_usage
+
+if TYPE_CHECKING:
+    import threading
 
 # The wording, ``error`` tag and API error type of Claude Code 2.1.330 for each HTTP status
 # (the part after "usually temporary" names the configured API host; it is left out here).
@@ -47,6 +51,25 @@ class DirectiveError(Exception):
 
 class _BudgetReached(Exception):
     """``--max-budget-usd`` ended the turn before its reply."""
+
+
+class Interrupted(Exception):
+    """The host interrupted the running turn (a live session's ``interrupt`` control request)."""
+
+    def __init__(self, during_tool: bool) -> None:
+        super().__init__("interrupted")
+        self.during_tool = during_tool
+
+
+@dataclass
+class LiveState:
+    """What a live process (``--input-format stream-json``) keeps from one turn to the next."""
+
+    stop: threading.Event
+    """Set by the stdin reader when the host interrupts the running turn."""
+    session_id: str | None = None
+    spent_usd: float = 0.0
+    results: int = 0
 
 
 @dataclass(frozen=True)
@@ -162,7 +185,9 @@ def _append_record(path: Path, session_id: str, cwd: str, role: str, content: An
 
 
 class Turn:
-    def __init__(self, options: Options, prompt: str) -> None:
+    def __init__(self, options: Options, prompt: str, live: LiveState | None = None) -> None:
+        self.live = live
+        self.printed_result = False
         self.options = options
         self.prompt = prompt
         self.user = user_part(prompt)
@@ -187,14 +212,34 @@ class Turn:
             self._start_orphan()
         if failure in {"crash", "garbage", "empty", "partial"}:
             return self._fail_early(failure)
-        out = Emitter(self.options, session_id, self.cwd)
+        live = self.live
+        if live is None:
+            out = Emitter(self.options, session_id, self.cwd)
+        else:
+            out = Emitter(self.options, session_id, self.cwd, spent_before=live.spent_usd, result_index=live.results)
         path = session_file(self.cwd, session_id)
         _append_record(path, session_id, self.cwd, "user", self.prompt)
+        try:
+            code = self._respond(out, failure, history, path)
+        except Interrupted as stop:
+            marker = "[Request interrupted by user" + (" for tool use]" if stop.during_tool else "]")
+            _append_record(path, session_id, self.cwd, "user", [{"type": "text", "text": marker}])
+            out.interrupted(stop.during_tool)
+            code = 1
+        self.printed_result = out.results > 0
+        if live is not None:
+            live.spent_usd += out.turn_cost
+            live.results += out.results
+        return code
+
+    def _respond(self, out: Emitter, failure: str | None, history: list[dict[str, Any]], path: Path) -> int:
+        session_id = out.session_id
         out.init()
-        if failure in {"hang", "stubborn"}:
-            if failure == "stubborn":
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            _sleep_forever()
+        if failure == "stubborn":
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            _sleep_forever()  # deaf to interrupts too: only the end of its process group stops it
+        if failure == "hang":
+            self._pause(None, during_tool=False)
         if failure is not None:
             return self._fail_with_result(out, failure)
         for kind, _, megabytes in self.errors:
@@ -220,6 +265,15 @@ class Turn:
 
     def _session(self) -> tuple[str | None, list[dict[str, Any]]]:
         """The session id to answer with and its earlier records (None: refused)."""
+        live = self.live
+        if live is not None and live.session_id is not None:
+            return live.session_id, _read_records(session_file(self.cwd, live.session_id))
+        session_id, history = self._first_session()
+        if live is not None:
+            live.session_id = session_id
+        return session_id, history
+
+    def _first_session(self) -> tuple[str | None, list[dict[str, Any]]]:
         wants_new = any(d.name == "newsession" for d in self.directives)
         if self.options.resume:
             # Only sessions made in this directory resume. The real 2.1.330 resumes across
@@ -315,7 +369,7 @@ class Turn:
                 name, _, target = (directive.arg or "").partition(":")
                 out.tool(name, target)
             elif directive.name == "sleep":
-                _sleep_with_ticks(out, float(directive.arg or 0))
+                _sleep_with_ticks(out, float(directive.arg or 0), self._pause)
         if reply is None:
             reply = self._reply(history)
         handoffs = [d.arg.partition(":") for d in self.directives if d.name == "handoff" and d.arg]
@@ -333,8 +387,9 @@ class Turn:
             elif directive.name == "chars":
                 reply = filler(int(directive.arg or 0))
             elif directive.name == "recall":
-                earlier = [r for r in history if r.get("type") == "user"]
-                content = earlier[-1].get("message", {}).get("content") if earlier else None
+                # Prompts only: an interrupted turn leaves a marker (a list of blocks) after its prompt.
+                earlier = [r for r in history if r.get("type") == "user" and isinstance(_content(r), str)]
+                content = _content(earlier[-1]) if earlier else None
                 reply = f"previous: {content}" if isinstance(content, str) else "previous: (none)"
         if reply is not None:
             return reply
@@ -391,7 +446,7 @@ class Turn:
         for name, target, pause in steps:
             out.tool(name, target)
             if self.pace > 0:
-                time.sleep(pause * self.pace)
+                self._pause(pause * self.pace, during_tool=True)
         added = 12 + len(task) % 29
         return (
             f"Done: {task}.\n\n"
@@ -400,6 +455,20 @@ class Turn:
             f"2 files changed, {added} insertions(+), 3 deletions(-).\n\n"
             "HANDOFF @pm: ready for review"
         )
+
+    def _pause(self, seconds: float | None, *, during_tool: bool) -> None:
+        """Take ``seconds`` (None: for ever); in a live session an interrupt ends the wait and the turn."""
+        if self.live is None:
+            if seconds is None:
+                _sleep_forever()
+            time.sleep(seconds)
+        elif self.live.stop.wait(seconds):
+            raise Interrupted(during_tool)
+
+
+def _content(record: dict[str, Any]) -> object:
+    message = record.get("message")
+    return message.get("content") if isinstance(message, dict) else None
 
 
 def _project_files(cwd: str) -> tuple[str, str]:
@@ -414,11 +483,11 @@ def _project_files(cwd: str) -> tuple[str, str]:
     return source, f"tests/test_{stem}.py"
 
 
-def _sleep_with_ticks(out: Emitter, seconds: float) -> None:
+def _sleep_with_ticks(out: Emitter, seconds: float, pause: Callable[..., None]) -> None:
     ticks = max(1, round(seconds / 0.2))
     for tick in range(ticks):
         out.tool("Bash", f"sleep {seconds:g}  # step {tick + 1}/{ticks}")
-        time.sleep(seconds / ticks)
+        pause(seconds / ticks, during_tool=True)
 
 
 def _flood(out: Emitter, megabytes: float) -> None:

@@ -141,8 +141,16 @@ def cards(status: JSON) -> str:
                 f"{fmt_tokens(totals['inputTokens'])} in · {fmt_tokens(totals['outputTokens'])} out",
             ),
             _card("Projects", str(len(status["projects"])), _plural(agents, "agent")),
+            messages_card(status["messages"]),
         ]
     )
+
+
+def messages_card(counts: JSON) -> str:
+    """What the inbound journal holds: answered, and anything still waiting or running."""
+    pending = counts["waiting"] + counts["running"]
+    sub = f"{pending} waiting or running · {counts['told']} told"
+    return _card("Messages", str(counts["answered"]), sub, "accent" if pending else "")
 
 
 def session_label(session: JSON) -> str:
@@ -151,11 +159,25 @@ def session_label(session: JSON) -> str:
     return f"{name} · {session['key']}" if name else str(session["key"])
 
 
-def session_row(session: JSON, now: float) -> str:
+def paused_note(paused: JSON) -> str:
+    """Why a thread does not run, and what lifts it (mirrored by ``pausedNote`` in app.js)."""
+    limit = "today's project budget" if paused["limit"] == "day" else "its thread limit"
+    return (
+        f"paused at {limit}: {fmt_cost(paused['spentUsd'])} of {fmt_cost(paused['limitUsd'])}"
+        f" · {_plural(int(paused['held']), 'message')} kept"
+    )
+
+
+def session_row(session: JSON, now: float, paused: JSON | None = None) -> str:
     state = session["state"]
     last = session["lastActivity"] / 1000
     detail = ""
-    if session.get("heldBy"):
+    if paused is not None:
+        detail = (
+            f'<div class="detail paused">{esc(paused_note(paused))} '
+            f'<button type="button" class="continue" data-continue="{esc(paused["threadId"])}">Continue</button></div>'
+        )
+    elif session.get("heldBy"):
         detail = f'<div class="detail held">open in a terminal ({esc(session["heldBy"])}): messages wait</div>'
     elif session["lastError"]:
         detail = f'<div class="detail error">{esc(session["lastError"])}</div>'
@@ -186,7 +208,8 @@ def sessions(status: JSON, now: float) -> str:
         return (
             '<tr class="empty-row"><td colspan="8" class="empty">No sessions yet. Post in a mapped channel.</td></tr>'
         )
-    return "".join(session_row(s, now) for s in rows)
+    paused = {p["threadId"]: p for p in status["budgets"]["paused"]}
+    return "".join(session_row(s, now, paused.get(s["threadId"])) for s in rows)
 
 
 def chain_card(chain: JSON) -> str:
@@ -223,8 +246,18 @@ def chains(status: JSON) -> str:
     return "".join(chain_card(c) for c in status["chains"])
 
 
-def project_card(project: JSON) -> str:
-    tags = [f'<span class="tag">{esc(project["persistence"])}</span>']
+def spend_tag(spend: JSON | None) -> str:
+    """Today's spend against the project's daily budget (mirrored by ``spendTag`` in app.js)."""
+    if spend is None or spend["budgetUsd"] is None:
+        return ""
+    used = spend["spentUsd"] / spend["budgetUsd"] if spend["budgetUsd"] > 0 else 1.0
+    tone = " tag-bad" if used >= 1 else " tag-warn" if used >= 0.8 else ""
+    text = f"today {fmt_cost(spend['spentUsd'])} of {fmt_cost(spend['budgetUsd'])}"
+    return f'<span class="tag{tone}" data-spend>{esc(text)}</span>'
+
+
+def project_card(project: JSON, spend: JSON | None = None) -> str:
+    tags = [f'<span class="tag">{esc(project["persistence"])}</span>', spend_tag(spend)]
     if project["allowedRoles"]:
         tags.append(f'<span class="tag">roles: {esc(", ".join(project["allowedRoles"]))}</span>')
     if project["rateLimitPerUser"]:
@@ -248,7 +281,54 @@ def project_card(project: JSON) -> str:
 def projects(status: JSON) -> str:
     if not status["projects"]:
         return '<div class="empty">No projects configured.</div>'
-    return "".join(project_card(p) for p in status["projects"])
+    spend = {p["channelId"]: p for p in status["budgets"]["projects"]}
+    return "".join(project_card(p, spend.get(p["channelId"])) for p in status["projects"])
+
+
+APPROVAL_CHOICES = {
+    "tool": (
+        ("allow", "Allow once", "allow"),
+        ("allow_session", "Allow for this session", ""),
+        ("deny", "Deny", "deny"),
+    ),
+    "plan": (("allow", "Approve plan", "allow"), ("deny", "Keep planning", "deny")),
+}
+"""A request's buttons by kind (the chat card's words): (choice, label, tone)."""
+
+
+def approval_choices(approval: JSON) -> list[tuple[str, str, str]]:
+    if approval["kind"] == "question":
+        options = [(f"option:{n}", str(label), "") for n, label in enumerate(approval["options"])]
+        return [*options, ("deny", "Decline", "deny")]
+    return list(APPROVAL_CHOICES.get(approval["kind"], APPROVAL_CHOICES["tool"]))
+
+
+def approval_item(approval: JSON, now: float) -> str:
+    """One request waiting for a person, with its buttons (mirrored by ``approvalItem`` in app.js)."""
+    buttons = "".join(
+        f'<button type="button" class="choice{" tone-" + tone if tone else ""}" data-choice="{esc(choice)}">'
+        f"{esc(label)}</button>"
+        for choice, label, tone in approval_choices(approval)
+    )
+    asked = f" · asked for by {esc(approval['requestedBy'])}" if approval["requestedBy"] else ""
+    what = approval["tool"] if approval["kind"] == "tool" else approval["kind"]
+    return (
+        f'<li class="approval" data-approval="{esc(approval["id"])}" data-kind="{esc(approval["kind"])}">'
+        f'<div class="approval-head"><span class="badge kind-{esc(approval["kind"])}">{esc(what)}</span>'
+        f'<span class="primary">{esc(approval["projectName"])}</span>'
+        f'<span class="secondary mono"><a href="/?thread={esc(approval["threadId"])}#conversation">'
+        f"{esc(approval['key'])}</a>{asked}</span>"
+        f'<span class="secondary push">denied in <time class="left" data-until="{approval["expiresAt"]}">'
+        f"{esc(fmt_uptime(int(approval['expiresAt'] - now)))}</time> unless decided</span></div>"
+        f'<pre class="summary">{esc(approval["summary"])}</pre>'
+        f'<div class="actions">{buttons}<span class="outcome" role="status"></span></div></li>'
+    )
+
+
+def approvals(status: JSON, now: float) -> str:
+    if not status["approvals"]:
+        return '<li class="empty">Nothing waits for a decision.</li>'
+    return "".join(approval_item(a, now) for a in status["approvals"])
 
 
 def _who(agent: object) -> str:
@@ -309,6 +389,26 @@ def summarize(event: JSON, names: Mapping[str, str]) -> str:
             return f"said in {event['channel_id']}: {event['text']}"
         case "session_held":
             return f"{event['key']} held: open in a terminal ({event['holder']})"
+        case "approval_requested":
+            return f"{event['key']} waits: {event['tool']} · {event['summary']}"
+        case "approval_decided":
+            return f"{event['key']}: {event['tool']} {str(event['outcome']).replace('_', ' ')} by {event['decided_by']}"
+        case "budget_warning" | "budget_paused":
+            verb = "reached 80% of" if event["kind"] == "budget_warning" else "paused at"
+            return (
+                f"thread {event['thread_id']} {verb} its {event['limit']} limit:"
+                f" {fmt_cost(float(event['spent_usd']))} of {fmt_cost(float(event['limit_usd']))}"
+            )
+        case "budget_continued":
+            return (
+                f"thread {event['thread_id']} continued by {event['by']}:"
+                f" {event['limit']} limit now {fmt_cost(float(event['limit_usd']))}"
+            )
+        case "catch_up_finished":
+            return (
+                f"caught up: {_plural(int(event['handled']), 'message')} handled"
+                f" in {_plural(int(event['places']), 'place')}, {event['skipped_old']} too old"
+            )
         case "session_released":
             turns = event.get("turns")
             taken = "" if turns is None else f" ({_plural(int(turns), 'turn')} in the terminal)"
@@ -374,6 +474,8 @@ def render_page(status: JSON, thread: JSON | None = None) -> str:
         cards=cards(status),
         session_count=len(status["sessions"]),
         sessions=sessions(status, now),
+        approval_count=len(status["approvals"]),
+        approvals=approvals(status, now),
         chain_count=len(status["chains"]),
         chains=chains(status),
         project_total=project_count,

@@ -20,6 +20,7 @@ from typing import Any
 
 from mpg_tui.config import ProjectView
 from mpg_tui.core.api import (
+    ApprovalInfo,
     Budgets,
     ChainHop,
     ConversationEntry,
@@ -211,8 +212,34 @@ def status_json(core: CoreAPI, clock: Clock, recent: Sequence[Event] = ()) -> JS
         "chains": [chain_json(c, names) for c in core.chains()],
         "totals": totals_json(core.totals()),
         "budgets": budgets_json(core.budgets()),
+        "approvals": [approval_json(a, names) for a in core.approvals()],
+        "messages": message_totals_json(core.message_counts().values()),
         "events": [e.to_dict() for e in recent],
     }
+
+
+def approval_json(approval: ApprovalInfo, names: Mapping[str, str]) -> JSON:
+    """A request waiting for a person; times in epoch seconds, as the page counts them down."""
+    return {
+        "id": approval.id,
+        "key": approval.key,
+        "projectChannelId": approval.project_key,
+        "projectName": names.get(approval.project_key, approval.project_key),
+        "threadId": approval.thread_id,
+        "kind": approval.kind,
+        "tool": approval.tool,
+        "summary": approval.summary,
+        "requestedBy": approval.requested_by,
+        "createdAt": approval.created_at,
+        "expiresAt": approval.expires_at,
+        "options": list(approval.options),
+    }
+
+
+def message_totals_json(counts: Iterable[ThreadCounts]) -> JSON:
+    """The journal's messages of every thread, by where they are."""
+    listed = list(counts)
+    return {field: sum(getattr(c, field) for c in listed) for field in ("waiting", "running", "answered", "told")}
 
 
 def budgets_json(budgets: Budgets) -> JSON:

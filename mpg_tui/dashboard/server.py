@@ -249,6 +249,7 @@ class Dashboard:
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/api/approvals", self._approvals)
         app.router.add_post("/api/approvals/{id}", self._decide)
+        app.router.add_post("/api/threads/{thread_id}/continue", self._continue)
         app.router.add_get("/api/events", self.streams.handle)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/static/{name}", self._static_file)
@@ -303,12 +304,10 @@ class Dashboard:
     async def _approvals(self, _request: web.Request) -> web.Response:
         return web.json_response([dataclasses.asdict(a) for a in self.core.approvals()], dumps=_dumps)
 
-    async def _decide(self, request: web.Request) -> web.Response:
-        """``{"choice": "allow" | "allow_session" | "deny" | "option:<n>"}``: decide as the operator.
-
-        Behind the dashboard's token like every route, and, like the control API's commands,
-        only as JSON from no other web origin."""
-        from mpg_tui.control.server import ControlService  # the control API's own rule for commands
+    async def _json_command(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """A command's JSON body, or the response refusing it: the control API's rule for commands
+        (behind the token, JSON only, from no other web origin)."""
+        from mpg_tui.control.server import ControlService
 
         try:
             ControlService.guard_http_command(request)
@@ -317,7 +316,35 @@ class Dashboard:
             return web.json_response({"error": exc.message}, status=exc.status)
         except ValueError:
             return web.json_response({"error": "the body is not JSON"}, status=400)
-        choice = body.get("choice") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+        return body
+
+    async def _continue(self, request: web.Request) -> web.Response:
+        """``{"amountUsd": number?}``: as the operator, raise a paused thread's limit once."""
+        body = await self._json_command(request)
+        if isinstance(body, web.Response):
+            return body
+        amount = body.get("amountUsd")
+        if amount is not None and (
+            isinstance(amount, bool) or not isinstance(amount, int | float) or not 0 < amount < 1e6
+        ):
+            return web.json_response({"error": "amountUsd: a positive number of dollars"}, status=400)
+        thread_id = request.match_info["thread_id"]
+        paused = {p.thread_id for p in self.core.budgets().paused}
+        reply = await self.core.continue_thread(thread_id, None if amount is None else float(amount))
+        log.info("dashboard: continue %s (%s)", thread_id, "default amount" if amount is None else f"${amount}")
+        return web.json_response({"continued": thread_id in paused, "text": reply}, dumps=_dumps)
+
+    async def _decide(self, request: web.Request) -> web.Response:
+        """``{"choice": "allow" | "allow_session" | "deny" | "option:<n>"}``: decide as the operator.
+
+        Behind the dashboard's token like every route, and, like the control API's commands,
+        only as JSON from no other web origin."""
+        body = await self._json_command(request)
+        if isinstance(body, web.Response):
+            return body
+        choice = body.get("choice")
         if choice not in ("allow", "allow_session", "deny") and not (
             isinstance(choice, str) and choice.startswith("option:") and choice[7:].isdigit()
         ):

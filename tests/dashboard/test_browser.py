@@ -104,3 +104,27 @@ async def test_signing_in_with_the_token_link_gives_a_live_page(
         await world.ask(API, "hello", message_id=THREAD)
         assert await page.wait_for(f"{row(THREAD)}?.dataset.state") == "running"
         assert page.errors == []
+
+
+async def test_a_request_appears_live_and_the_operator_decides_it_with_a_click(
+    browser: Browser, world: World, clock: FakeClock
+) -> None:
+    async with Dashboard(world.gateway, port=0, token=TOKEN, clock=clock) as dashboard:
+        page = await browser.new_page()
+        await page.navigate(f"{dashboard.url}login?token={TOKEN}")
+        await page.wait_for("document.body.dataset.live === 'live'")
+        page.errors.clear()
+        key = await world.ask(WEB, "@engineer run the tests", message_id=THREAD, author="ana", roles=("dev",))
+        assert key is not None
+        asking = world.live(key).ask("Bash", {"command": "python3 -m pytest"})
+
+        summary = await page.wait_for("document.querySelector('#approvals li.approval .summary')?.textContent")
+        assert summary == "python3 -m pytest"
+        assert await page.evaluate("document.getElementById('approvals-count').textContent") == "1"
+        await page.evaluate("document.querySelector('#approvals button[data-choice=\"allow\"]').click()")
+
+        decision = await asking
+        assert (decision.outcome, decision.decided_by) == ("allow", "the operator")
+        assert await page.wait_for("document.querySelector('#approvals li.approval') === null")
+        assert await page.evaluate("document.getElementById('approvals-count').textContent") == "0"
+        assert page.errors == []

@@ -13,7 +13,8 @@
     'message_received', 'message_rejected', 'thread_opened', 'session_queued', 'run_started',
     'run_progress', 'run_finished', 'run_recovering', 'handoff_step', 'handoff_stopped',
     'session_killed', 'session_restarted', 'session_idled', 'reply_sent', 'connection_changed', 'log',
-    'notice_sent', 'session_held', 'session_released',
+    'notice_sent', 'session_held', 'session_released', 'approval_requested', 'approval_decided',
+    'budget_warning', 'budget_paused', 'budget_continued', 'catch_up_finished',
   ];
   const QUIET_KINDS = new Set(['message_received', 'thread_opened', 'reply_sent', 'log', 'notice_sent']);
   const CONVERSATION_KINDS = new Set([
@@ -129,12 +130,28 @@
       card('Tokens', fmtTokens(t.inputTokens + t.outputTokens),
         fmtTokens(t.inputTokens) + ' in · ' + fmtTokens(t.outputTokens) + ' out'),
       card('Projects', String(status.projects.length), plural(agents, 'agent')),
+      messagesCard(status.messages),
     ]);
   }
 
-  function sessionRow(s, now) {
+  function messagesCard(c) {
+    const pending = c.waiting + c.running;
+    return card('Messages', String(c.answered), pending + ' waiting or running · ' + c.told + ' told', pending ? 'accent' : '');
+  }
+
+  function pausedNote(p) {
+    const limit = p.limit === 'day' ? "today's project budget" : 'its thread limit';
+    return 'paused at ' + limit + ': ' + fmtCost(p.spentUsd) + ' of ' + fmtCost(p.limitUsd) + ' · ' + plural(p.held, 'message') + ' kept';
+  }
+
+  function sessionRow(s, now, paused) {
     let detail = null;
-    if (s.lastError) detail = h('div', { class: 'detail error', text: s.lastError });
+    if (paused) {
+      detail = h('div', { class: 'detail paused' }, pausedNote(paused) + ' ',
+        h('button', { type: 'button', class: 'continue', 'data-continue': paused.threadId, text: 'Continue' }));
+    } else if (s.heldBy) {
+      detail = h('div', { class: 'detail held', text: 'open in a terminal (' + s.heldBy + '): messages wait' });
+    } else if (s.lastError) detail = h('div', { class: 'detail error', text: s.lastError });
     else if ((s.state === 'running' || s.state === 'recovering') && s.progress.length) {
       detail = h('div', { class: 'detail', text: s.progress[s.progress.length - 1] });
     }
@@ -142,7 +159,10 @@
     return h('tr', { 'data-key': s.key, 'data-state': s.state },
       h('td', { class: 'session-cell', title: 'session ' + (s.sessionId || '(new)') + ' · ' + s.cwd },
         h('div', { class: 'primary', text: s.projectName }),
-        h('div', { class: 'secondary mono', text: s.threadName ? s.threadName + ' · ' + s.key : s.key }),
+        h('div', { class: 'secondary mono' }, h('a', {
+          href: '/?thread=' + encodeURIComponent(s.threadId) + '#conversation', title: 'read the thread',
+          text: s.threadName ? s.threadName + ' · ' + s.key : s.key,
+        })),
         detail),
       h('td', {}, h('span', { class: 'badge state-' + s.state, text: s.state })),
       h('td', { class: 'agent', text: s.agent ? '@' + s.agent : '—' }),
@@ -156,8 +176,9 @@
 
   function renderSessions(status) {
     const now = serverNow();
+    const paused = Object.fromEntries(status.budgets.paused.map((p) => [p.threadId, p]));
     const rows = status.sessions.length
-      ? status.sessions.map((s) => sessionRow(s, now))
+      ? status.sessions.map((s) => sessionRow(s, now, paused[s.threadId]))
       : [h('tr', { class: 'empty-row' },
         h('td', { colspan: 8, class: 'empty', text: 'No sessions yet. Post in a mapped channel.' }))];
     replaceChildren(byId('sessions'), rows);
@@ -194,8 +215,15 @@
     byId('chains-count').textContent = String(status.chains.length);
   }
 
-  function projectCard(p) {
-    const tags = [h('span', { class: 'tag', text: p.persistence })];
+  function spendTag(spend) {
+    if (!spend || spend.budgetUsd === null) return null;
+    const used = spend.budgetUsd > 0 ? spend.spentUsd / spend.budgetUsd : 1;
+    const tone = used >= 1 ? ' tag-bad' : used >= 0.8 ? ' tag-warn' : '';
+    return h('span', { class: 'tag' + tone, 'data-spend': '', text: 'today ' + fmtCost(spend.spentUsd) + ' of ' + fmtCost(spend.budgetUsd) });
+  }
+
+  function projectCard(p, spend) {
+    const tags = [h('span', { class: 'tag', text: p.persistence }), spendTag(spend)].filter(Boolean);
     if (p.allowedRoles.length) tags.push(h('span', { class: 'tag', text: 'roles: ' + p.allowedRoles.join(', ') }));
     if (p.rateLimitPerUser) tags.push(h('span', { class: 'tag', text: p.rateLimitPerUser + '/min per user' }));
     if (p.worktrees) tags.push(h('span', { class: 'tag', text: 'worktrees' }));
@@ -214,8 +242,9 @@
 
   function renderProjects(status) {
     names = Object.fromEntries(status.projects.map((p) => [p.channelId, p.name]));
+    const spend = Object.fromEntries(status.budgets.projects.map((b) => [b.channelId, b]));
     const nodes = status.projects.length
-      ? status.projects.map(projectCard)
+      ? status.projects.map((p) => projectCard(p, spend[p.channelId]))
       : [h('div', { class: 'empty', text: 'No projects configured.' })];
     replaceChildren(byId('projects'), nodes);
     byId('projects-count').textContent = String(status.projects.length);
@@ -228,8 +257,79 @@
     renderSessions(status);
     renderChains(status);
     renderProjects(status);
+    renderApprovals(status);
     tick();
   }
+
+  // -- requests waiting for a person (mirrors approvals() in page.py) ------------------------
+
+  const APPROVAL_CHOICES = {
+    tool: [['allow', 'Allow once', 'allow'], ['allow_session', 'Allow for this session', ''], ['deny', 'Deny', 'deny']],
+    plan: [['allow', 'Approve plan', 'allow'], ['deny', 'Keep planning', 'deny']],
+  };
+
+  function approvalChoices(a) {
+    if (a.kind === 'question') {
+      return [...a.options.map((label, n) => ['option:' + n, String(label), '']), ['deny', 'Decline', 'deny']];
+    }
+    return APPROVAL_CHOICES[a.kind] || APPROVAL_CHOICES.tool;
+  }
+
+  function approvalItem(a, now) {
+    const buttons = approvalChoices(a).map(([choice, label, tone]) =>
+      h('button', { type: 'button', class: 'choice' + (tone ? ' tone-' + tone : ''), 'data-choice': choice, text: label }));
+    return h('li', { class: 'approval', 'data-approval': a.id, 'data-kind': a.kind },
+      h('div', { class: 'approval-head' },
+        h('span', { class: 'badge kind-' + a.kind, text: a.kind === 'tool' ? a.tool : a.kind }),
+        h('span', { class: 'primary', text: a.projectName }),
+        h('span', { class: 'secondary mono' },
+          h('a', { href: '/?thread=' + encodeURIComponent(a.threadId) + '#conversation', text: a.key }),
+          a.requestedBy ? ' · asked for by ' + a.requestedBy : ''),
+        h('span', { class: 'secondary push' }, 'denied in ',
+          h('time', { class: 'left', 'data-until': a.expiresAt, text: fmtUptime(a.expiresAt - now) }), ' unless decided')),
+      h('pre', { class: 'summary', text: a.summary }),
+      h('div', { class: 'actions' }, ...buttons, h('span', { class: 'outcome', role: 'status' })));
+  }
+
+  function renderApprovals(status) {
+    const now = serverNow();
+    const nodes = status.approvals.length
+      ? status.approvals.map((a) => approvalItem(a, now))
+      : [h('li', { class: 'empty', text: 'Nothing waits for a decision.' })];
+    replaceChildren(byId('approvals'), nodes);
+    byId('approvals-count').textContent = String(status.approvals.length);
+  }
+
+  // Buttons post JSON as the operator (same origin, the session's sign-in cookie); the
+  // page then follows the decision through the event stream like any other change.
+  async function command(url, body, outcome) {
+    try {
+      const response = await fetch(url, {
+        method: 'POST', credentials: 'same-origin', cache: 'no-store',
+        headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+      });
+      if (response.status === 401) { window.location.assign('/login'); return; }
+      const answer = await response.json();
+      if (outcome) outcome.textContent = answer.error || answer.text || '';
+    } catch (err) {
+      if (outcome) outcome.textContent = 'not sent: ' + err.message;
+    }
+    scheduleRefresh();
+  }
+
+  document.addEventListener('click', (event) => {
+    const button = event.target.closest('button');
+    if (!button) return;
+    const item = button.closest('li.approval');
+    if (item && button.dataset.choice) {
+      for (const b of item.querySelectorAll('button')) b.disabled = true;
+      command('/api/approvals/' + encodeURIComponent(item.dataset.approval), { choice: button.dataset.choice },
+        item.querySelector('.outcome'));
+    } else if (button.dataset.continue) {
+      button.disabled = true;
+      command('/api/threads/' + encodeURIComponent(button.dataset.continue) + '/continue', {}, null);
+    }
+  });
 
   // -- event log ------------------------------------------------------------------------------
 
@@ -262,6 +362,15 @@
       case 'log': return e.logger + ': ' + e.message;
       case 'notice_sent': return 'said in ' + e.channel_id + ': ' + e.text;
       case 'session_held': return e.key + ' held: open in a terminal (' + e.holder + ')';
+      case 'approval_requested': return e.key + ' waits: ' + e.tool + ' · ' + e.summary;
+      case 'approval_decided': return e.key + ': ' + e.tool + ' ' + String(e.outcome).replaceAll('_', ' ') + ' by ' + e.decided_by;
+      case 'budget_warning': case 'budget_paused':
+        return 'thread ' + e.thread_id + ' ' + (e.kind === 'budget_warning' ? 'reached 80% of' : 'paused at') + ' its ' + e.limit
+          + ' limit: ' + fmtCost(e.spent_usd) + ' of ' + fmtCost(e.limit_usd);
+      case 'budget_continued':
+        return 'thread ' + e.thread_id + ' continued by ' + e.by + ': ' + e.limit + ' limit now ' + fmtCost(e.limit_usd);
+      case 'catch_up_finished':
+        return 'caught up: ' + plural(e.handled, 'message') + ' handled in ' + plural(e.places, 'place') + ', ' + e.skipped_old + ' too old';
       case 'session_released':
         return e.key + ' handed back' + (e.turns === null ? '' : ' (' + plural(e.turns, 'turn') + ' in the terminal)');
       default: return e.kind;
@@ -316,6 +425,9 @@
     byId('uptime').textContent = fmtUptime(now - startedAt);
     for (const el of document.querySelectorAll('time.ago[data-ts]')) {
       el.textContent = fmtAgo(now - Number(el.dataset.ts));
+    }
+    for (const el of document.querySelectorAll('time.left[data-until]')) {
+      el.textContent = fmtUptime(Number(el.dataset.until) - now);
     }
   }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from pathlib import Path
@@ -11,10 +12,11 @@ import pytest
 
 from mpg_tui import __version__
 from mpg_tui.core.clock import FakeClock
+from mpg_tui.core.events import BudgetPaused
 from mpg_tui.dashboard import Dashboard
 from mpg_tui.dashboard.metrics import Metrics, escape_label, format_value
 from mpg_tui.sandbox.world import World
-from tests.dashboard.conftest import API, WEB
+from tests.dashboard.conftest import API, DEFAULT_CONFIG, WEB, MakeWorld
 
 METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
@@ -170,3 +172,25 @@ def test_label_values_from_users_are_escaped(clock: FakeClock, tmp_path: Path) -
 )
 def test_values_use_prometheus_number_syntax(value: float, text: str) -> None:
     assert format_value(value) == text
+
+
+async def test_spend_budgets_and_paused_threads_are_exported_per_project(
+    make_world: MakeWorld, client: aiohttp.ClientSession
+) -> None:
+    config = copy.deepcopy(DEFAULT_CONFIG)
+    config["projects"][API] |= {"maxThreadCostUsd": 1.0, "dailyBudgetUsd": 5.0}
+    world = make_world(config)
+    async with Dashboard(world.gateway, port=0, clock=world.clock) as dashboard:
+        assert await world.ask(API, "spend it", message_id="77") == "77"
+        paused = world.expect(lambda e: isinstance(e, BudgetPaused))
+        await world.finish("77", cost_usd=1.25)
+        await paused
+        async with client.get(dashboard.url + "metrics") as response:
+            samples = parse_exposition(await response.text())
+
+    assert sample(samples, "mpg_spend_today_usd", project=API) == 1.25
+    assert sample(samples, "mpg_spend_today_usd", project=WEB) == 0.0
+    assert sample(samples, "mpg_daily_budget_usd", project=API) == 5.0
+    assert ("mpg_daily_budget_usd", frozenset({("project", WEB)})) not in samples  # no budget, no series
+    assert sample(samples, "mpg_paused_threads", project=API, limit="thread") == 1
+    assert sample(samples, "mpg_paused_threads", project=API, limit="day") == 0

@@ -82,6 +82,13 @@ Spending cap
     ``orphan``    start ``sleep 300`` in our process group, left behind when we exit;
                   combines with the others (``[[error:orphan]] [[error:hang]]``)
 
+Permissions
+    A tool call is settled as 2.1.330 settles it (:mod:`.permissions`): the allow/deny
+    rules and the permission mode first; else, in a live session with
+    ``--permission-prompt-tool stdio``, a ``can_use_tool`` control request to the host,
+    waited for without a timeout (an interrupt withdraws it); else it is denied with a
+    ``permission_denied`` line. The denial's message is the tool result the model sees.
+
 Environment
     ``MPG_AGENT_MODE=demo``  persona replies for the demo: a Product Manager plans and
                              hands off to @engineer (approves when the new message
@@ -89,6 +96,9 @@ Environment
                              Bash(git) progress and hands back with
                              ``HANDOFF @pm: ready for review``; no role: one helpful
                              paragraph. Deterministic. Directives still win.
+                             An engineer whose task mentions tests also runs
+                             ``python3 -m pytest -q``, which the default allowlist does
+                             not cover: it asks first (see Permissions).
     ``MPG_AGENT_PACE=F``     multiply the demo personas' pauses by F (0 = no pauses).
     ``MPG_AGENT_LOG=FILE``   append one JSON line per invocation: argv, cwd, prompt,
                              sorted environment variable names, pid (and a line with

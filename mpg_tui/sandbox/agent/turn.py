@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from mpg_tui.sandbox.agent.options import ERROR_KINDS, Options
 from mpg_tui.sandbox.agent.output import Emitter, Meter, cost_of, token_usage
+from mpg_tui.sandbox.agent.permissions import ControlRequests, Withdrawn, settle
 
 if TYPE_CHECKING:
     import threading
@@ -43,6 +44,9 @@ _API_ERRORS: dict[str, tuple[str, str, str]] = {
 _DIRECTIVE = re.compile(r"\[\[(reply|echo|chars|recall|sleep|tool|handoff|newsession|error|cost)(?::([^\n]*?))?\]\]")
 _ROLE = re.compile(r"^Your role:\s*(.+?)\s*$", re.MULTILINE)
 _HISTORY_END = "</thread-history>"
+_TESTS = re.compile(r"\btests?\b", re.IGNORECASE)
+TEST_COMMAND = "python3 -m pytest -q"
+"""What the demo's engineer runs when a task mentions tests (outside the default allowlist: it asks)."""
 
 
 class DirectiveError(Exception):
@@ -70,6 +74,8 @@ class LiveState:
     session_id: str | None = None
     spent_usd: float = 0.0
     results: int = 0
+    requests: ControlRequests | None = None
+    """The stand-in's own requests to the host (``can_use_tool``)."""
 
 
 @dataclass(frozen=True)
@@ -448,13 +454,41 @@ class Turn:
             if self.pace > 0:
                 self._pause(pause * self.pace, during_tool=True)
         added = 12 + len(task) % 29
-        return (
-            f"Done: {task}.\n\n"
+        changed = (
             f"- `{source}`: implemented the change.\n"
             f"- `{test}`: added a test that covers it.\n\n"
-            f"2 files changed, {added} insertions(+), 3 deletions(-).\n\n"
-            "HANDOFF @pm: ready for review"
+            f"2 files changed, {added} insertions(+), 3 deletions(-)."
         )
+        ran = ""
+        if _TESTS.search(task):
+            command, outcome, passed = self._run_tests(out)
+            if not passed:
+                return (
+                    f"Made the change for {task}, but I did not run the tests (`{command}`): {outcome}\n\n"
+                    f"{changed}\n\nTell me how you want them run and I will carry on."
+                )
+            ran = f"\n\nRan the tests (`{command}`): {outcome}."
+        return f"Done: {task}.\n\n{changed}{ran}\n\nHANDOFF @pm: ready for review"
+
+    def _run_tests(self, out: Emitter) -> tuple[str, str, bool]:
+        """Ask to run the test suite, as a model would; the command that ran (or was refused),
+        what came of it, and whether it ran."""
+        wanted = {"command": TEST_COMMAND, "description": "Run the test suite"}
+        tool_id = out.tool_use("Bash", wanted)
+        requests = self.live.requests if self.live is not None else None
+        try:
+            verdict = settle(self.options, requests, "Bash", wanted, tool_id)
+        except Withdrawn:
+            raise Interrupted(during_tool=True) from None
+        command = str(verdict.input.get("command") or TEST_COMMAND)
+        if not verdict.allowed:
+            out.denied(tool_id, "Bash", wanted, verdict.message)
+            return command, verdict.message, False
+        if self.pace > 0:
+            self._pause(0.8 * self.pace, during_tool=True)
+        outcome = "14 passed in 0.42s"
+        out.tool_result(tool_id, f"..............\n{outcome}")
+        return command, outcome, True
 
     def _pause(self, seconds: float | None, *, during_tool: bool) -> None:
         """Take ``seconds`` (None: for ever); in a live session an interrupt ends the wait and the turn."""

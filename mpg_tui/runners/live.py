@@ -18,7 +18,8 @@ to the same process's stdin, so a follow-up costs a pipe write (see ``docs/live-
   process that died before saying anything about the new message is replaced at once,
   resuming the session, without failing the turn.
 * A turn's timeout first interrupts it (``control_request`` ``interrupt``), then, if claude
-  does not end the turn within the grace period, ends the process group. ``!stop``
+  does not end the turn within the grace period, ends the process group. The timeout stops
+  counting while a permission request waits for a person (:class:`RunDeadline`). ``!stop``
   (:meth:`LiveRunner.interrupt`) interrupts the same way and the process stays warm.
 * Requests without ``warm`` (``"warm": false``) go to the one-turn-per-process
   :class:`~mpg_tui.runners.direct.DirectRunner` this runner wraps.
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mpg_tui.core.clock import Clock, SystemClock, TimerHandle
+from mpg_tui.core.deadline import RunDeadline
 from mpg_tui.core.events import RunnerKind
 from mpg_tui.core.permissions import AskPermission, PermissionRequest
 from mpg_tui.core.runner import INTERRUPTED_ERROR, Progress, ProgressCallback, Runner, RunRequest, RunResult
@@ -412,7 +414,11 @@ class LiveRunner(Runner):
         stderr_before = proc.protocol.stderr_bytes
         self._cancel_idle(proc)
         proc.last_used = self._clock.monotonic()
-        timer = self._clock.call_later(request.timeout_s, lambda: self._stop_in_background(proc, turn, "timeout"))
+        # Time spent waiting for a person (a ``can_use_tool`` the relay holds) does not count.
+        waits = request.permissions.waits if request.permissions is not None else None
+        timer = RunDeadline(
+            self._clock, request.timeout_s, lambda: self._stop_in_background(proc, turn, "timeout"), waits
+        )
         try:
             with contextlib.suppress(OSError):  # a dead process: its exit says the rest
                 self._write(proc, request.prompt)

@@ -180,3 +180,13 @@ async def test_a_task_without_tests_asks_nothing(spawn: Spawn) -> None:
 def test_rules_settle_a_bash_call_before_anyone_is_asked(args: list[str], command: str, verdict: bool | None) -> None:
     options = parse_args(["--print", *args, "prompt"])
     assert rule_verdict(options, "Bash", {"command": command}) is verdict
+
+
+async def test_the_bash_directive_asks_like_any_call_the_rules_leave_open(spawn: Spawn) -> None:
+    live = await spawn("--permission-prompt-tool", "stdio", "--allowedTools", "Bash(git:*)")
+    live.say("[[bash:git status]] [[bash:make deploy]] [[reply:shipped]]")
+    before, request = await until(live, "control_request")
+    assert request["request"]["input"]["command"] == "make deploy"
+    assert [r["content"] for r in tool_results(before)] == ["(Bash completed with no output)"]  # git: no asking
+    respond(live, request["request_id"], {"behavior": "allow", "updatedInput": request["request"]["input"]})
+    assert (await live.turn())[-1]["result"] == "shipped"

@@ -51,6 +51,8 @@ Directives
     ``[[sleep:S]]``           take S more seconds, with a tool_use progress line every 0.2 s
                               (in a live session an interrupt cuts it short)
     ``[[tool:NAME:TARGET]]``  use tool NAME on TARGET (a tool_use + tool_result pair)
+    ``[[bash:COMMAND]]``      run COMMAND with Bash, settled as the CLI settles it (see Permissions):
+                              it may ask the host first; a denial is its result
     ``[[handoff:AGENT:TASK]]`` end the reply with the line ``HANDOFF @AGENT: TASK``
     ``[[newsession]]``        answer with a new session id, even when resuming
     ``[[cost:USD]]``          the turn costs exactly USD dollars (else a price of its tokens),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from mpg_tui.sandbox.agent.options import ERROR_KINDS, Options
 from mpg_tui.sandbox.agent.output import Emitter, Meter, cost_of, token_usage
-from mpg_tui.sandbox.agent.permissions import ControlRequests, Withdrawn, settle
+from mpg_tui.sandbox.agent.permissions import ControlRequests, Verdict, Withdrawn, settle
 
 if TYPE_CHECKING:
     import threading
@@ -41,7 +41,8 @@ _API_ERRORS: dict[str, tuple[str, str, str]] = {
         "overloaded_error",
     ),
 }
-_DIRECTIVE = re.compile(r"\[\[(reply|echo|chars|recall|sleep|tool|handoff|newsession|error|cost)(?::([^\n]*?))?\]\]")
+_DIRECTIVE_NAMES = "reply|echo|chars|recall|sleep|tool|bash|handoff|newsession|error|cost"
+_DIRECTIVE = re.compile(rf"\[\[({_DIRECTIVE_NAMES})(?::([^\n]*?))?\]\]")
 _ROLE = re.compile(r"^Your role:\s*(.+?)\s*$", re.MULTILINE)
 _HISTORY_END = "</thread-history>"
 _TESTS = re.compile(r"\btests?\b", re.IGNORECASE)
@@ -100,7 +101,7 @@ def parse_directives(text: str) -> list[Directive]:
 def _check(directive: Directive) -> None:
     name, arg = directive.name, directive.arg
     problem = None
-    if name in {"reply", "tool", "handoff", "chars", "sleep", "error", "cost"} and not arg:
+    if name in {"reply", "tool", "bash", "handoff", "chars", "sleep", "error", "cost"} and not arg:
         problem = "needs an argument"
     elif name == "cost" and not _is_number(arg or ""):
         problem = "expects a number of dollars"
@@ -203,7 +204,7 @@ class Turn:
         self.errors = [(d.arg or "").partition(":") for d in self.directives if d.name == "error"]
         self.pace = _env_float("MPG_AGENT_PACE", 1.0)
         costs = [float(d.arg or 0) for d in self.directives if d.name == "cost"]
-        calls = 1 + sum(1 for d in self.directives if d.name == "tool")
+        calls = 1 + sum(1 for d in self.directives if d.name in {"tool", "bash"})
         self.meter = Meter(costs[-1] if costs else None, calls, options.max_budget_usd)
         self.session_id: str | None = None
 
@@ -374,6 +375,10 @@ class Turn:
                     raise _BudgetReached  # the call that asked for the tool spent the budget: not run
                 name, _, target = (directive.arg or "").partition(":")
                 out.tool(name, target)
+            elif directive.name == "bash":
+                if self.meter.call():
+                    raise _BudgetReached
+                self._bash(out, directive.arg or "", "(Bash completed with no output)")
             elif directive.name == "sleep":
                 _sleep_with_ticks(out, float(directive.arg or 0), self._pause)
         if reply is None:
@@ -473,22 +478,28 @@ class Turn:
     def _run_tests(self, out: Emitter) -> tuple[str, str, bool]:
         """Ask to run the test suite, as a model would; the command that ran (or was refused),
         what came of it, and whether it ran."""
-        wanted = {"command": TEST_COMMAND, "description": "Run the test suite"}
+        outcome = "14 passed in 0.42s"
+        command, verdict = self._bash(out, TEST_COMMAND, f"..............\n{outcome}", pause=0.8)
+        return (command, outcome, True) if verdict.allowed else (command, verdict.message, False)
+
+    def _bash(self, out: Emitter, command: str, output: str, *, pause: float = 0.0) -> tuple[str, Verdict]:
+        """A Bash call settled as the CLI settles it (:mod:`.permissions`): run with the input
+        it was allowed with, or refused with the denial as its result. Returns what ran."""
+        wanted = {"command": command, "description": "Run " + command.split(" ", 1)[0]}
         tool_id = out.tool_use("Bash", wanted)
         requests = self.live.requests if self.live is not None else None
         try:
             verdict = settle(self.options, requests, "Bash", wanted, tool_id)
         except Withdrawn:
             raise Interrupted(during_tool=True) from None
-        command = str(verdict.input.get("command") or TEST_COMMAND)
+        ran = str(verdict.input.get("command") or command)
         if not verdict.allowed:
             out.denied(tool_id, "Bash", wanted, verdict.message)
-            return command, verdict.message, False
-        if self.pace > 0:
-            self._pause(0.8 * self.pace, during_tool=True)
-        outcome = "14 passed in 0.42s"
-        out.tool_result(tool_id, f"..............\n{outcome}")
-        return command, outcome, True
+            return ran, verdict
+        if self.pace > 0 and pause > 0:
+            self._pause(pause * self.pace, during_tool=True)
+        out.tool_result(tool_id, output)
+        return ran, verdict
 
     def _pause(self, seconds: float | None, *, during_tool: bool) -> None:
         """Take ``seconds`` (None: for ever); in a live session an interrupt ends the wait and the turn."""

@@ -1,9 +1,11 @@
 """The demo's approval scenario through the real gateway: the engineer wants to run the tests.
 
-The core as the runtime builds it (gateway, sessions, approval broker) runs the stand-in
-claude in demo mode on the warm live runner; the stand-in asks ``can_use_tool`` on its
-pipes; the request shows as a card and in the pending approvals; the requester's answer
-goes back to the stand-in, whose reply reaches the thread.
+The core as the runtime builds it (gateway, sessions, approval broker, control socket) runs
+the stand-in claude in demo mode. On a warm process (the default) the stand-in asks
+``can_use_tool`` on its own pipes; one process a turn (``"warm": false``) it calls the MCP
+permission tool, which asks the gateway over the control socket. Either way the request
+shows as a card and in the pending approvals, and the requester's answer goes back to the
+stand-in, whose reply reaches the thread.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from mpg_tui.config import parse_config
+from mpg_tui.control.journal import EventJournal
+from mpg_tui.control.server import ControlService, socket_path
 from mpg_tui.core.approvals import ApprovalBroker
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import SystemClock
@@ -24,6 +28,8 @@ from mpg_tui.core.gateway import Gateway
 from mpg_tui.core.ports import CardClick, InboundMessage
 from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.store import SessionStore
+from mpg_tui.runners.approval_tool import ApprovalToolLaunch
+from mpg_tui.runners.direct import DirectRunner
 from mpg_tui.runners.live import LiveRunner
 from mpg_tui.sandbox.agent import install_shim
 from mpg_tui.sandbox.agent.turn import TEST_COMMAND
@@ -43,6 +49,7 @@ class Demo:
     manager: SessionManager
     broker: ApprovalBroker
     runner: LiveRunner
+    warm: bool
     events: list[Event] = field(default_factory=list)
 
     def ask(self, content: str) -> asyncio.Task[None]:
@@ -59,14 +66,17 @@ class Demo:
         return await self.gateway.card_clicked(CardClick(request_id, value, REQUESTER, "ana"))
 
 
-@pytest.fixture
-async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
+@pytest.fixture(params=["warm", "per-turn"])
+async def demo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Demo]:
     project = tmp_path / "webshop"
     project.mkdir()
     (project / "shop.py").write_text("")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    warm = request.param == "warm"
     config = parse_config(
         {
-            "defaults": {"claudeArgs": ["--permission-mode", "acceptEdits"], "worktrees": False},
+            "defaults": {"claudeArgs": ["--permission-mode", "acceptEdits"], "worktrees": False, "warm": warm},
             "projects": {CHANNEL: {"name": "webshop", "directory": str(project), "agents": ["pm", "engineer"]}},
         }
     )
@@ -78,7 +88,8 @@ async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
     broker = ApprovalBroker(
         bus=bus, clock=clock, key=b"demo-approvals-test-key-00000000", project=config.project, chat=lambda: chat
     )
-    runner = LiveRunner(clock=clock, kill_grace_s=0.5)
+    tool = ApprovalToolLaunch(socket_path(run_dir))
+    runner = LiveRunner(DirectRunner(clock, kill_grace_s=0.5, approval_tool=tool), clock, kill_grace_s=0.5)
     manager = SessionManager(
         config=config,
         store=SessionStore(tmp_path / "sessions.json", clock=clock),
@@ -91,7 +102,10 @@ async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
         approvals=broker,
     )
     gateway = Gateway(config=config, sessions=manager, bus=bus, clock=clock, chat=chat, approvals=broker)
-    yield Demo(gateway, chat, manager, broker, runner, events)
+    control = ControlService(gateway, EventJournal(gateway, redact=()), socket_file=socket_path(run_dir))
+    await control.start()
+    yield Demo(gateway, chat, manager, broker, runner, warm, events)
+    await control.stop()
     await manager.close()
     await broker.close()
     await runner.close()
@@ -106,7 +120,8 @@ async def test_the_engineer_asks_to_run_the_tests_and_allowing_it_produces_the_r
     assert pending.summary == TEST_COMMAND and pending.tool == "Bash"
     [requested] = [e for e in demo.events if isinstance(e, ApprovalRequested)]
     assert requested.key == f"{thread}:engineer"
-    assert list(demo.runner.warm) == [requested.key]  # asked on the warm process's own pipes
+    # Warm: asked on the process's own pipes; per turn: through the permission tool.
+    assert list(demo.runner.warm) == ([requested.key] if demo.warm else [])
     assert not handled.done()
 
     assert "Allowed once by ana" in await demo.click(request_id, "allow")

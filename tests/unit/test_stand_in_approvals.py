@@ -8,8 +8,11 @@ model it was denied; an interrupt withdraws the request. Rules settle it without
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,6 +20,7 @@ import pytest
 from mpg_tui.sandbox.agent.options import parse_args
 from mpg_tui.sandbox.agent.permissions import rule_verdict
 from mpg_tui.sandbox.agent.turn import TEST_COMMAND
+from tests.unit.test_stand_in_agent import STREAM, claude, lines
 from tests.unit.test_stand_in_live import LIVE_ARGS, Live
 
 if TYPE_CHECKING:
@@ -190,3 +194,47 @@ async def test_the_bash_directive_asks_like_any_call_the_rules_leave_open(spawn:
     assert [r["content"] for r in tool_results(before)] == ["(Bash completed with no output)"]  # git: no asking
     respond(live, request["request_id"], {"behavior": "allow", "updatedInput": request["request"]["input"]})
     assert (await live.turn())[-1]["result"] == "shipped"
+
+
+FAKE_TOOL = """
+import json, sys
+for raw in sys.stdin:
+    message = json.loads(raw)
+    if message.get("method") == "initialize":
+        print(json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": {"protocolVersion": "2025-11-25"}}))
+    elif message.get("method") == "tools/call":
+        with open(sys.argv[2], "w") as seen:
+            json.dump(message["params"], seen)
+        if sys.argv[1] != "silent":
+            content = [{"type": "text", "text": sys.argv[1]}]
+            print(json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": {"content": content}}))
+    sys.stdout.flush()
+"""
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ('{"behavior": "allow", "updatedInput": {"command": "make test"}}', "Ran the tests (`make test`)"),
+        ('{"behavior": "deny", "message": "ana denied this"}', "did not run the tests (`python3 -m pytest -q`): ana"),
+        ("sure, go ahead", "invalid permission result"),
+        ("silent", "timed out after 0.3s"),
+    ],
+)
+def test_one_turn_per_process_asks_the_mcp_permission_tool(
+    stand_in: StandIn, tmp_path: Path, answer: str, expected: str
+) -> None:
+    script, seen = tmp_path / "tool.py", tmp_path / "seen.json"
+    script.write_text(FAKE_TOOL)
+    server = {"type": "stdio", "command": sys.executable, "args": [str(script), answer, str(seen)]}
+    config = json.dumps({"mcpServers": {"srv": server}})
+    args = ("--mcp-config", config, "--permission-prompt-tool", "mcp__srv__approve", *ENGINEER)
+    env = {**DEMO, "MCP_TOOL_TIMEOUT": "300"}
+    done = claude(stand_in, *STREAM, *args, prompt="run the tests", env=env)
+
+    assert expected in lines(done.stdout)[-1]["result"]
+    params = json.loads(seen.read_text())
+    assert params["name"] == "approve"
+    assert params["arguments"]["tool_name"] == "Bash"
+    assert params["arguments"]["input"]["command"] == TEST_COMMAND
+    assert set(params["arguments"]) == {"tool_name", "input", "tool_use_id"}

@@ -88,8 +88,10 @@ Permissions
     A tool call is settled as 2.1.330 settles it (:mod:`.permissions`): the allow/deny
     rules and the permission mode first; else, in a live session with
     ``--permission-prompt-tool stdio``, a ``can_use_tool`` control request to the host,
-    waited for without a timeout (an interrupt withdraws it); else it is denied with a
-    ``permission_denied`` line. The denial's message is the tool result the model sees.
+    waited for without a timeout (an interrupt withdraws it); with
+    ``--permission-prompt-tool mcp__SERVER__TOOL``, a call of that ``--mcp-config`` server's
+    tool (bounded by ``MCP_TOOL_TIMEOUT``); else it is denied with a ``permission_denied``
+    line. The denial's message is the tool result the model sees.
 
 Environment
     ``MPG_AGENT_MODE=demo``  persona replies for the demo: a Product Manager plans and

@@ -9,6 +9,8 @@
   ``can_use_tool`` control request and the turn waits for its ``control_response`` as long
   as it takes (the CLI has no timeout of its own); an interrupt withdraws the request
   (``control_cancel_request``) and ends the turn; the end of stdin fails it, as a denial.
+* With ``--permission-prompt-tool mcp__<server>__<tool>`` (a one-turn or tmux run) the tool
+  of that ``--mcp-config`` server is called and its answer awaited (:mod:`.mcp_prompt`).
 * Without a prompt tool the call is denied at once with a ``permission_denied`` line.
 
 :class:`ControlRequests` carries the stand-in's own requests to the host.
@@ -130,10 +132,18 @@ def settle(
     if by_rules is not None:
         message = "" if by_rules else f"Permission to use {tool} has been denied."
         return Verdict(by_rules, tool_input, message)
-    if options.permission_prompt_tool != "stdio" or requests is None:
+    prompt_tool = options.permission_prompt_tool or ""
+    if prompt_tool.startswith("mcp__") and prompt_tool.count("__") >= 2:
+        return _ask_tool(options, prompt_tool, tool, tool_input, tool_use_id)
+    if prompt_tool != "stdio" or requests is None:
         message = f"Claude requested permissions to use {tool}, but you haven't granted it yet."
         write_line({"type": "system", "subtype": "permission_denied", "tool_name": tool, "message": message})
         return Verdict(False, tool_input, message)
+    return _ask_host(requests, tool, tool_input, tool_use_id)
+
+
+def _ask_host(requests: ControlRequests, tool: str, tool_input: Mapping[str, Any], tool_use_id: str) -> Verdict:
+    """``can_use_tool`` over the live session's own pipes."""
     request = {
         "subtype": "can_use_tool",
         "tool_name": tool,
@@ -151,6 +161,23 @@ def settle(
         return Verdict(False, tool_input, f"Tool permission request failed: Error: {response.get('error')}", asked=True)
     body = response.get("response")
     decision = body if isinstance(body, dict) else {}
+    return _verdict(decision, tool_input)
+
+
+def _ask_tool(
+    options: Options, prompt_tool: str, tool: str, tool_input: Mapping[str, Any], tool_use_id: str
+) -> Verdict:
+    """The MCP permission tool (a one-turn or tmux run); a failed call denies the tool."""
+    from mpg_tui.sandbox.agent import mcp_prompt  # a subprocess: only imported when a tool must ask
+
+    try:
+        decision = mcp_prompt.ask(prompt_tool, options.mcp_config, tool, tool_input, tool_use_id)
+    except mcp_prompt.PromptToolError as exc:
+        return Verdict(False, tool_input, f"<tool_use_error>Error calling tool ({tool}): {exc}</tool_use_error>")
+    return _verdict(decision, tool_input)
+
+
+def _verdict(decision: dict[str, Any], tool_input: Mapping[str, Any]) -> Verdict:
     if decision.get("behavior") == "allow":
         updated = decision.get("updatedInput")
         return Verdict(True, updated if isinstance(updated, dict) else tool_input, asked=True)

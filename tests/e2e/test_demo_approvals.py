@@ -32,7 +32,7 @@ from mpg_tui.runners.approval_tool import ApprovalToolLaunch
 from mpg_tui.runners.direct import DirectRunner
 from mpg_tui.runners.live import LiveRunner
 from mpg_tui.sandbox.agent import install_shim
-from mpg_tui.sandbox.agent.turn import TEST_COMMAND
+from mpg_tui.sandbox.agent.personas import TEST_COMMAND
 from tests.contract.test_gateway import MemoryChat
 
 pytestmark = pytest.mark.e2e

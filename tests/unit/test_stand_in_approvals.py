@@ -19,7 +19,7 @@ import pytest
 
 from mpg_tui.sandbox.agent.options import parse_args
 from mpg_tui.sandbox.agent.permissions import rule_verdict
-from mpg_tui.sandbox.agent.turn import TEST_COMMAND
+from mpg_tui.sandbox.agent.personas import TEST_COMMAND
 from tests.unit.test_stand_in_agent import STREAM, claude, lines
 from tests.unit.test_stand_in_live import LIVE_ARGS, Live
 

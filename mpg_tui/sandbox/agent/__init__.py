@@ -112,7 +112,7 @@ Environment
 from __future__ import annotations
 
 from mpg_tui.sandbox.agent.cli import install_shim, main
+from mpg_tui.sandbox.agent.directives import filler, parse_directives, user_part
 from mpg_tui.sandbox.agent.options import UsageError, parse_args
-from mpg_tui.sandbox.agent.turn import filler, parse_directives, user_part
 
 __all__ = ["UsageError", "filler", "install_shim", "main", "parse_args", "parse_directives", "user_part"]

@@ -31,10 +31,11 @@ import sys
 import threading
 from typing import Any
 
+from mpg_tui.sandbox.agent.directives import DirectiveError
 from mpg_tui.sandbox.agent.options import VERSION, Options
 from mpg_tui.sandbox.agent.output import share_stdout, write_line
 from mpg_tui.sandbox.agent.permissions import ControlRequests
-from mpg_tui.sandbox.agent.turn import DirectiveError, LiveState, Turn, _log
+from mpg_tui.sandbox.agent.turn import LiveState, Turn, _log
 
 
 def serve(options: Options, entry: dict[str, Any]) -> int:

@@ -23,7 +23,7 @@ from mpg_tui.control.server import ControlService, socket_path
 from mpg_tui.core.approvals import ApprovalBroker
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import SystemClock
-from mpg_tui.core.events import ApprovalRequested, Event
+from mpg_tui.core.events import ApprovalDecided, ApprovalRequested, Event
 from mpg_tui.core.gateway import Gateway
 from mpg_tui.core.ports import CardClick, InboundMessage
 from mpg_tui.core.sessions import SessionManager
@@ -51,6 +51,8 @@ class Demo:
     runner: LiveRunner
     warm: bool
     events: list[Event] = field(default_factory=list)
+    decided: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a request is settled (decided, expired or withdrawn)."""
 
     def ask(self, content: str) -> asyncio.Task[None]:
         message = InboundMessage(
@@ -83,7 +85,9 @@ async def demo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
     clock = SystemClock()
     bus = EventBus()
     events: list[Event] = []
+    decided = asyncio.Event()
     bus.listen(events.append)
+    bus.listen(lambda event: decided.set() if isinstance(event, ApprovalDecided) else None)
     chat = MemoryChat()
     broker = ApprovalBroker(
         bus=bus, clock=clock, key=b"demo-approvals-test-key-00000000", project=config.project, chat=lambda: chat
@@ -104,7 +108,7 @@ async def demo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
     gateway = Gateway(config=config, sessions=manager, bus=bus, clock=clock, chat=chat, approvals=broker)
     control = ControlService(gateway, EventJournal(gateway, redact=()), socket_file=socket_path(run_dir))
     await control.start()
-    yield Demo(gateway, chat, manager, broker, runner, warm, events)
+    yield Demo(gateway, chat, manager, broker, runner, warm, events, decided)
     await control.stop()
     await manager.close()
     await broker.close()
@@ -139,3 +143,18 @@ async def test_denying_the_test_run_is_said_in_the_reply(demo: Demo) -> None:
     await asyncio.wait_for(handled, STEP_S)
     reply = "\n".join(demo.chat.thread_texts(thread))
     assert "did not run the tests" in reply and "ana denied this" in reply
+
+
+async def test_stopping_the_turn_withdraws_the_pending_request(demo: Demo) -> None:
+    handled = demo.ask("@engineer run the tests")
+    request_id = await demo.card()
+    thread = demo.chat.cards[-1][0]
+
+    assert await demo.gateway.stop(f"{thread}:engineer")
+    await asyncio.wait_for(handled, STEP_S)
+    await asyncio.wait_for(demo.decided.wait(), STEP_S)
+
+    [settled] = [e for e in demo.events if isinstance(e, ApprovalDecided)]
+    assert settled.id == request_id and settled.reason == "withdrawn"
+    assert demo.gateway.approvals() == []
+    assert any(text.startswith("⏹️ Stopped") for text in demo.chat.thread_texts(thread))

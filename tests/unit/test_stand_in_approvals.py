@@ -135,7 +135,11 @@ async def test_an_interrupt_withdraws_the_pending_request_and_ends_the_turn(spaw
     cancel = await live.line()
     assert cancel == {"type": "control_cancel_request", "request_id": request["request_id"]}
     assert (await live.line())["response"]["request_id"] == "stop"
-    result = (await live.turn())[-1]
+    rest = await live.turn()
+    [rejected] = tool_results(rest)
+    assert rejected["tool_use_id"] == request["request"]["tool_use_id"] and rejected["is_error"] is True
+    assert "doesn't want to proceed" in rejected["content"]
+    result = rest[-1]
     assert result["subtype"] == "error_during_execution" and result["terminal_reason"] == "aborted_tools"
     live.say("[[reply:still here]]")
     assert (await live.turn())[-1]["result"] == "still here"

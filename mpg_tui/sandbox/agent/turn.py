@@ -23,6 +23,13 @@ from mpg_tui.sandbox.agent.sessions import append_record, read_records, session_
 if TYPE_CHECKING:
     import threading
 
+REJECTED = (
+    "The user doesn't want to proceed with this tool use. The tool use was rejected (eg. if it was a file edit, "
+    "the new_string was NOT written to the file). STOP what you are doing and wait for the user to tell you how "
+    "to proceed."
+)
+"""The tool result of a call whose permission request an interrupt withdrew (2.1.330's words)."""
+
 # The wording, ``error`` tag and API error type of Claude Code 2.1.330 for each HTTP status
 # (the part after "usually temporary" names the configured API host; it is left out here).
 _API_ERRORS: dict[str, tuple[str, str, str]] = {
@@ -300,6 +307,7 @@ class Turn:
         try:
             verdict = settle(self.options, requests, "Bash", wanted, tool_id)
         except Withdrawn:
+            out.tool_result(tool_id, REJECTED, is_error=True)
             raise Interrupted(during_tool=True) from None
         ran = str(verdict.input.get("command") or command)
         if not verdict.allowed:

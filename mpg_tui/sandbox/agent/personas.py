@@ -105,8 +105,8 @@ class DemoPersona:
             command, outcome, passed = self._run_tests(out)
             if not passed:
                 return (
-                    f"Made the change for {task}, but I did not run the tests (`{command}`): {outcome}\n\n"
-                    f"{changed}\n\nTell me how you want them run and I will carry on."
+                    f"I did not run the tests (`{command}`): {outcome}\n\n"
+                    f'So far, for "{task}":\n{changed}\n\nTell me how you want them run and I will carry on.'
                 )
             ran = f"\n\nRan the tests (`{command}`): {outcome}."
         return f"Done: {task}.\n\n{changed}{ran}\n\nHANDOFF @pm: ready for review"

@@ -182,6 +182,8 @@ async def test_a_task_without_tests_asks_nothing(spawn: Spawn) -> None:
         (["--allowedTools", "Bash(make test)"], "make test-all", None),
         (["--allowedTools", "Bash", "--disallowedTools", "Bash(rm:*)"], "rm -rf build", False),
         (["--permission-mode", "bypassPermissions"], "rm -rf build", True),
+        (["--permission-mode", "dontAsk", "--allowedTools", "Bash(git:*)"], "rm -rf build", False),
+        (["--permission-mode", "dontAsk", "--allowedTools", "Bash(git:*)"], "git log", True),
         ([], TEST_COMMAND, None),
     ],
 )

@@ -3,7 +3,8 @@
 * The rules first: ``--dangerously-skip-permissions`` and ``--permission-mode
   bypassPermissions`` allow everything; a ``--disallowedTools`` rule denies; an
   ``--allowedTools`` rule allows (``Bash`` allows every command, ``Bash(git:*)`` the
-  commands that start with ``git``, ``Bash(make test)`` that exact command).
+  commands that start with ``git``, ``Bash(make test)`` that exact command);
+  ``--permission-mode dontAsk`` denies whatever they leave open.
 * What the rules do not settle goes to the permission prompt tool. With
   ``--permission-prompt-tool stdio`` in a live session the host is asked with a
   ``can_use_tool`` control request and the turn waits for its ``control_response`` as long
@@ -117,6 +118,8 @@ def rule_verdict(options: Options, tool: str, tool_input: Mapping[str, Any]) -> 
         return False
     if any(_matches(rule, tool, tool_input) for rule in _rules(options.allowed_tools)):
         return True
+    if options.permission_mode == "dontAsk":
+        return False  # what the rules do not allow is refused without asking
     return None
 
 

@@ -18,36 +18,40 @@ to the same process's stdin, so a follow-up costs a pipe write (see ``docs/live-
   process that died before saying anything about the new message is replaced at once,
   resuming the session, without failing the turn.
 * A turn's timeout first interrupts it (``control_request`` ``interrupt``), then, if claude
-  does not end the turn within the grace period, ends the process group. ``!stop``
+  does not end the turn within the grace period, ends the process group. The timeout stops
+  counting while a permission request waits for a person (:class:`RunDeadline`). ``!stop``
   (:meth:`LiveRunner.interrupt`) interrupts the same way and the process stays warm.
 * Requests without ``warm`` (``"warm": false``) go to the one-turn-per-process
   :class:`~mpg_tui.runners.direct.DirectRunner` this runner wraps.
 
 Requests from claude to the host (``can_use_tool``) reach the handler that
-``control_handler`` returns for the session; without one they are answered with an error.
+``control_handler`` returns for the session, by default the turn's asker
+(:func:`~mpg_tui.runners.approval_stdio.permission_handler`). A process's pipes and state
+are :mod:`mpg_tui.runners.live_process`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import dataclasses
 import json
 import logging
 import subprocess
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from mpg_tui.core.clock import Clock, SystemClock, TimerHandle
+from mpg_tui.core.clock import Clock, SystemClock
+from mpg_tui.core.deadline import RunDeadline
 from mpg_tui.core.events import RunnerKind
-from mpg_tui.core.permissions import AskPermission, PermissionRequest
+from mpg_tui.core.permissions import AskPermission
 from mpg_tui.core.runner import INTERRUPTED_ERROR, Progress, ProgressCallback, Runner, RunRequest, RunResult
+from mpg_tui.runners.approval_stdio import permission_handler
 from mpg_tui.runners.command import build_argv, child_env
 from mpg_tui.runners.direct import DirectRunner
-from mpg_tui.runners.parse import MAX_LINE_CHARS, OutputParser, missing_cli_result
+from mpg_tui.runners.live_process import LineProtocol, StopReason, WarmProcess, WarmTurn, fingerprint
+from mpg_tui.runners.parse import OutputParser, missing_cli_result
 from mpg_tui.runners.process import end_group
 from mpg_tui.runners.run_registry import RUN_ID_ENV, RunRegistry, new_run_id
 from mpg_tui.runners.stream_protocol import CONTROL_TYPES, ControlChannel, ControlError, RequestHandler, user_message
@@ -57,127 +61,6 @@ log = logging.getLogger(__name__)
 REGISTRY_PREFIX = "live-run-"
 """Registry files are ``<registry_dir>/live-run-<run id>.json`` (the direct runner's are ``direct-run-``)."""
 DEFAULT_IDLE_S = 600.0
-_STDERR_KEEP = 16 * 1024
-StopReason = Literal["timeout", "cancel", "interrupt"]
-
-
-class _LiveProtocol(asyncio.SubprocessProtocol):
-    """Splits claude's stdout into lines for its owner and notices the exit at once."""
-
-    def __init__(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.pipes_closed: asyncio.Future[None] = loop.create_future()
-        self.stderr = bytearray()
-        self.stderr_bytes = 0
-        """Everything claude wrote to stderr, counted (only a tail is kept)."""
-        self.on_line: Callable[[str], None] = lambda line: None
-        self.on_exit: Callable[[], None] = lambda: None
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._pending: list[str] = []
-        self._pending_len = 0
-        self._discarding = False
-        self._open = {1, 2}
-
-    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        raw = data.encode() if isinstance(data, str) else data
-        if fd == 1:
-            self._feed(self._decoder.decode(raw))
-        elif fd == 2:
-            self.stderr_bytes += len(raw)
-            self.stderr += raw
-            if len(self.stderr) > _STDERR_KEEP:
-                del self.stderr[: len(self.stderr) - _STDERR_KEEP]
-
-    def _feed(self, chunk: str) -> None:
-        start = 0
-        while (end := chunk.find("\n", start)) >= 0:
-            piece, start = chunk[start:end], end + 1
-            if self._discarding:
-                self._discarding = False
-                continue
-            if self._pending:
-                piece = "".join([*self._pending, piece])
-                self._pending.clear()
-                self._pending_len = 0
-            self._line(piece)
-        rest = chunk[start:]
-        if rest and not self._discarding:
-            self._pending.append(rest)
-            self._pending_len += len(rest)
-            if self._pending_len > MAX_LINE_CHARS:  # memory stays bounded whatever claude prints
-                self._pending.clear()
-                self._pending_len = 0
-                self._discarding = True
-
-    def _line(self, line: str) -> None:
-        try:
-            self.on_line(line)
-        except Exception:
-            log.exception("handling a line of claude's output failed")
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        if fd not in self._open:
-            return  # stdin
-        self._open.discard(fd)
-        if fd == 1:
-            self._feed(self._decoder.decode(b"", final=True))
-            if self._pending and not self._discarding:
-                self._line("".join(self._pending))
-            self._pending.clear()
-        if not self._open and not self.pipes_closed.done():
-            self.pipes_closed.set_result(None)
-
-    def process_exited(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(None)
-        self.on_exit()
-
-
-@dataclass(eq=False)
-class _Turn:
-    parser: OutputParser
-    on_progress: ProgressCallback
-    done: asyncio.Future[None]
-    """Resolved when the turn's ``result`` line arrives."""
-    stop_reason: StopReason | None = None
-    saw_output: bool = False
-    stopping: asyncio.Task[None] | None = None
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@dataclass(eq=False)
-class _Process:
-    """One warm claude and what it was started with."""
-
-    key: str
-    fingerprint: tuple[object, ...]
-    transport: asyncio.SubprocessTransport
-    protocol: _LiveProtocol
-    control: ControlChannel
-    session_id: str | None
-    last_used: float
-    registered: Path | None = None
-    turn: _Turn | None = None
-    turns: int = 0
-    idle_timer: TimerHandle | None = None
-    retire: bool = False
-    """Close once the turn in progress ends (released or reconfigured while busy)."""
-    ending: asyncio.Future[None] | None = None
-
-    @property
-    def pid(self) -> int:
-        return self.transport.get_pid()
-
-    @property
-    def usable(self) -> bool:
-        return self.ending is None and not self.retire and not self.protocol.exited.done()
-
-
-def fingerprint(request: RunRequest) -> tuple[object, ...]:
-    """What a process was started with, apart from the session it resumed."""
-    argv = build_argv(dataclasses.replace(request, session_id=None), live=True)
-    return (tuple(argv), str(request.cwd), tuple(sorted((request.env or {}).items())))
 
 
 class LiveRunner(Runner):
@@ -209,37 +92,11 @@ class LiveRunner(Runner):
         self._kill_grace_s = kill_grace_s
         self._interrupt_grace_s = interrupt_grace_s
         self._registry = RunRegistry(registry_dir, REGISTRY_PREFIX, self._clock) if registry_dir is not None else None
-        self._control_handler = control_handler or self._permission_handler
         self._asks: dict[str, AskPermission | None] = {}
+        self._control_handler = control_handler or (lambda key: permission_handler(lambda: self._asks.get(key)))
         """Per session, how its current turn asks a person (``can_use_tool``), if it may."""
-        self._procs: dict[str, _Process] = {}
+        self._procs: dict[str, WarmProcess] = {}
         self._background: set[asyncio.Task[None]] = set()
-
-    def _permission_handler(self, key: str) -> RequestHandler:
-        """Answers claude's ``can_use_tool`` for ``key``'s process with its current turn's asker.
-
-        The process outlives its turns, and each turn may be asked for by another member:
-        the handler looks the asker up when claude asks, not when the process starts. A
-        ``control_cancel_request`` cancels the waiting ask (the stream protocol does that).
-        """
-
-        async def handle(request_id: str, body: dict[str, Any]) -> dict[str, Any]:
-            if body.get("subtype") != "can_use_tool":
-                raise ValueError(f"unsupported request {body.get('subtype')!r}")
-            ask = self._asks.get(key)
-            raw_input = body.get("input")
-            request = PermissionRequest.from_tool_call(
-                str(body.get("tool_name", "")),
-                raw_input if isinstance(raw_input, dict) else {},
-                body.get("tool_use_id") if isinstance(body.get("tool_use_id"), str) else None,
-                tuple(s for s in body.get("permission_suggestions") or () if isinstance(s, dict)),
-            )
-            if ask is None:
-                return {"behavior": "deny", "message": "Approvals are not relayed for this session."}
-            decision = await ask(request)
-            return decision.cli_response(request)
-
-        return handle
 
     # -- settings and state -------------------------------------------------------------
 
@@ -359,13 +216,13 @@ class LiveRunner(Runner):
 
     # -- processes ----------------------------------------------------------------------
 
-    async def _spawn(self, request: RunRequest, wanted: tuple[object, ...]) -> _Process | RunResult:
+    async def _spawn(self, request: RunRequest, wanted: tuple[object, ...]) -> WarmProcess | RunResult:
         argv = build_argv(request, live=True)
         run_id = new_run_id()
         loop = asyncio.get_running_loop()
         try:
             transport, protocol = await loop.subprocess_exec(
-                _LiveProtocol,
+                LineProtocol,
                 *argv,
                 cwd=request.cwd,
                 env=child_env({**(request.env or {}), RUN_ID_ENV: run_id}),
@@ -387,7 +244,7 @@ class LiveRunner(Runner):
             stdin.write(data)
 
         handler = self._control_handler(request.key) if self._control_handler is not None else None
-        proc = _Process(
+        proc = WarmProcess(
             key=request.key,
             fingerprint=wanted,
             transport=transport,
@@ -404,15 +261,21 @@ class LiveRunner(Runner):
         self._trim()
         return proc
 
-    async def _turn(self, proc: _Process, request: RunRequest, on_progress: ProgressCallback) -> tuple[RunResult, bool]:
+    async def _turn(
+        self, proc: WarmProcess, request: RunRequest, on_progress: ProgressCallback
+    ) -> tuple[RunResult, bool]:
         """One turn on ``proc``; its result, and whether the process died without a word about it."""
         loop = asyncio.get_running_loop()
-        turn = _Turn(OutputParser(cwd=request.cwd), on_progress, loop.create_future())
+        turn = WarmTurn(OutputParser(cwd=request.cwd), on_progress, loop.create_future())
         proc.turn = turn
         stderr_before = proc.protocol.stderr_bytes
         self._cancel_idle(proc)
         proc.last_used = self._clock.monotonic()
-        timer = self._clock.call_later(request.timeout_s, lambda: self._stop_in_background(proc, turn, "timeout"))
+        # Time spent waiting for a person (a ``can_use_tool`` the relay holds) does not count.
+        waits = request.permissions.waits if request.permissions is not None else None
+        timer = RunDeadline(
+            self._clock, request.timeout_s, lambda: self._stop_in_background(proc, turn, "timeout"), waits
+        )
         try:
             with contextlib.suppress(OSError):  # a dead process: its exit says the rest
                 self._write(proc, request.prompt)
@@ -452,13 +315,13 @@ class LiveRunner(Runner):
         log.debug("turn of %s on its warm claude ended: ok=%s kind=%s", proc.key, result.ok, result.error_kind)
         return result, silent_death
 
-    def _write(self, proc: _Process, prompt: str) -> None:
+    def _write(self, proc: WarmProcess, prompt: str) -> None:
         stdin = proc.transport.get_pipe_transport(0)
         if not isinstance(stdin, asyncio.WriteTransport) or stdin.is_closing():
             raise BrokenPipeError("claude's stdin is closed")
         stdin.write(user_message(prompt))
 
-    def _as_stopped(self, result: RunResult, turn: _Turn, timeout_s: float) -> RunResult:
+    def _as_stopped(self, result: RunResult, turn: WarmTurn, timeout_s: float) -> RunResult:
         """The result of a turn we stopped, unless it finished well before the stop landed."""
         if result.ok or turn.stop_reason is None:
             return result
@@ -473,7 +336,7 @@ class LiveRunner(Runner):
         )
         return dataclasses.replace(result, error=stopped.error, error_kind=stopped.error_kind)
 
-    def _check_session(self, proc: _Process, result: RunResult) -> None:
+    def _check_session(self, proc: WarmProcess, result: RunResult) -> None:
         """Every result names the process's session; a process now in another one follows it."""
         if not result.session_id:
             return
@@ -483,7 +346,7 @@ class LiveRunner(Runner):
             )
         proc.session_id = result.session_id
 
-    def _on_line(self, proc: _Process, line: str) -> None:
+    def _on_line(self, proc: WarmProcess, line: str) -> None:
         text = line.strip()
         if not text:
             return
@@ -506,13 +369,13 @@ class LiveRunner(Runner):
             turn.done.set_result(None)
 
     @staticmethod
-    def _emit(turn: _Turn, item: Progress, key: str) -> None:
+    def _emit(turn: WarmTurn, item: Progress, key: str) -> None:
         try:
             turn.on_progress(item)
         except Exception:
             log.exception("run %s: progress callback failed on %s", key, item.step)
 
-    def _on_exit(self, proc: _Process) -> None:
+    def _on_exit(self, proc: WarmProcess) -> None:
         proc.control.close("claude exited")
         if proc.turn is None and proc.ending is None:
             code = proc.transport.get_returncode()
@@ -521,10 +384,10 @@ class LiveRunner(Runner):
 
     # -- stopping -----------------------------------------------------------------------
 
-    def _stop_in_background(self, proc: _Process, turn: _Turn, reason: StopReason) -> None:
+    def _stop_in_background(self, proc: WarmProcess, turn: WarmTurn, reason: StopReason) -> None:
         self._in_background(self._stop_turn(proc, turn, reason))
 
-    async def _stop_turn(self, proc: _Process, turn: _Turn, reason: StopReason) -> None:
+    async def _stop_turn(self, proc: WarmProcess, turn: WarmTurn, reason: StopReason) -> None:
         """Interrupt the turn (or, for ``cancel``, end the process); end the process group if the
         interrupt does not end the turn within the grace period. One stop per turn."""
         if turn.done.done() or turn.finished.is_set():
@@ -534,7 +397,7 @@ class LiveRunner(Runner):
             turn.stopping = asyncio.ensure_future(self._stopping(proc, turn, reason))
         await asyncio.shield(turn.stopping)
 
-    async def _stopping(self, proc: _Process, turn: _Turn, reason: StopReason) -> None:
+    async def _stopping(self, proc: WarmProcess, turn: WarmTurn, reason: StopReason) -> None:
         if reason != "cancel":
             try:
                 async with asyncio.timeout(self._interrupt_grace_s):
@@ -546,7 +409,7 @@ class LiveRunner(Runner):
                 return
         await self._end(proc)
 
-    def _end(self, proc: _Process, *, graceful: bool = False) -> asyncio.Future[None]:
+    def _end(self, proc: WarmProcess, *, graceful: bool = False) -> asyncio.Future[None]:
         """Close the process (``graceful``: end of stdin first, so claude exits on its own) and
         whatever is left in its group; forget it. One ending per process."""
         if self._procs.get(proc.key) is proc:
@@ -556,7 +419,7 @@ class LiveRunner(Runner):
             proc.ending = asyncio.ensure_future(self._ending(proc, graceful))
         return proc.ending
 
-    async def _ending(self, proc: _Process, graceful: bool) -> None:
+    async def _ending(self, proc: WarmProcess, graceful: bool) -> None:
         exited = proc.protocol.exited
         if graceful and not exited.done():
             stdin = proc.transport.get_pipe_transport(0)
@@ -580,7 +443,7 @@ class LiveRunner(Runner):
             proc.transport.close()  # a turn in progress closes it once its output is read
         log.debug("warm claude of %s closed after %d turn(s)", proc.key, proc.turns)
 
-    def _retire(self, proc: _Process) -> None:
+    def _retire(self, proc: WarmProcess) -> None:
         if proc.turn is None:
             self._in_background(self._end(proc, graceful=True))
         else:
@@ -598,16 +461,16 @@ class LiveRunner(Runner):
 
     # -- idle ---------------------------------------------------------------------------
 
-    def _arm_idle(self, proc: _Process) -> None:
+    def _arm_idle(self, proc: WarmProcess) -> None:
         self._cancel_idle(proc)
         proc.idle_timer = self._clock.call_later(self._idle_s, lambda: self._on_idle(proc))
 
-    def _cancel_idle(self, proc: _Process) -> None:
+    def _cancel_idle(self, proc: WarmProcess) -> None:
         if proc.idle_timer is not None:
             proc.idle_timer.cancel()
             proc.idle_timer = None
 
-    def _on_idle(self, proc: _Process) -> None:
+    def _on_idle(self, proc: WarmProcess) -> None:
         proc.idle_timer = None
         if proc.turn is None and self._procs.get(proc.key) is proc:
             log.info("closing the warm claude of %s: idle for %g s", proc.key, self._idle_s)

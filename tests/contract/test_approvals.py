@@ -1,10 +1,12 @@
-"""Approvals relayed from the real claude CLI, through the MCP permission tool and the control socket.
+"""Approvals relayed from the real claude CLI: through the MCP permission tool and the control
+socket (one process a turn, tmux), and over a warm process's own pipes (``can_use_tool``).
 
 The model (scripted by the loopback Messages API) asks for a Bash command outside the
 allowlist (``python3 -c …`` reaches the prompt even in acceptEdits mode); the request appears
 in the thread with buttons; another member's click is refused; the requester decides; the
 Messages API sees what claude was told. The same allow path runs under tmux persistence
-across a gateway restart while the request is pending.
+across a gateway restart while the request is pending, and on the live runner, where the
+request reaches the broker as a control request and the process stays warm after the turn.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.store import SessionStore
 from mpg_tui.runners.approval_tool import ApprovalToolLaunch
 from mpg_tui.runners.direct import DirectRunner
+from mpg_tui.runners.live import LiveRunner
 from mpg_tui.runners.tmux import TmuxRunner
 from tests.contract.conftest import CHANNEL, ClaudeWorld
 from tests.contract.messages_api import Text, ToolUse
@@ -84,7 +87,8 @@ async def make_stack(world: ClaudeWorld, tmp_path: Path, tmux_socket: str) -> As
 
     def make(kind: str = "direct", *, broker_clock: Clock | None = None, **project: Any) -> Stack:
         clock = SystemClock()
-        config: GatewayConfig = world.config(persistence=kind, worktrees=False, **project)
+        persistence = "tmux" if kind == "tmux" else "direct"
+        config: GatewayConfig = world.config(persistence=persistence, worktrees=False, warm=kind == "live", **project)
         bus = EventBus()
         events: list[Event] = []
         bus.listen(events.append)
@@ -102,6 +106,8 @@ async def make_stack(world: ClaudeWorld, tmp_path: Path, tmux_socket: str) -> As
         runner: Runner
         if kind == "direct":
             runner = DirectRunner(clock, kill_grace_s=0.5, approval_tool=tool)
+        elif kind == "live":
+            runner = LiveRunner(DirectRunner(clock, kill_grace_s=0.5, approval_tool=tool), clock, kill_grace_s=0.5)
         else:
             runner = TmuxRunner(
                 tmux_socket, run_dir / "tmux", clock=clock, kill_grace_s=0.5, poll_interval_s=0.05, approval_tool=tool
@@ -249,3 +255,57 @@ async def test_under_tmux_a_pending_request_is_asked_again_by_the_restarted_gate
     [tool_result] = world.api.requests[-1].tool_results()
     assert "42" in str(tool_result["content"])
     assert thread == second.chat.cards[-1][0]
+
+
+async def test_on_a_warm_process_the_request_comes_over_its_pipes_and_allowing_runs_the_command(
+    world: ClaudeWorld, make_stack: MakeStack
+) -> None:
+    stack = make_stack("live")  # no control socket: the only way to ask is claude's own stdout
+    assert isinstance(stack.runner, LiveRunner)
+    world.api.script(
+        ToolUse("Bash", {"command": COMMAND, "description": "the tests"}),
+        Text("The tests printed 42."),
+        Text("Still here."),
+    )
+
+    handled = asyncio.create_task(stack.gateway.handle_message(ask()))
+    request_id = await stack.card()
+    thread, card = stack.chat.cards[-1]
+    assert COMMAND in card.text
+    [pending] = stack.gateway.approvals()
+    key = stack.gateway.sessions()[0].key
+    assert pending.summary == COMMAND and list(stack.runner.warm) == [key]
+    pid = stack.runner.warm[key]
+
+    assert (await stack.click(request_id, "allow", OTHER)).startswith("Not yours to decide")
+    assert "Allowed once by ana" in await stack.click(request_id, "allow", REQUESTER)
+    await asyncio.wait_for(handled, 60)
+
+    [tool_result] = world.api.requests[-1].tool_results()
+    assert "42" in str(tool_result["content"]) and not tool_result.get("is_error")
+    assert stack.chat.thread_texts(thread)[-1] == "The tests printed 42."
+    assert stack.chat.verdicts[request_id] == "✅ Allowed once by ana."
+    assert stack.runner.warm == {key: pid}, "the process stays warm after the turn"
+
+    follow_up = InboundMessage(
+        id="1002", channel_id=thread, author_id=REQUESTER, author_name="ana", content="ok?", parent_channel_id=CHANNEL
+    )
+    await asyncio.wait_for(stack.gateway.handle_message(follow_up), 60)
+    assert stack.chat.thread_texts(thread)[-1] == "Still here."
+    assert stack.runner.warm == {key: pid}
+
+
+async def test_on_a_warm_process_a_denied_command_is_not_run_and_claude_is_told(
+    world: ClaudeWorld, make_stack: MakeStack
+) -> None:
+    stack = make_stack("live")
+    world.api.script(ToolUse("Bash", {"command": COMMAND}), Text("I was not allowed to run the tests."))
+
+    handled = asyncio.create_task(stack.gateway.handle_message(ask()))
+    request_id = await stack.card()
+    assert "Denied by ana" in await stack.click(request_id, "deny", REQUESTER)
+    await asyncio.wait_for(handled, 60)
+
+    [tool_result] = world.api.requests[-1].tool_results()
+    assert tool_result.get("is_error") and "ana denied this" in str(tool_result["content"])
+    assert stack.chat.thread_texts(stack.chat.cards[-1][0])[-1] == "I was not allowed to run the tests."

@@ -1,4 +1,5 @@
-"""The live runner against the real claude CLI: warm processes, their end, interrupts and timeouts."""
+"""The live runner against the real claude CLI: warm processes, their end, interrupts, timeouts, and
+timeouts that stop counting while claude waits for a person (``can_use_tool`` over its pipes)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from mpg_tui.core.clock import FakeClock
+from mpg_tui.core.permissions import PermissionDecision, PermissionRelay, PermissionRequest
 from mpg_tui.core.runner import RunRequest
 from mpg_tui.runners.live import LiveRunner
 from tests.contract.conftest import ClaudeWorld, ProgressLog
-from tests.contract.messages_api import Held, Text
+from tests.contract.messages_api import Held, Text, ToolUse
 from tests.unit.test_direct_runner import alive, ended
 
 IDLE_S = 600.0
@@ -116,3 +118,29 @@ async def test_a_timeout_ends_a_turn_waiting_on_a_slow_model(
     slow.release.set()
 
     assert result.error_kind == "timeout" and "within 1 min" in (result.error or "")
+
+
+async def test_a_permission_request_longer_than_the_timeout_does_not_end_the_turn(
+    world: ClaudeWorld, live: LiveRunner, clock: FakeClock
+) -> None:
+    asked: asyncio.Queue[PermissionRequest] = asyncio.Queue()
+    decision: asyncio.Future[PermissionDecision] = asyncio.get_running_loop().create_future()
+
+    async def ask(request: PermissionRequest) -> PermissionDecision:
+        with relay.waits.hold():
+            await asked.put(request)
+            return await decision
+
+    relay = PermissionRelay(ask=ask, token="token", timeout_s=600.0)
+    command = 'python3 -c "print(6*7)"'
+    world.api.script(ToolUse("Bash", {"command": command}), Text("It printed 42."))
+    turn = asyncio.create_task(live.run(warm(world, "Run it.", timeout_s=60, permissions=relay), ProgressLog()))
+    assert (await asked.get()).summary == command
+
+    clock.advance(600)  # ten timeouts, all spent waiting for the answer
+    decision.set_result(PermissionDecision("allow", decided_by="ana"))
+    result = await turn
+
+    assert result.ok and result.text == "It printed 42."
+    [tool_result] = world.api.requests[-1].tool_results()
+    assert "42" in str(tool_result["content"])

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from mpg_tui.core.clock import FakeClock
-from mpg_tui.core.runner import RunRequest
+from mpg_tui.core.permissions import PermissionDecision, PermissionRelay, PermissionRequest
+from mpg_tui.core.runner import Progress, RunRequest
 from mpg_tui.runners.live import REGISTRY_PREFIX, LiveRunner
 from tests.unit.test_direct_runner import alive, collect, ended
 
@@ -261,3 +262,57 @@ async def test_what_a_turn_left_running_ends_when_the_warm_process_closes(
     await runner.release("thread-1")
 
     assert await ended(orphan)
+
+
+# -- waiting for a person -------------------------------------------------------------------
+
+
+class Approver:
+    """A relay whose asks wait, holding the run's waits, until the test decides."""
+
+    def __init__(self) -> None:
+        self.asked: asyncio.Queue[PermissionRequest] = asyncio.Queue()
+        self.decision: asyncio.Future[PermissionDecision] = asyncio.get_running_loop().create_future()
+        self.relay = PermissionRelay(ask=self.ask, token="token", timeout_s=600.0)
+
+    async def ask(self, request: PermissionRequest) -> PermissionDecision:
+        with self.relay.waits.hold():
+            await self.asked.put(request)
+            return await self.decision
+
+
+async def test_time_waiting_for_a_person_does_not_count_toward_the_turns_timeout(
+    runner: LiveRunner, stand_in: StandIn, clock: FakeClock
+) -> None:
+    approver = Approver()
+    request = warm(stand_in, "[[bash:make deploy]] [[reply:deployed]]", timeout_s=30, permissions=approver.relay)
+    task = asyncio.create_task(runner.run(request, lambda p: None))
+    asked = await approver.asked.get()
+    assert asked.summary == "make deploy"
+    assert clock.pending == 0, "no timeout is armed while the request waits"
+
+    clock.advance(600)  # twenty timeouts' worth, all of it waiting for the answer
+    approver.decision.set_result(PermissionDecision("allow", decided_by="ana"))
+    result = await task
+
+    assert result.ok and result.text == "deployed"
+    assert "--permission-prompt-tool" in stand_in.invocations()[0]["argv"]
+
+
+async def test_the_timeout_counts_again_once_the_person_has_answered(
+    runner: LiveRunner, stand_in: StandIn, clock: FakeClock
+) -> None:
+    approver = Approver()
+    request = warm(stand_in, "[[bash:make deploy]] [[sleep:60]]", timeout_s=30, permissions=approver.relay)
+    progress: asyncio.Queue[Progress] = asyncio.Queue()
+    task = asyncio.create_task(runner.run(request, progress.put_nowait))
+    await approver.asked.get()
+    clock.advance(600)
+    approver.decision.set_result(PermissionDecision("allow", decided_by="ana"))
+    while "sleep 60" not in (await progress.get()).text:
+        pass  # the command ran; the turn works on
+
+    clock.advance(30)
+    result = await task
+
+    assert not result.ok and result.error_kind == "timeout"

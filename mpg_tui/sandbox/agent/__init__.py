@@ -51,6 +51,8 @@ Directives
     ``[[sleep:S]]``           take S more seconds, with a tool_use progress line every 0.2 s
                               (in a live session an interrupt cuts it short)
     ``[[tool:NAME:TARGET]]``  use tool NAME on TARGET (a tool_use + tool_result pair)
+    ``[[bash:COMMAND]]``      run COMMAND with Bash, settled as the CLI settles it (see Permissions):
+                              it may ask the host first; a denial is its result
     ``[[handoff:AGENT:TASK]]`` end the reply with the line ``HANDOFF @AGENT: TASK``
     ``[[newsession]]``        answer with a new session id, even when resuming
     ``[[cost:USD]]``          the turn costs exactly USD dollars (else a price of its tokens),
@@ -82,6 +84,15 @@ Spending cap
     ``orphan``    start ``sleep 300`` in our process group, left behind when we exit;
                   combines with the others (``[[error:orphan]] [[error:hang]]``)
 
+Permissions
+    A tool call is settled as 2.1.330 settles it (:mod:`.permissions`): the allow/deny
+    rules and the permission mode first; else, in a live session with
+    ``--permission-prompt-tool stdio``, a ``can_use_tool`` control request to the host,
+    waited for without a timeout (an interrupt withdraws it); with
+    ``--permission-prompt-tool mcp__SERVER__TOOL``, a call of that ``--mcp-config`` server's
+    tool (bounded by ``MCP_TOOL_TIMEOUT``); else it is denied with a ``permission_denied``
+    line. The denial's message is the tool result the model sees.
+
 Environment
     ``MPG_AGENT_MODE=demo``  persona replies for the demo: a Product Manager plans and
                              hands off to @engineer (approves when the new message
@@ -89,6 +100,9 @@ Environment
                              Bash(git) progress and hands back with
                              ``HANDOFF @pm: ready for review``; no role: one helpful
                              paragraph. Deterministic. Directives still win.
+                             An engineer whose task mentions tests also runs
+                             ``python3 -m pytest -q``, which the default allowlist does
+                             not cover: it asks first (see Permissions).
     ``MPG_AGENT_PACE=F``     multiply the demo personas' pauses by F (0 = no pauses).
     ``MPG_AGENT_LOG=FILE``   append one JSON line per invocation: argv, cwd, prompt,
                              sorted environment variable names, pid (and a line with
@@ -98,7 +112,7 @@ Environment
 from __future__ import annotations
 
 from mpg_tui.sandbox.agent.cli import install_shim, main
+from mpg_tui.sandbox.agent.directives import filler, parse_directives, user_part
 from mpg_tui.sandbox.agent.options import UsageError, parse_args
-from mpg_tui.sandbox.agent.turn import filler, parse_directives, user_part
 
 __all__ = ["UsageError", "filler", "install_shim", "main", "parse_args", "parse_directives", "user_part"]

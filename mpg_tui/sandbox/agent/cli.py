@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from mpg_tui.sandbox.agent import interactive
+from mpg_tui.sandbox.agent.directives import DirectiveError
 from mpg_tui.sandbox.agent.options import VERSION, Options, UsageError, parse_args
-from mpg_tui.sandbox.agent.turn import DirectiveError, Turn, _log
+from mpg_tui.sandbox.agent.turn import Turn, _log
 
 
 def install_shim(bin_dir: Path) -> Path:

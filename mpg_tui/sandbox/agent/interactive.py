@@ -15,8 +15,10 @@ import sys
 import uuid
 from typing import Any
 
+from mpg_tui.sandbox.agent.directives import DirectiveError, first_line, user_part
 from mpg_tui.sandbox.agent.options import Options
-from mpg_tui.sandbox.agent.turn import DirectiveError, Turn, _read_records, first_line, session_file, user_part
+from mpg_tui.sandbox.agent.sessions import read_records, session_file
+from mpg_tui.sandbox.agent.turn import Turn
 
 SHOWN_CHARS = 160
 LEAVE = {"", "/exit", "/quit", "exit"}
@@ -49,7 +51,7 @@ def run(options: Options) -> int:
             sys.stderr.write(f"No conversation found with session ID: {options.resume}\n")
             return 1
         _write(f"✻ Claude Code (stand-in) · resuming {session_id[:8]} in {cwd}\n\n")
-        for record in _read_records(path):
+        for record in read_records(path):
             kind = record.get("type")
             text = _text((record.get("message") or {}).get("content"))
             if kind == "user" and text.strip():

@@ -17,8 +17,9 @@ It speaks what Claude Code 2.1.330 speaks on its pipes in that mode:
   ``model_usage_since_last_result``.
 
 A reader thread owns stdin, so control requests are answered while a turn works.
-:class:`ControlRequests` is the other direction, the stand-in asking the host and
-waiting for its ``control_response`` by ``request_id`` (what a permission prompt needs).
+The other direction, the stand-in asking the host (``can_use_tool`` with
+``--permission-prompt-tool stdio``), is :mod:`mpg_tui.sandbox.agent.permissions`; an
+interrupt withdraws a pending request (``control_cancel_request``) before it is answered.
 """
 
 from __future__ import annotations
@@ -28,51 +29,22 @@ import os
 import queue
 import sys
 import threading
-import uuid
 from typing import Any
 
+from mpg_tui.sandbox.agent.directives import DirectiveError
 from mpg_tui.sandbox.agent.options import VERSION, Options
 from mpg_tui.sandbox.agent.output import share_stdout, write_line
-from mpg_tui.sandbox.agent.turn import DirectiveError, LiveState, Turn, _log
-
-
-class ControlRequests:
-    """Requests from the stand-in to the host, each awaiting the host's ``control_response``."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._waiting: dict[str, tuple[threading.Event, list[dict[str, Any]]]] = {}
-
-    def ask(self, request: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any] | None:
-        """Send ``request`` (with its ``subtype``) and return the host's response, or None on timeout."""
-        request_id = str(uuid.uuid4())
-        answered = threading.Event()
-        box: list[dict[str, Any]] = []
-        with self._lock:
-            self._waiting[request_id] = (answered, box)
-        write_line({"type": "control_request", "request_id": request_id, "request": request})
-        answered.wait(timeout_s)
-        with self._lock:
-            self._waiting.pop(request_id, None)
-        return box[0] if box else None
-
-    def resolve(self, response: dict[str, Any]) -> None:
-        """Hand a ``control_response`` line's ``response`` to whoever asked; unknown ids are ignored."""
-        request_id = response.get("request_id")
-        with self._lock:
-            waiting = self._waiting.get(request_id) if isinstance(request_id, str) else None
-        if waiting is not None:
-            waiting[1].append(response)
-            waiting[0].set()
+from mpg_tui.sandbox.agent.permissions import ControlRequests
+from mpg_tui.sandbox.agent.turn import LiveState, Turn, _log
 
 
 def serve(options: Options, entry: dict[str, Any]) -> int:
     """Run turns from stdin until it ends; the process's exit status."""
     share_stdout(threading.Lock())
     inbox: queue.Queue[str | None] = queue.Queue()
-    state = LiveState(stop=threading.Event())
-    busy = threading.Event()
     requests = ControlRequests()
+    state = LiveState(stop=threading.Event(), requests=requests)
+    busy = threading.Event()
     reader = threading.Thread(target=_read_stdin, args=(inbox, state, busy, requests), daemon=True)
     reader.start()
     status = 0
@@ -116,10 +88,11 @@ def _read_stdin(
             if kind == "user":
                 inbox.put(_user_text(message.get("message")))
             elif kind == "control_request":
-                _answer(message, state, busy)
+                _answer(message, state, busy, requests)
             elif kind == "control_response" and isinstance(message.get("response"), dict):
                 requests.resolve(message["response"])
     finally:
+        requests.close()
         inbox.put(None)
 
 
@@ -134,14 +107,16 @@ def _user_text(message: object) -> str:
     return ""
 
 
-def _answer(message: dict[str, Any], state: LiveState, busy: threading.Event) -> None:
+def _answer(message: dict[str, Any], state: LiveState, busy: threading.Event, requests: ControlRequests) -> None:
     request_id = message.get("request_id")
     request = message.get("request")
     subtype = request.get("subtype") if isinstance(request, dict) else None
     if subtype == "interrupt":
+        wake_askers = requests.withdraw_all()  # a pending permission request is withdrawn first
         write_line(_success(request_id, {"still_queued": []}))
         if busy.is_set():
             state.stop.set()  # after the response: the host sees it before the turn's result
+        wake_askers()
     elif subtype == "initialize":
         body = {"commands": [], "pid": os.getpid(), "claude_code_version": VERSION.split()[0], "session_state": "idle"}
         write_line(_success(request_id, body))

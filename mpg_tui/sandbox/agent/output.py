@@ -65,6 +65,8 @@ class Emitter:
         self.result_index = result_index
         self.turn_cost = 0.0
         self.results = 0
+        self.denials: list[dict[str, Any]] = []
+        """``permission_denials`` of the turn's result."""
 
     def raw(self, text: str) -> None:
         with _write_lock:
@@ -97,25 +99,39 @@ class Emitter:
         )
 
     def tool(self, name: str, target: str) -> None:
-        self.tool_uses += 1
-        if self.format != "stream-json":
-            return
         key = _TOOL_INPUT_KEY.get(name, "target")
         value = os.path.join(self.cwd, target) if name in _PATH_TOOLS and target else target
+        tool_id = self.tool_use(name, {key: value})
+        self.tool_result(tool_id, f"{name} done")
+
+    def tool_use(self, name: str, tool_input: dict[str, Any]) -> str:
+        """The model asks for a tool; returns the call's ID (its result follows with :meth:`tool_result`)."""
+        self.tool_uses += 1
         tool_id = "toolu_" + uuid.uuid4().hex[:24]
-        self._assistant([{"type": "tool_use", "id": tool_id, "name": name, "input": {key: value}}])
+        if self.format == "stream-json":
+            self._assistant([{"type": "tool_use", "id": tool_id, "name": name, "input": tool_input}])
+        return tool_id
+
+    def tool_result(self, tool_id: str, content: str, *, is_error: bool = False) -> None:
+        if self.format != "stream-json":
+            return
+        block: dict[str, Any] = {"tool_use_id": tool_id, "type": "tool_result", "content": content}
+        if is_error:
+            block["is_error"] = True
         self.line(
             {
                 "type": "user",
-                "message": {
-                    "role": "user",
-                    "content": [{"tool_use_id": tool_id, "type": "tool_result", "content": f"{name} done"}],
-                },
+                "message": {"role": "user", "content": [block]},
                 "parent_tool_use_id": None,
                 "session_id": self.session_id,
                 "uuid": str(uuid.uuid4()),
             }
         )
+
+    def denied(self, tool_id: str, name: str, tool_input: dict[str, Any], message: str) -> None:
+        """A tool call that was not allowed: the model gets ``message``, the result lists it."""
+        self.denials.append({"tool_name": name, "tool_use_id": tool_id, "tool_input": tool_input})
+        self.tool_result(tool_id, message, is_error=True)
 
     def text(self, text: str) -> None:
         if self.format == "stream-json":
@@ -200,7 +216,7 @@ class Emitter:
                     "contextWindow": 200000,
                 }
             },
-            "permission_denials": [],
+            "permission_denials": list(self.denials),
             "uuid": str(uuid.uuid4()),
         }
         if subtype in ("error_max_turns", "error_max_budget_usd"):

@@ -1,10 +1,9 @@
-"""One turn of the stand-in: directives, the session file, the output lines and the demo personas."""
+"""One turn of the stand-in: what the directives ask for, the session it belongs to, its output and its end."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import sys
 import time
@@ -14,11 +13,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from mpg_tui.sandbox.agent.options import ERROR_KINDS, Options
+from mpg_tui.sandbox.agent.directives import filler, first_line, parse_directives, role_of, user_part
+from mpg_tui.sandbox.agent.options import Options
 from mpg_tui.sandbox.agent.output import Emitter, Meter, cost_of, token_usage
+from mpg_tui.sandbox.agent.permissions import ControlRequests, Verdict, Withdrawn, settle
+from mpg_tui.sandbox.agent.personas import DemoPersona
+from mpg_tui.sandbox.agent.sessions import append_record, read_records, session_file
 
 if TYPE_CHECKING:
     import threading
+
+REJECTED = (
+    "The user doesn't want to proceed with this tool use. The tool use was rejected (eg. if it was a file edit, "
+    "the new_string was NOT written to the file). STOP what you are doing and wait for the user to tell you how "
+    "to proceed."
+)
+"""The tool result of a call whose permission request an interrupt withdrew (2.1.330's words)."""
 
 # The wording, ``error`` tag and API error type of Claude Code 2.1.330 for each HTTP status
 # (the part after "usually temporary" names the configured API host; it is left out here).
@@ -40,13 +50,6 @@ _API_ERRORS: dict[str, tuple[str, str, str]] = {
         "overloaded_error",
     ),
 }
-_DIRECTIVE = re.compile(r"\[\[(reply|echo|chars|recall|sleep|tool|handoff|newsession|error|cost)(?::([^\n]*?))?\]\]")
-_ROLE = re.compile(r"^Your role:\s*(.+?)\s*$", re.MULTILINE)
-_HISTORY_END = "</thread-history>"
-
-
-class DirectiveError(Exception):
-    """A directive with an argument the stand-in cannot use."""
 
 
 class _BudgetReached(Exception):
@@ -70,115 +73,8 @@ class LiveState:
     session_id: str | None = None
     spent_usd: float = 0.0
     results: int = 0
-
-
-@dataclass(frozen=True)
-class Directive:
-    name: str
-    arg: str | None
-
-
-def user_part(prompt: str) -> str:
-    """The text after the thread-history block, or the whole prompt if there is none."""
-    _, found, rest = prompt.rpartition(_HISTORY_END)
-    return rest.lstrip("\n") if found else prompt
-
-
-def parse_directives(text: str) -> list[Directive]:
-    found = [Directive(m.group(1), m.group(2)) for m in _DIRECTIVE.finditer(text)]
-    for directive in found:
-        _check(directive)
-    return found
-
-
-def _check(directive: Directive) -> None:
-    name, arg = directive.name, directive.arg
-    problem = None
-    if name in {"reply", "tool", "handoff", "chars", "sleep", "error", "cost"} and not arg:
-        problem = "needs an argument"
-    elif name == "cost" and not _is_number(arg or ""):
-        problem = "expects a number of dollars"
-    elif name == "chars" and not (arg or "").isdigit():
-        problem = "expects a whole number of characters"
-    elif name == "sleep" and not _is_number(arg or ""):
-        problem = "expects a number of seconds"
-    elif name == "handoff" and ":" not in (arg or ""):
-        problem = "expects AGENT:TASK"
-    elif name == "echo" and arg not in (None, "full"):
-        problem = "takes no argument or 'full'"
-    elif name in {"recall", "newsession"} and arg is not None:
-        problem = "takes no argument"
-    elif name == "error":
-        kind, _, count = (arg or "").partition(":")
-        if kind not in ERROR_KINDS:
-            problem = f"kind must be one of {', '.join(ERROR_KINDS)}"
-        elif kind == "flood" and not _is_number(count):
-            problem = "flood expects a number of megabytes: [[error:flood:N]]"
-    if problem:
-        shown = f"[[{name}:{arg}]]" if arg is not None else f"[[{name}]]"
-        raise DirectiveError(f"stand-in claude: bad directive {shown}: {problem}")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        return float(text) >= 0
-    except ValueError:
-        return False
-
-
-def first_line(text: str) -> str:
-    cleaned = _DIRECTIVE.sub("", text)
-    return next((line.strip() for line in cleaned.splitlines() if line.strip()), "")
-
-
-def role_of(options: Options) -> str | None:
-    found = _ROLE.search(options.append_system_prompt) or _ROLE.search(options.system_prompt)
-    return found.group(1) if found else None
-
-
-def filler(count: int) -> str:
-    """Exactly ``count`` characters of text, in lines of 80 (newline included)."""
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    chars = ["\n" if i % 80 == 79 else letters[i % 26] for i in range(count)]
-    if chars and chars[-1] == "\n":
-        chars[-1] = "."
-    return "".join(chars)
-
-
-# -- sessions ------------------------------------------------------------------------------
-
-
-def config_dir() -> Path:
-    configured = os.environ.get("CLAUDE_CONFIG_DIR")
-    return Path(configured) if configured else Path.home() / ".claude"
-
-
-def session_file(cwd: str, session_id: str) -> Path:
-    return config_dir() / "projects" / cwd.replace("/", "-") / f"{session_id}.jsonl"
-
-
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue
-    return records
-
-
-def _append_record(path: Path, session_id: str, cwd: str, role: str, content: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record = {
-        "type": role,
-        "sessionId": session_id,
-        "cwd": cwd,
-        "uuid": str(uuid.uuid4()),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "message": {"role": role, "content": content},
-    }
-    with path.open("a", encoding="utf-8") as file:
-        file.write(json.dumps(record, ensure_ascii=False) + "\n")
+    requests: ControlRequests | None = None
+    """The stand-in's own requests to the host (``can_use_tool``)."""
 
 
 # -- output --------------------------------------------------------------------------------
@@ -197,7 +93,7 @@ class Turn:
         self.errors = [(d.arg or "").partition(":") for d in self.directives if d.name == "error"]
         self.pace = _env_float("MPG_AGENT_PACE", 1.0)
         costs = [float(d.arg or 0) for d in self.directives if d.name == "cost"]
-        calls = 1 + sum(1 for d in self.directives if d.name == "tool")
+        calls = 1 + sum(1 for d in self.directives if d.name in {"tool", "bash"})
         self.meter = Meter(costs[-1] if costs else None, calls, options.max_budget_usd)
         self.session_id: str | None = None
 
@@ -218,12 +114,12 @@ class Turn:
         else:
             out = Emitter(self.options, session_id, self.cwd, spent_before=live.spent_usd, result_index=live.results)
         path = session_file(self.cwd, session_id)
-        _append_record(path, session_id, self.cwd, "user", self.prompt)
+        append_record(path, session_id, self.cwd, "user", self.prompt)
         try:
             code = self._respond(out, failure, history, path)
         except Interrupted as stop:
             marker = "[Request interrupted by user" + (" for tool use]" if stop.during_tool else "]")
-            _append_record(path, session_id, self.cwd, "user", [{"type": "text", "text": marker}])
+            append_record(path, session_id, self.cwd, "user", [{"type": "text", "text": marker}])
             out.interrupted(stop.during_tool)
             code = 1
         self.printed_result = out.results > 0
@@ -249,7 +145,7 @@ class Turn:
             reply = self._work(out, history)
         except _BudgetReached:
             return self._budget_exhausted(out, "")
-        _append_record(path, session_id, self.cwd, "assistant", [{"type": "text", "text": reply}])
+        append_record(path, session_id, self.cwd, "assistant", [{"type": "text", "text": reply}])
         out.text(reply)
         if self.meter.last_call(cost_of(out.usage(self.prompt, reply))):
             return self._budget_exhausted(out, reply)
@@ -267,7 +163,7 @@ class Turn:
         """The session id to answer with and its earlier records (None: refused)."""
         live = self.live
         if live is not None and live.session_id is not None:
-            return live.session_id, _read_records(session_file(self.cwd, live.session_id))
+            return live.session_id, read_records(session_file(self.cwd, live.session_id))
         session_id, history = self._first_session()
         if live is not None:
             live.session_id = session_id
@@ -283,7 +179,7 @@ class Turn:
             if not path.is_file():
                 self._no_conversation(self.options.resume)
                 return None, []
-            history = _read_records(path)
+            history = read_records(path)
             if not wants_new:
                 return self.options.resume, history
             fresh = str(uuid.uuid4())
@@ -361,13 +257,20 @@ class Turn:
         """Run the progress directives, then compose the reply."""
         shaped = any(d.name in {"reply", "echo", "chars", "recall"} for d in self.directives)
         persona = os.environ.get("MPG_AGENT_MODE") == "demo" and not shaped
-        reply = self._persona(out) if persona else None
+        reply = None
+        if persona:
+            demo = DemoPersona(self.role, self.user, self.cwd, pace=self.pace, pause=self._pause, bash=self._bash)
+            reply = demo.reply(out)
         for directive in self.directives:
             if directive.name == "tool":
                 if self.meter.call():
                     raise _BudgetReached  # the call that asked for the tool spent the budget: not run
                 name, _, target = (directive.arg or "").partition(":")
                 out.tool(name, target)
+            elif directive.name == "bash":
+                if self.meter.call():
+                    raise _BudgetReached
+                self._bash(out, directive.arg or "", "(Bash completed with no output)")
             elif directive.name == "sleep":
                 _sleep_with_ticks(out, float(directive.arg or 0), self._pause)
         if reply is None:
@@ -395,66 +298,25 @@ class Turn:
             return reply
         return f"[{self.role or 'claude'}] {first_line(self.user)}".rstrip()
 
-    # -- demo personas ---------------------------------------------------------------------
-
-    def _persona(self, out: Emitter) -> str:
-        role = (self.role or "").lower()
-        task = first_line(self.user) or "the request"
-        if "product manager" in role:
-            # Only the new message counts: the history may hold an earlier round's hand-back.
-            if "handoff @pm" in self.user.lower():
-                return (
-                    "Reviewed the engineer's change against the plan: it covers the request, the diff is small "
-                    "and the tests pass. Approved — ready to merge."
-                )
-            return (
-                f'Plan for "{task}":\n'
-                "1. Pin down the expected behaviour and the edge cases.\n"
-                "2. Implement it in small steps, with a test for each.\n"
-                "3. Review the diff and the test run before merging.\n\n"
-                f"HANDOFF @engineer: {task}"
-            )
-        if "engineer" in role:
-            return self._engineer(out, self._handed_task() or task)
-        if role:
-            return (
-                f'As the {self.role}, my take on "{task}": the request is clear enough to act on. I would '
-                "start with the smallest change that shows the idea working, check it with the people who asked, "
-                "and only then widen it; the risks are mostly in the edges, so those get written down first."
-            )
-        return (
-            f'Here is how I would approach "{task}": read the code around it first, make the smallest change '
-            "that does the job, cover it with a test, and run the suite before calling it done. If anything in "
-            "the request is ambiguous, say which reading you picked so it is easy to correct."
-        )
-
-    def _handed_task(self) -> str | None:
-        found = re.findall(r"^HANDOFF @engineer:\s*(.+)$", self.user, re.IGNORECASE | re.MULTILINE)
-        return str(found[-1]).strip() if found else None
-
-    def _engineer(self, out: Emitter, task: str) -> str:
-        source, test = _project_files(self.cwd)
-        word = next((w for w in re.findall(r"[A-Za-z]{4,}", task)), "TODO")
-        steps = [
-            ("Read", source, 0.4),
-            ("Grep", word, 0.3),
-            ("Read", test, 0.5),
-            ("Edit", source, 0.6),
-            ("Edit", test, 0.4),
-            ("Bash", "git diff --stat", 0.3),
-        ]
-        for name, target, pause in steps:
-            out.tool(name, target)
-            if self.pace > 0:
-                self._pause(pause * self.pace, during_tool=True)
-        added = 12 + len(task) % 29
-        return (
-            f"Done: {task}.\n\n"
-            f"- `{source}`: implemented the change.\n"
-            f"- `{test}`: added a test that covers it.\n\n"
-            f"2 files changed, {added} insertions(+), 3 deletions(-).\n\n"
-            "HANDOFF @pm: ready for review"
-        )
+    def _bash(self, out: Emitter, command: str, output: str, *, pause: float = 0.0) -> tuple[str, Verdict]:
+        """A Bash call settled as the CLI settles it (:mod:`.permissions`): run with the input
+        it was allowed with, or refused with the denial as its result. Returns what ran."""
+        wanted = {"command": command, "description": "Run " + command.split(" ", 1)[0]}
+        tool_id = out.tool_use("Bash", wanted)
+        requests = self.live.requests if self.live is not None else None
+        try:
+            verdict = settle(self.options, requests, "Bash", wanted, tool_id)
+        except Withdrawn:
+            out.tool_result(tool_id, REJECTED, is_error=True)
+            raise Interrupted(during_tool=True) from None
+        ran = str(verdict.input.get("command") or command)
+        if not verdict.allowed:
+            out.denied(tool_id, "Bash", wanted, verdict.message)
+            return ran, verdict
+        if self.pace > 0 and pause > 0:
+            self._pause(pause * self.pace, during_tool=True)
+        out.tool_result(tool_id, output)
+        return ran, verdict
 
     def _pause(self, seconds: float | None, *, during_tool: bool) -> None:
         """Take ``seconds`` (None: for ever); in a live session an interrupt ends the wait and the turn."""
@@ -469,18 +331,6 @@ class Turn:
 def _content(record: dict[str, Any]) -> object:
     message = record.get("message")
     return message.get("content") if isinstance(message, dict) else None
-
-
-def _project_files(cwd: str) -> tuple[str, str]:
-    """A plausible source file and test file of the project, chosen deterministically."""
-    try:
-        names = sorted(os.listdir(cwd))
-    except OSError:
-        names = []
-    code = [n for n in names if n.endswith((".py", ".ts", ".js", ".go", ".rs")) and not n.startswith("test")]
-    source = code[0] if code else "src/app.py"
-    stem = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    return source, f"tests/test_{stem}.py"
 
 
 def _sleep_with_ticks(out: Emitter, seconds: float, pause: Callable[..., None]) -> None:

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.events import (
     TEXT_LIMIT,
+    ApprovalDecided,
+    ApprovalRequested,
     Event,
     HandoffStep,
     MessageReceived,
@@ -84,7 +86,26 @@ def entry_for(event: Event) -> tuple[str, ConversationEntry] | None:
             why = {"handed_back": "handed back", "holder_gone": "its holder went away", "killed": "killed"}
             text = f"{_label(event.key)} back from the terminal ({why[event.reason]}{turns})"
             return event.thread_id, ConversationEntry(event.at, "released", "gateway", text)
+        case ApprovalRequested():
+            what = {"tool": f"to use {event.tool}", "question": "a question", "plan": "to leave plan mode"}
+            text = f"🔐 {_label(event.key)} asks {what[event.request_kind]}: {event.summary}"
+            return event.thread_id, ConversationEntry(event.at, "notice", "gateway", _cut(text))
+        case ApprovalDecided():
+            return event.thread_id, ConversationEntry(event.at, "notice", "gateway", _decided(event))
     return None
+
+
+def _decided(event: ApprovalDecided) -> str:
+    subject = event.tool if event.request_kind == "tool" else f"the {event.request_kind}"
+    if event.reason == "timeout":
+        return f"⏱️ {subject}: nobody answered in time, denied"
+    if event.reason == "withdrawn":
+        return f"↩️ {subject}: withdrawn, the run stopped waiting"
+    verdict = {"allow": "allowed once", "allow_session": "allowed for the session", "deny": "denied"}
+    if event.request_kind == "question":
+        verdict = {**verdict, "allow": "answered"}
+    mark = "❌" if event.outcome == "deny" else "✅"
+    return f"{mark} {subject}: {verdict[event.outcome]} by {event.decided_by}"
 
 
 class ConversationBook:

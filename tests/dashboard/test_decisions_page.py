@@ -101,3 +101,23 @@ async def test_a_paused_thread_shows_its_limit_and_continues_from_the_page(
         assert world.gateway.budgets().paused == []
         async with client.post(url, json={}) as response:
             assert (await response.json())["continued"] is False
+
+
+async def test_a_request_and_its_decision_are_part_of_the_threads_conversation(
+    world: World, dashboard: Dashboard, client: aiohttp.ClientSession
+) -> None:
+    key = await world.ask(WEB, "@engineer run the tests", message_id=THREAD, author="ana", roles=("dev",))
+    assert key is not None
+    requested = world.expect(lambda e: isinstance(e, ApprovalRequested))
+    asking = world.live(key).ask("Bash", {"command": "python3 -m pytest"})
+    pending = await requested
+    assert isinstance(pending, ApprovalRequested)
+    await world.gateway.decide(pending.id, "deny")
+    await asking
+
+    async with client.get(f"{dashboard.url}api/threads/{THREAD}/conversation") as response:
+        entries = (await response.json())["entries"]
+    assert [(e["kind"], e["text"]) for e in entries[-2:]] == [
+        ("notice", "🔐 @engineer asks to use Bash: python3 -m pytest"),
+        ("notice", "❌ Bash: denied by the operator"),
+    ]

@@ -19,6 +19,7 @@
   const QUIET_KINDS = new Set(['message_received', 'thread_opened', 'reply_sent', 'log', 'notice_sent']);
   const CONVERSATION_KINDS = new Set([
     'message_received', 'reply_sent', 'notice_sent', 'handoff_step', 'session_held', 'session_released',
+    'approval_requested', 'approval_decided',
   ]);
   const CONVERSATION_MARKS = { handoff: '⇢', error: '✖', held: '⏸', released: '▶', notice: '·' };
   const CONNECTION_LABELS = { ready: 'connected', connecting: 'connecting', resuming: 'reconnecting', disconnected: 'disconnected' };

@@ -1,4 +1,5 @@
-"""A live session's state in memory, and how it is shown (SessionInfo) and stored (StoredSession).
+"""A live session's state in memory, and how it is shown (SessionInfo) and stored (StoredSession);
+the names of recently opened threads, for sessions made later.
 
 Only the event loop touches these objects; :class:`~mpg_tui.core.sessions.SessionManager`
 owns them and :class:`~mpg_tui.core.turn_runner.TurnRunner` updates them as a turn runs.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from mpg_tui.core.api import SessionInfo
 from mpg_tui.core.budget import Allowance
 from mpg_tui.core.clock import TimerHandle
 from mpg_tui.core.events import SessionState
+from mpg_tui.core.holds import Hold
 from mpg_tui.core.runner import Progress, ProgressCallback, Runner, RunResult
 from mpg_tui.core.sessions_file import PendingRun, StoredSession
 
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 
 PROGRESS_TAIL = 20
 PREVIEW_CHARS = 120
+THREAD_NAMES_KEPT = 1000
 
 RecoveredWait = Callable[[ProgressCallback], Awaitable[RunResult]]
 """Waits for a run an earlier gateway started (``RecoveredRun.wait``)."""
@@ -127,11 +130,14 @@ class LiveSession:
         self.agent = self.agent or stored.agent
         self.thread_name = self.thread_name or stored.thread_name
 
-    def info(self, runner: Runner) -> SessionInfo:
-        """A snapshot for the faces; ``runner`` is the one the session's project runs on."""
+    def info(self, runner: Runner, hold: Hold | None = None) -> SessionInfo:
+        """A snapshot for the faces; ``runner`` is the one the session's project runs on,
+        ``hold`` the session's hold if a terminal has (or is about to have) it."""
         state: SessionState = "queued" if self.queue else "idle"
         if self.current is not None:
             state = "recovering" if self.current.recovered is not None else "running"
+        elif hold is not None and hold.active:
+            state = "held"
         in_run = self.current is not None
         return SessionInfo(
             key=self.key,
@@ -156,6 +162,8 @@ class LiveSession:
             tmux_session=runner.tmux_session(self.key) if in_run else None,
             attach_command=runner.attach_command(self.key) if in_run else None,
             thread_name=self.thread_name,
+            held_since=hold.since if hold is not None else None,
+            held_by=hold.holder if hold is not None else None,
         )
 
     def stored(self) -> StoredSession:
@@ -177,6 +185,23 @@ class LiveSession:
             runs=self.runs,
             pending_run=self.pending,
         )
+
+
+class ThreadNames:
+    """Names of recently opened threads, for sessions not made yet (a thread's later agents)."""
+
+    def __init__(self, kept: int = THREAD_NAMES_KEPT) -> None:
+        self._kept = kept
+        self._names: OrderedDict[str, str] = OrderedDict()
+
+    def remember(self, thread_id: str, name: str) -> None:
+        self._names[thread_id] = name
+        self._names.move_to_end(thread_id)
+        while len(self._names) > self._kept:
+            self._names.popitem(last=False)
+
+    def get(self, thread_id: str) -> str | None:
+        return self._names.get(thread_id)
 
 
 def project_dir_of(project: ProjectView) -> Path:

@@ -3,19 +3,25 @@
 :class:`SessionManager` owns everything between "run this prompt for session ``key``"
 and a finished :class:`~mpg_tui.core.runner.RunResult`:
 
-* one FIFO queue per session key, so one claude run at a time per key;
-* a global limit of ``maxConcurrentSessions`` runs, granted first come, first served;
-* the working directory (a per-session git worktree, or the project directory);
-* resuming the stored claude session, with one fresh retry when it cannot be resumed;
+* the sessions in memory, created or revived from the store on their first prompt;
+* one FIFO queue per session key, so one claude run at a time per key, and a global limit
+  of ``maxConcurrentSessions`` runs (the workers: :mod:`mpg_tui.core.session_worker`);
+* the working directory, a per-session git worktree or the project directory, and the
+  files a session leaves behind (:mod:`mpg_tui.core.session_files`);
 * usage totals, the ``pendingRun`` marker and persistence through the
-  :class:`~mpg_tui.core.store.SessionStore`;
-* idle timeout (memory only; the session stays on disk), ``kill`` and ``restart``;
+  :class:`~mpg_tui.core.store.SessionStore` (a turn itself: :mod:`mpg_tui.core.turn_runner`);
+* idle timeout (memory only; the session stays on disk), ``kill``, ``stop`` and ``restart``;
 * holds (:mod:`mpg_tui.core.holds`): no run of a held session starts; its prompts wait;
 * the events faces render: ``SessionQueued``, ``RunStarted``, ``RunProgress``,
   ``RunFinished``, ``SessionKilled``, ``SessionRestarted``, ``SessionIdled``.
 
 Every submitted prompt gets an answer: kill and shutdown resolve waiting prompts with a
 cancelled result instead of leaving their callers hanging.
+
+The module is a little over 500 lines because it is the one session API the gateway and
+the lending code call: each command (kill, restart, close, the lending calls) changes the
+same registry, workers, store and runners together, and splitting them further would put
+one session's lifecycle in several modules that all share that state.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +36,6 @@ from typing import Any
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core.api import KilledSession, SessionInfo
 from mpg_tui.core.approvals import ApprovalBroker
-from mpg_tui.core.attachments import cleanup_attachments, sweep_attachments
 from mpg_tui.core.budget import Allowance
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import Clock
@@ -42,23 +46,33 @@ from mpg_tui.core.events import (
     SessionKilled,
     SessionQueued,
     SessionRestarted,
-    SessionState,
 )
 from mpg_tui.core.holds import HoldBook
-from mpg_tui.core.runner import ErrorKind, Progress, Runner, RunResult
-from mpg_tui.core.session_state import LiveSession, RecoveredWait, Requester, Turn, TurnOutcome, project_dir_of
+from mpg_tui.core.runner import Progress, Runner, RunResult
+from mpg_tui.core.runner_set import RunnerSet, release
+from mpg_tui.core.session_files import (
+    prepare_workspace,
+    reconcile_all_worktrees,
+    remove_attachments,
+    remove_worktree,
+    sweep_all_attachments,
+)
+from mpg_tui.core.session_state import (
+    LiveSession,
+    RecoveredWait,
+    Requester,
+    ThreadNames,
+    Turn,
+    TurnOutcome,
+    project_dir_of,
+)
+from mpg_tui.core.session_worker import SessionWorkers
 from mpg_tui.core.sessions_file import StoredSession
-from mpg_tui.core.slots import RunSlots
 from mpg_tui.core.store import SessionStore
-from mpg_tui.core.turn_runner import KILLED_ERROR, SHUTDOWN_ERROR, TurnRunner, cut_short
-from mpg_tui.core.workspace import WorkspaceError, Workspaces
+from mpg_tui.core.turn_runner import KILLED_ERROR, SHUTDOWN_ERROR, TurnRunner
+from mpg_tui.core.workspace import Workspaces
 
 log = logging.getLogger(__name__)
-
-RECONCILE_AT_ONCE = 8
-"""Projects whose worktrees are checked at the same time at start-up."""
-THREAD_NAMES_KEPT = 1000
-"""Names of recently opened threads remembered for sessions not made yet (a thread's later agents)."""
 
 
 class SessionManager:
@@ -79,11 +93,9 @@ class SessionManager:
         holds: HoldBook | None = None,
         approvals: ApprovalBroker | None = None,
     ) -> None:
-        if not runners:
-            raise ValueError("SessionManager needs at least one runner")
         self._config = config
         self._store = store
-        self._runners = dict(runners)
+        self._runners = RunnerSet(runners)
         self._bus = bus
         self._clock = clock
         self._worktrees = worktrees
@@ -94,13 +106,10 @@ class SessionManager:
         """Sessions lent to a terminal: their runs wait until handed back."""
         self._approvals = approvals
         self._sessions: dict[str, LiveSession] = {}
-        self._slots = RunSlots(config.defaults.max_concurrent_sessions)
         self._pending_from_disk: dict[str, StoredSession] = {}
         self._closing = False
         self._background: set[asyncio.Task[None]] = set()
-        self._ending: dict[str, asyncio.Task[None]] = {}  # workers of killed sessions, still winding down
-        self._warned_runner: set[str] = set()
-        self._thread_names: OrderedDict[str, str] = OrderedDict()
+        self._thread_names = ThreadNames()
         self._turns = TurnRunner(
             store=store,
             bus=bus,
@@ -111,12 +120,22 @@ class SessionManager:
             closing=lambda: self._closing,
             approvals=approvals,
         )
+        self._workers = SessionWorkers(
+            limit=config.defaults.max_concurrent_sessions,
+            turns=self._turns,
+            runners=self._runners,
+            holds=self.holds,
+            worktrees=worktrees,
+            info=self._info,
+            closing=lambda: self._closing,
+            on_drained=self._drained,
+        )
         store.on_expired(self._on_expired)
 
     def reload(self, config: GatewayConfig) -> None:
         """Use a new config: its run limit at once; its project settings from each session's next prompt."""
         self._config = config
-        self._slots.resize(config.defaults.max_concurrent_sessions)
+        self._workers.slots.resize(config.defaults.max_concurrent_sessions)
 
     # -- start-up ------------------------------------------------------------------
 
@@ -127,37 +146,11 @@ class SessionManager:
         if self._pending_from_disk:
             log.warning("%d run(s) were in progress when the gateway stopped", len(self._pending_from_disk))
         known = [entry.key for entry in entries]
-        await self._sweep_attachments(entries, known)
-        if not (reconcile_worktrees and self._worktrees):
-            return
-        worktrees = self._worktrees
-        directories = {Path(view.directory) for view in self._config.views() if view.worktrees}
-
-        at_once = asyncio.Semaphore(RECONCILE_AT_ONCE)
-
-        async def reconcile(directory: Path) -> None:
-            async with at_once:
-                try:
-                    await worktrees.reconcile(directory, known)
-                except WorkspaceError as exc:
-                    log.warning("could not reconcile worktrees of %s: %s", directory, exc)
-
-        # Side by side (a few at a time): each is a few git processes, and 100 projects one
-        # after the other added ~200 ms to every start (bench/scale.py).
-        await asyncio.gather(*(reconcile(directory) for directory in sorted(directories)))
-
-    async def _sweep_attachments(self, entries: list[StoredSession], known: list[str]) -> None:
-        """Remove attachments of sessions that were killed or expired without their files going."""
-        directories = {project_dir_of(view) for view in self._config.views()} | {Path(e.cwd) for e in entries}
-
-        def sweep() -> None:  # one thread for all: a start with many projects must stay quick
-            for directory in sorted(directories):
-                try:
-                    sweep_attachments(directory, known)
-                except OSError as exc:
-                    log.warning("could not sweep attachments in %s: %s", directory, exc)
-
-        await asyncio.to_thread(sweep)
+        project_dirs = {project_dir_of(view) for view in self._config.views()}
+        await sweep_all_attachments(project_dirs | {Path(entry.cwd) for entry in entries}, known)
+        if reconcile_worktrees and self._worktrees:
+            directories = {Path(view.directory) for view in self._config.views() if view.worktrees}
+            await reconcile_all_worktrees(self._worktrees, directories, known)
 
     def _on_expired(self, entries: list[StoredSession]) -> None:
         gone = [entry for entry in entries if entry.key not in self._sessions]
@@ -168,16 +161,7 @@ class SessionManager:
         except RuntimeError:
             return  # a save at shutdown: the next start-up sweeps them
         for entry in gone:
-            self._spawn_background(self._remove_attachments(entry.key, Path(entry.cwd)))
-
-    async def _remove_attachments(self, key: str, cwd: Path | None) -> None:
-        if cwd is None:
-            return
-        try:
-            if await asyncio.to_thread(cleanup_attachments, cwd, key):
-                log.info("removed the attachments of session %s", key)
-        except OSError as exc:
-            log.warning("could not remove the attachments of %s in %s: %s", key, cwd, exc)
+            self._spawn_background(remove_attachments(entry.key, Path(entry.cwd)))
 
     def pending_runs_from_disk(self) -> list[StoredSession]:
         """Sessions whose run was still going when the last gateway stopped (``pending_run`` set)."""
@@ -195,10 +179,7 @@ class SessionManager:
 
     def name_thread(self, thread_id: str, name: str) -> None:
         """Remember a thread's name: its sessions keep it, in memory and on disk."""
-        self._thread_names[thread_id] = name
-        self._thread_names.move_to_end(thread_id)
-        while len(self._thread_names) > THREAD_NAMES_KEPT:
-            self._thread_names.popitem(last=False)
+        self._thread_names.remember(thread_id, name)
         for session in self._sessions.values():
             if session.thread_id == thread_id and session.thread_name != name:
                 session.thread_name = name
@@ -239,18 +220,8 @@ class SessionManager:
         ``requester`` is who asked for it: they may decide what claude asks during the run.
         """
         if self._closing:
-            info = SessionInfo(
-                key=key,
-                project_key=project.key,
-                thread_id=thread_id,
-                agent=agent.name if agent else None,
-                cwd=project.directory,
-                session_id=None,
-                state="idle",
-                queue_depth=0,
-                last_activity=self._clock.now(),
-                runner=self._runner_for(project).kind,
-            )
+            unborn = LiveSession(key, project, thread_id, agent.name if agent else None, self._clock.now())
+            info = unborn.info(self._runner_for(project))
             return TurnOutcome(RunResult(ok=False, error=SHUTDOWN_ERROR, error_kind="cancelled"), [], info)
         session = self._session_for(key, project, thread_id, agent)
         position = self.position(key)
@@ -269,7 +240,7 @@ class SessionManager:
         self._cancel_idle(session)
         # The worker takes its place in the slot line now, so the order of submits is the
         # order of runs even while ``on_queued`` is being awaited.
-        self._ensure_worker(session)
+        self._workers.ensure(session)
         hold = self.holds.get(key)
         if hold is not None:
             self._publish(SessionQueued(key=key, project_key=project.key, position=len(session.queue)))
@@ -299,7 +270,7 @@ class SessionManager:
         For files that must be in place before the prompt runs (attachments).
         """
         session = self._session_for(key, project, thread_id, agent)
-        await self._prepare_workspace(session)
+        await prepare_workspace(session, self._worktrees)
         if not session.busy and self._sessions.get(key) is session:
             self._arm_idle(session)  # nothing may follow; don't keep it in memory forever
         assert session.cwd is not None
@@ -312,7 +283,7 @@ class SessionManager:
             ahead = len(session.queue) + (1 if session.current is not None else 0)
             if ahead:
                 return ahead
-        return self._slots.position_for_new()
+        return self._workers.slots.position_for_new()
 
     def _session_for(self, key: str, project: ProjectView, thread_id: str, agent: Agent | None) -> LiveSession:
         session = self._sessions.get(key)
@@ -329,90 +300,6 @@ class SessionManager:
         session.thread_name = session.thread_name or self._thread_name(thread_id)
         self._sessions[key] = session
         return session
-
-    def _ensure_worker(self, session: LiveSession) -> None:
-        if session.worker is None:
-            session.slot = self._slots.request()
-            session.worker = asyncio.get_running_loop().create_task(self._drain(session), name=f"session {session.key}")
-
-    async def _drain(self, session: LiveSession) -> None:
-        try:
-            ending = self._ending.get(session.key)
-            if ending is not None:
-                # A killed run of the same key is still being stopped: never two runs of one key.
-                await asyncio.wait({ending})
-            while session.queue and not (session.killed or self._closing):
-                if self.holds.held(session.key):
-                    await self._wait_for_hand_back(session)
-                    continue
-                if session.slot is None:
-                    session.slot = self._slots.request()
-                await self._prepare_workspace(session)
-                await session.slot
-                if not session.queue or session.killed or self._closing:
-                    break  # answered by kill/close while we waited
-                if self.holds.held(session.key):
-                    continue  # lent to a terminal while we waited for a slot
-                turn = session.queue.popleft()
-                session.current = turn
-                result: RunResult | None = None
-                notices: list[str] = []
-                try:
-                    result, notices = await self._turns.run(session, turn, self._runner_for(session.project))
-                except Exception as exc:
-                    log.exception("running a turn of %s failed", session.key)
-                    result = RunResult(ok=False, error=f"Internal error: {exc}", error_kind="crash")
-                finally:
-                    session.current = None
-                    self._slots.release()
-                    session.slot = None
-                    if result is None:  # cancelled mid-run (shutdown): the caller still gets an answer
-                        result = cut_short(session, self._runner_for(session.project))
-                    if not turn.future.done():
-                        turn.future.set_result(TurnOutcome(result=result, notices=notices, session=self._info(session)))
-        except asyncio.CancelledError:
-            # Killed or shut down while waiting: whoever is still waiting gets an answer.
-            self._abandon(session, KILLED_ERROR if session.killed else SHUTDOWN_ERROR)
-            raise
-        finally:
-            if session.slot is not None:
-                self._slots.withdraw(session.slot)
-                session.slot = None
-            session.worker = None
-            if not session.killed and not self._closing and self._sessions.get(session.key) is session:
-                self._arm_idle(session)
-
-    async def _wait_for_hand_back(self, session: LiveSession) -> None:
-        """A held session's prompts wait without taking a run slot from other sessions."""
-        if session.slot is not None:
-            self._slots.withdraw(session.slot)
-            session.slot = None
-        log.info("session %s is held; %d prompt(s) wait for its hand-back", session.key, len(session.queue))
-        await self.holds.wait_released(session.key)
-
-    async def _prepare_workspace(self, session: LiveSession) -> None:
-        async with session.workspace_lock:
-            if not session.workspace_ready:
-                await self._choose_workspace(session)
-
-    async def _choose_workspace(self, session: LiveSession) -> None:
-        project_dir = project_dir_of(session.project)
-        use_worktree = self._worktrees is not None and session.project.worktrees
-        if session.cwd is not None and not await asyncio.to_thread(session.cwd.is_dir):
-            if use_worktree and session.worktree_path is not None:
-                session.cwd = None  # recreated below at the same path, so the claude session still resumes
-            else:
-                log.warning("stored directory %s of %s is gone; using %s", session.cwd, session.key, project_dir)
-                session.cwd = project_dir
-        if session.cwd is None:
-            if use_worktree and self._worktrees is not None:
-                workspace = await self._worktrees.workspace(project_dir, session.key)
-                session.cwd, session.worktree_path = workspace.cwd, workspace.worktree_path
-                project_dir = workspace.project_dir
-            else:
-                session.cwd, session.worktree_path = project_dir, None
-        session.project_dir = session.project_dir or project_dir
-        session.workspace_ready = True
 
     async def adopt(
         self,
@@ -435,31 +322,15 @@ class SessionManager:
         turn = Turn("", agent, 0.0, on_progress, future, recovered=wait, started_at=started_at, on_started=on_started)
         session.queue.appendleft(turn)
         self._cancel_idle(session)
-        self._ensure_worker(session)
+        self._workers.ensure(session)
         return await asyncio.shield(future)
 
     async def acknowledge(self, key: str) -> None:
         """The thread has the result of ``key``'s last run: let runners drop what they kept for it."""
-        for runner in self._runners.values():
-            try:
-                await runner.acknowledge(key)
-            except Exception:
-                log.exception("the %s runner could not acknowledge %s", runner.kind, key)
+        await self._runners.acknowledge(key)
 
     def _runner_for(self, project: ProjectView) -> Runner:
-        runner = self._runners.get(project.persistence)
-        if runner is not None:
-            return runner
-        fallback = self._runners.get("direct") or next(iter(self._runners.values()))
-        if project.key not in self._warned_runner:
-            self._warned_runner.add(project.key)
-            log.warning(
-                "project %s wants the %s runner, which is not available; using %s",
-                project.name,
-                project.persistence,
-                fallback.kind,
-            )
-        return fallback
+        return self._runners.for_project(project)
 
     # -- reading state -------------------------------------------------------------
 
@@ -503,7 +374,7 @@ class SessionManager:
         ``claude --resume`` is the only process writing the session."""
         session = self._sessions.get(key)
         if session is not None:
-            await self._release(self._runner_for(session.project), key)
+            await release(self._runner_for(session.project), key)
 
     def lendable(self, key: str) -> SessionInfo | None:
         """``key``'s session, brought into memory from disk if needed (so faces show it held)."""
@@ -568,7 +439,7 @@ class SessionManager:
         if session is not None:
             session.killed = True
             self._cancel_idle(session)
-            self._abandon(session, KILLED_ERROR, queued_only=True)
+            self._workers.abandon(session, KILLED_ERROR, queued_only=True)
             worker = session.worker
             if session.current is not None:
                 try:
@@ -576,53 +447,22 @@ class SessionManager:
                 except Exception:
                     log.exception("cancelling the run of %s failed", key)
             else:
-                self._stop_waiting(session)
+                self._workers.stop_waiting(session)
             if worker is not None:
-                self._ending[key] = worker
-                worker.add_done_callback(lambda task: self._ended(key, task))
+                self._workers.winding_down(key, worker)
                 # Let the run end before its directory goes; bounded, a stuck runner must not stall kill.
                 await asyncio.wait({worker}, timeout=self._stop_grace_s)
-            await self._release(self._runner_for(session.project), key)
+            await release(self._runner_for(session.project), key)
         self._pending_from_disk.pop(key, None)
         self._store.delete(key)
         await self._store.flush()
-        kept_branch = await self._remove_worktree(key, session, stored)
+        kept_branch = await remove_worktree(self._worktrees, key, session, stored)
         cwd = session.cwd if session is not None else None
-        await self._remove_attachments(key, cwd or (Path(stored.cwd) if stored is not None else None))
+        await remove_attachments(key, cwd or (Path(stored.cwd) if stored is not None else None))
         if self._approvals is not None:
             self._approvals.forget_session(key)
         self._publish(SessionKilled(key=key, project_key=project_key, kept_branch=kept_branch))
         return KilledSession(key=key, project_key=project_key, kept_branch=kept_branch)
-
-    def _ended(self, key: str, worker: asyncio.Task[None]) -> None:
-        if self._ending.get(key) is worker:
-            del self._ending[key]
-
-    async def _remove_worktree(self, key: str, session: LiveSession | None, stored: StoredSession | None) -> str | None:
-        """Remove the session's worktree; the branch its unmerged work was kept under, if any."""
-        if self._worktrees is None:
-            return None
-        # A live session on a worktree project may have been killed mid-creation, before
-        # its path was known: try anyway.
-        may_have_worktree = (
-            session is not None and (session.worktree_path is not None or session.project.worktrees)
-        ) or (stored is not None and stored.worktree_path is not None)
-        if not may_have_worktree:
-            return None
-        if session is not None and session.project_dir is not None:
-            project_dir = session.project_dir
-        elif stored is not None and stored.project_dir:
-            project_dir = Path(stored.project_dir)
-        elif session is not None:
-            project_dir = project_dir_of(session.project)
-        else:
-            return None
-        try:
-            removal = await self._worktrees.remove(project_dir, key)
-        except WorkspaceError as exc:
-            log.warning("could not remove the worktree of %s: %s", key, exc)
-            return None
-        return removal.kept_branch
 
     async def stop(self, key: str) -> bool:
         """Stop the turn in progress for ``key`` (``!stop``); the session, its claude session and
@@ -642,7 +482,7 @@ class SessionManager:
         session = self._sessions.get(key)
         if session is not None:
             # Its warm claude is in the old session: it closes (after the turn in progress).
-            await self._release(self._runner_for(session.project), key)
+            await release(self._runner_for(session.project), key)
             session.session_id = None
             session.generation += 1
             session.last_activity = self._clock.now()
@@ -667,14 +507,10 @@ class SessionManager:
         self._closing = True
         for session in self._sessions.values():
             self._cancel_idle(session)
-            self._abandon(session, SHUTDOWN_ERROR, queued_only=True)
+            self._workers.abandon(session, SHUTDOWN_ERROR, queued_only=True)
             if session.current is None:
-                self._stop_waiting(session)
-        for runner in {id(r): r for r in self._runners.values()}.values():
-            try:
-                await runner.close()
-            except Exception:
-                log.exception("closing the %s runner failed", runner.kind)
+                self._workers.stop_waiting(session)
+        await self._runners.close()
         workers: set[asyncio.Task[None]] = set()
         for session in self._sessions.values():
             if session.worker is None:
@@ -706,6 +542,11 @@ class SessionManager:
             session.idle_timer.cancel()
             session.idle_timer = None
 
+    def _drained(self, session: LiveSession) -> None:
+        """``session``'s worker ended: unless the session went meanwhile, its idle time starts."""
+        if not session.killed and not self._closing and self._sessions.get(session.key) is session:
+            self._arm_idle(session)
+
     def _on_idle(self, session: LiveSession) -> None:
         session.idle_timer = None
         if self._sessions.get(session.key) is not session or session.busy or self.holds.held(session.key):
@@ -713,7 +554,7 @@ class SessionManager:
         del self._sessions[session.key]
         log.info("session %s idle; dropped from memory (kept on disk)", session.key)
         self._publish(SessionIdled(key=session.key, project_key=session.project.key))
-        self._spawn_background(self._release(self._runner_for(session.project), session.key))
+        self._spawn_background(release(self._runner_for(session.project), session.key))
 
     def _spawn_background(self, work: Coroutine[Any, Any, object]) -> None:
         async def run() -> None:
@@ -723,49 +564,13 @@ class SessionManager:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    @staticmethod
-    async def _release(runner: Runner, key: str) -> None:
-        try:
-            await runner.release(key)
-        except Exception:
-            log.exception("releasing idle session %s failed", key)
-
     # -- helpers -------------------------------------------------------------------
-
-    def _stop_waiting(self, session: LiveSession) -> None:
-        """Cancel a worker that is not running claude (waiting for a slot or a worktree)."""
-        if session.worker is not None:
-            session.worker.cancel()
-        # Here, not in the worker: a task cancelled before it first ran never runs its finally.
-        if session.slot is not None:
-            self._slots.withdraw(session.slot)
-            session.slot = None
-
-    def _abandon(self, session: LiveSession, error: str, *, queued_only: bool = False) -> None:
-        turns = list(session.queue)
-        session.queue.clear()
-        if not queued_only and session.current is not None:
-            turns.append(session.current)
-        for turn in turns:
-            if not turn.future.done():
-                turn.future.set_result(self._failed_outcome(session, error))
-
-    def _failed_outcome(self, session: LiveSession, error: str, *, kind: ErrorKind = "cancelled") -> TurnOutcome:
-        result = RunResult(ok=False, error=error, error_kind=kind)
-        return TurnOutcome(result=result, notices=[], session=self._info(session))
 
     def _persist(self, session: LiveSession) -> None:
         self._store.put(session.stored())
 
     def _info(self, session: LiveSession) -> SessionInfo:
-        info = session.info(self._runner_for(session.project))
-        hold = self.holds.get(session.key)
-        if hold is not None:
-            info.held_since, info.held_by = hold.since, hold.holder
-            if hold.active and info.state in ("idle", "queued"):
-                state: SessionState = "held"
-                info.state = state
-        return info
+        return session.info(self._runner_for(session.project), self.holds.get(session.key))
 
     def _publish(self, event: Event) -> None:
         self._bus.publish(dataclasses.replace(event, at=self._clock.now()))

@@ -2,7 +2,9 @@
 
 :class:`InMemoryChat` implements :class:`~mpg_tui.core.ports.ChatPort` with lists and a
 counter: threads open on the message that started them (their ID is the message's, as
-on Discord), posts are kept per channel and read back as history. :class:`ScriptedRunner`
+on Discord), posts are kept per channel and read back as history; a channel can refuse
+posts (a locked thread), and messages members posted while the gateway was away can be
+put in place for catch-up to find. :class:`ScriptedRunner`
 implements :class:`~mpg_tui.core.runner.Runner` without starting a process: each run
 either plays a result queued for it at once, or stays open as a :class:`LiveRun` that the
 caller feeds progress to and finishes with a given cost, reply or error.
@@ -18,7 +20,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,19 +66,43 @@ class Post:
     embed: Embed | None = None
     filename: str | None = None
     data: bytes = b""
+    card: ApprovalCard | None = None
+    """The approval card this post is, if it is one."""
+
+    @property
+    def text(self) -> str:
+        """What a reader sees: the content, or an agent embed's description."""
+        return self.content or (self.embed.description if self.embed is not None else "")
 
 
 class InMemoryChat(ChatPort):
     """A chat server in a few dicts: what the gateway posts is kept, and read back as history."""
 
-    def __init__(self, first_id: int = 1_500_000_000_000_000_000) -> None:
+    def __init__(
+        self,
+        first_id: int = 1_500_000_000_000_000_000,
+        *,
+        upload_limit_bytes: int = DEFAULT_UPLOAD_LIMIT,
+        refused: Iterable[str] = (),
+    ) -> None:
         self._ids = itertools.count(first_id)
+        self._upload_limit = upload_limit_bytes
+        self.refused = set(refused)
+        """Channels whose posts are refused with a 403, as a locked thread's are."""
         self.posts: list[Post] = []
+        self.deleted: set[str] = set()
+        """IDs of posts the gateway deleted again (status lines)."""
         self.threads: dict[str, tuple[str, str]] = {}
         """Thread ID -> (channel ID, name)."""
         self.reactions: list[tuple[str, str, str]] = []
         self.cards: dict[str, tuple[str, str | None]] = {}
         """Approval cards by request ID: (message ID, the verdict once closed)."""
+        self.card_posted = asyncio.Event()
+        """Set when a card is posted; whoever waits for the next one clears it."""
+        self.missed: dict[str, list[InboundMessage]] = {}
+        """Members' messages by channel that arrived while the gateway was away, oldest first."""
+        self.reads: list[tuple[str, str | None]] = []
+        """Catch-up's reads of :attr:`missed`: (channel ID, the ID it read after)."""
         self._history: dict[str, list[HistoryMessage]] = {}
 
     def next_id(self) -> str:
@@ -89,6 +115,21 @@ class InMemoryChat(ChatPort):
     def posted_in(self, channel_id: str) -> list[Post]:
         return [post for post in self.posts if post.channel_id == channel_id]
 
+    def texts(self, channel_id: str) -> list[str]:
+        """What is still to be read in the channel, oldest first: posts deleted again are left out."""
+        return [post.text for post in self.posted_in(channel_id) if post.id not in self.deleted]
+
+    def last_card(self) -> tuple[str, ApprovalCard]:
+        """The channel and card of the newest approval card posted."""
+        channel_id, card = next((p.channel_id, p.card) for p in reversed(self.posts) if p.card is not None)
+        return channel_id, card
+
+    def _post(self, post: Post) -> str:
+        if post.channel_id in self.refused:
+            raise ChatError("Missing Permissions", status=403)
+        self.posts.append(post)
+        return post.id
+
     # -- ChatPort ---------------------------------------------------------------------------
 
     async def create_thread(self, channel_id: str, message_id: str, name: str, auto_archive_minutes: int = 1440) -> str:
@@ -98,17 +139,16 @@ class InMemoryChat(ChatPort):
         return message_id
 
     async def send(self, channel_id: str, content: str | None = None, embed: Embed | None = None) -> str:
-        post = Post(self.next_id(), channel_id, content, embed)
-        self.posts.append(post)
+        post_id = self._post(Post(self.next_id(), channel_id, content, embed))
         embeds = (embed,) if embed is not None else ()
         self.remember(channel_id, HistoryMessage(BOT_NAME, content or "", is_bot=True, embeds=embeds))
-        return post.id
+        return post_id
 
     async def edit(self, channel_id: str, message_id: str, content: str) -> None:
         return None
 
     async def delete(self, channel_id: str, message_id: str) -> None:
-        return None
+        self.deleted.add(message_id)
 
     async def react(self, channel_id: str, message_id: str, emoji: str) -> None:
         self.reactions.append((channel_id, message_id, emoji))
@@ -124,24 +164,26 @@ class InMemoryChat(ChatPort):
         raise ChatError("the in-memory chat holds no attachments", status=404)
 
     async def send_file(self, channel_id: str, filename: str, data: bytes, content: str | None = None) -> str:
-        post = Post(self.next_id(), channel_id, content, filename=filename, data=data)
-        self.posts.append(post)
-        return post.id
+        return self._post(Post(self.next_id(), channel_id, content, filename=filename, data=data))
 
     def upload_limit(self, channel_id: str) -> int:
-        return DEFAULT_UPLOAD_LIMIT
+        return self._upload_limit
 
     async def post_card(self, channel_id: str, card: ApprovalCard) -> str:
-        post = Post(self.next_id(), channel_id, card.text)
-        self.posts.append(post)
-        self.cards[card.request_id] = (post.id, None)
-        return post.id
+        post_id = self._post(Post(self.next_id(), channel_id, card.text, card=card))
+        self.cards[card.request_id] = (post_id, None)
+        self.card_posted.set()
+        return post_id
 
     async def close_card(self, channel_id: str, message_id: str, card: ApprovalCard, verdict: str) -> None:
         self.cards[card.request_id] = (message_id, verdict)
 
     async def recent_messages(self, channel_id: str, limit: int, after: str | None = None) -> list[InboundMessage]:
-        return []  # members' messages reach the gateway live (handle_message); there is nothing to catch up
+        # Members' messages usually reach the gateway live (handle_message): only what was
+        # put in ``missed`` is there to catch up on.
+        self.reads.append((channel_id, after))
+        found = [m for m in self.missed.get(channel_id, []) if after is None or int(m.id) > int(after)]
+        return found[-limit:]
 
 
 @dataclass(eq=False)

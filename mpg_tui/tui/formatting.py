@@ -2,7 +2,8 @@
 
 Pure functions returning ``str`` or Rich ``Text``, so the panes stay small and the
 formats are tested without a running app. The colours are the calm Nord palette the
-cockpit's stylesheet uses.
+cockpit's stylesheet uses. Durations and ages are spelt by :mod:`mpg_tui.timefmt`; the
+names here are the cockpit's for them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from rich.text import Text
 
 from mpg_tui.core.events import ConnectionState, SessionState
-from mpg_tui.timefmt import format_duration
+from mpg_tui.timefmt import format_age, format_ago, format_duration, format_run_length
 
 RUNNING = "#a3be8c"
 QUEUED = "#ebcb8b"
@@ -61,39 +62,13 @@ def connection_text(state: ConnectionState | str) -> Text:
     return Text(f"{glyph} Discord {state}", style=f"bold {colour}")
 
 
-def age(seconds: float) -> str:
-    """A compact age: ``now``, ``42s``, ``7m``, ``3h``, ``2d``."""
-    seconds = max(0.0, seconds)
-    if seconds < 5:
-        return "now"
-    if seconds < 60:
-        return f"{int(seconds)}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m"
-    if seconds < 86400:
-        return f"{int(seconds // 3600)}h"
-    return f"{int(seconds // 86400)}d"
-
-
-def ago(seconds: float) -> str:
-    """``age`` for past moments: ``now`` or ``7m ago``."""
-    text = age(seconds)
-    return text if text == "now" else f"{text} ago"
-
-
-def duration(seconds: float) -> str:
-    """Run lengths: ``850ms``, ``12.3s``, ``4m05s``, ``2h07m``."""
-    seconds = max(0.0, seconds)
-    if seconds < 1:
-        return f"{int(seconds * 1000)}ms"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-
-
+# The cockpit's names for the spellings in mpg_tui.timefmt, which owns them.
+age = format_age
+"""A compact age: ``now``, ``42s``, ``7m``, ``3h``, ``2d``."""
+ago = format_ago
+"""``age`` for past moments: ``now`` or ``7m ago``."""
+duration = format_run_length
+"""Run lengths: ``850ms``, ``12.3s``, ``4m05s``, ``2h07m``."""
 uptime = format_duration
 """``45s``, ``12m``, ``2h 03m``, ``3d 04h``: the gateway's one spelling of a duration."""
 

@@ -37,9 +37,9 @@ from mpg_tui.runners.approval_tool import ApprovalToolLaunch
 from mpg_tui.runners.direct import DirectRunner
 from mpg_tui.runners.live import LiveRunner
 from mpg_tui.runners.tmux import TmuxRunner
+from mpg_tui.sandbox.inmemory import InMemoryChat
 from tests.contract.conftest import CHANNEL, ClaudeWorld
 from tests.contract.messages_api import Text, ToolUse
-from tests.contract.test_gateway import MemoryChat
 
 pytestmark = pytest.mark.contract
 
@@ -53,7 +53,7 @@ class Stack:
     """One gateway: core, broker, control socket, on a runner of the real CLI."""
 
     gateway: Gateway
-    chat: MemoryChat
+    chat: InMemoryChat
     manager: SessionManager
     control: ControlService
     broker: ApprovalBroker
@@ -69,7 +69,7 @@ class Stack:
     async def card(self) -> str:
         await asyncio.wait_for(self.chat.card_posted.wait(), 60)
         self.chat.card_posted.clear()
-        return self.chat.cards[-1][1].request_id
+        return self.chat.last_card()[1].request_id
 
     async def click(self, request_id: str, value: str, member: str) -> str:
         name = "ana" if member == REQUESTER else "bo"
@@ -92,7 +92,7 @@ async def make_stack(world: ClaudeWorld, tmp_path: Path, tmux_socket: str) -> As
         bus = EventBus()
         events: list[Event] = []
         bus.listen(events.append)
-        chat = MemoryChat()
+        chat = InMemoryChat()
         audit = AuditLog(tmp_path / "approvals-audit.jsonl")
         broker = ApprovalBroker(
             bus=bus,
@@ -148,7 +148,7 @@ async def test_the_requester_allows_a_command_another_members_click_is_refused(
 
     handled = asyncio.create_task(stack.gateway.handle_message(ask()))
     request_id = await stack.card()
-    thread, card = stack.chat.cards[-1]
+    thread, card = stack.chat.last_card()
     assert COMMAND in card.text and [c.label for c in card.choices] == ["Allow once", "Allow for this session", "Deny"]
     assert [a.summary for a in stack.gateway.approvals()] == [COMMAND]
 
@@ -159,8 +159,8 @@ async def test_the_requester_allows_a_command_another_members_click_is_refused(
 
     [tool_result] = world.api.requests[-1].tool_results()
     assert "42" in str(tool_result["content"]) and not tool_result.get("is_error")
-    assert stack.chat.thread_texts(thread)[-1] == "The tests printed 42."
-    assert stack.chat.verdicts[request_id] == "✅ Allowed once by ana."
+    assert stack.chat.texts(thread)[-1] == "The tests printed 42."
+    assert stack.chat.cards[request_id][1] == "✅ Allowed once by ana."
     assert [(e["event"], e.get("outcome")) for e in stack.audit.read()] == [("requested", None), ("decided", "allow")]
     assert stack.gateway.approvals() == []
 
@@ -177,7 +177,7 @@ async def test_a_denied_command_is_not_run_and_claude_is_told(world: ClaudeWorld
 
     [tool_result] = world.api.requests[-1].tool_results()
     assert tool_result.get("is_error") and "ana denied this" in str(tool_result["content"])
-    assert stack.chat.thread_texts(stack.chat.cards[-1][0])[-1] == "I was not allowed to run the tests."
+    assert stack.chat.texts(stack.chat.last_card()[0])[-1] == "I was not allowed to run the tests."
 
 
 async def test_an_unanswered_request_is_denied_at_the_approval_timeout(
@@ -195,9 +195,9 @@ async def test_an_unanswered_request_is_denied_at_the_approval_timeout(
 
     [tool_result] = world.api.requests[-1].tool_results()
     assert "Nobody answered within 2 minutes" in str(tool_result["content"])
-    texts = stack.chat.thread_texts(stack.chat.cards[-1][0])
+    texts = stack.chat.texts(stack.chat.last_card()[0])
     assert any(text.startswith("⏱️ Nobody answered") for text in texts)
-    assert "Nobody answered" in stack.chat.verdicts[request_id]
+    assert "Nobody answered" in stack.chat.cards[request_id][1]
 
 
 async def test_the_chosen_option_of_a_question_reaches_the_model(world: ClaudeWorld, make_stack: MakeStack) -> None:
@@ -216,7 +216,7 @@ async def test_the_chosen_option_of_a_question_reaches_the_model(world: ClaudeWo
 
     handled = asyncio.create_task(stack.gateway.handle_message(ask("set up the database")))
     request_id = await stack.card()
-    assert [c.label for c in stack.chat.cards[-1][1].choices] == ["Postgres", "SQLite", "Decline"]
+    assert [c.label for c in stack.chat.last_card()[1].choices] == ["Postgres", "SQLite", "Decline"]
     assert "Answered by ana: SQLite" in await stack.click(request_id, "q0o1", REQUESTER)
     await asyncio.wait_for(handled, 60)
 
@@ -233,28 +233,28 @@ async def test_under_tmux_a_pending_request_is_asked_again_by_the_restarted_gate
 
     handled = asyncio.create_task(first.gateway.handle_message(ask()))
     old_request = await first.card()
-    thread = first.chat.cards[-1][0]
+    thread = first.chat.last_card()[0]
     key = first.gateway.sessions()[0].key
     # The gateway shuts down while the request is pending; the run goes on in tmux.
     await first.control.stop()
     await first.manager.close()
     await asyncio.wait_for(handled, 60)
     await first.broker.close()
-    assert first.chat.verdicts[old_request].startswith("↩️ Withdrawn")
+    assert first.chat.cards[old_request][1].startswith("↩️ Withdrawn")
 
     second = make_stack("tmux")
     assert isinstance(second.runner, TmuxRunner)
     [recovered] = await second.runner.recover({key: None})
     await second.control.start()
     new_request = await second.card()  # the permission tool asked again
-    assert new_request != old_request and COMMAND in second.chat.cards[-1][1].text
+    assert new_request != old_request and COMMAND in second.chat.last_card()[1].text
     assert "Allowed once by ana" in await second.click(new_request, "allow", REQUESTER)
 
     result = await asyncio.wait_for(recovered.wait(lambda progress: None), 60)
     assert result.ok and result.text == "Ran them after the restart: 42."
     [tool_result] = world.api.requests[-1].tool_results()
     assert "42" in str(tool_result["content"])
-    assert thread == second.chat.cards[-1][0]
+    assert thread == second.chat.last_card()[0]
 
 
 async def test_on_a_warm_process_the_request_comes_over_its_pipes_and_allowing_runs_the_command(
@@ -270,7 +270,7 @@ async def test_on_a_warm_process_the_request_comes_over_its_pipes_and_allowing_r
 
     handled = asyncio.create_task(stack.gateway.handle_message(ask()))
     request_id = await stack.card()
-    thread, card = stack.chat.cards[-1]
+    thread, card = stack.chat.last_card()
     assert COMMAND in card.text
     [pending] = stack.gateway.approvals()
     key = stack.gateway.sessions()[0].key
@@ -283,15 +283,15 @@ async def test_on_a_warm_process_the_request_comes_over_its_pipes_and_allowing_r
 
     [tool_result] = world.api.requests[-1].tool_results()
     assert "42" in str(tool_result["content"]) and not tool_result.get("is_error")
-    assert stack.chat.thread_texts(thread)[-1] == "The tests printed 42."
-    assert stack.chat.verdicts[request_id] == "✅ Allowed once by ana."
+    assert stack.chat.texts(thread)[-1] == "The tests printed 42."
+    assert stack.chat.cards[request_id][1] == "✅ Allowed once by ana."
     assert stack.runner.warm == {key: pid}, "the process stays warm after the turn"
 
     follow_up = InboundMessage(
         id="1002", channel_id=thread, author_id=REQUESTER, author_name="ana", content="ok?", parent_channel_id=CHANNEL
     )
     await asyncio.wait_for(stack.gateway.handle_message(follow_up), 60)
-    assert stack.chat.thread_texts(thread)[-1] == "Still here."
+    assert stack.chat.texts(thread)[-1] == "Still here."
     assert stack.runner.warm == {key: pid}
 
 
@@ -308,4 +308,4 @@ async def test_on_a_warm_process_a_denied_command_is_not_run_and_claude_is_told(
 
     [tool_result] = world.api.requests[-1].tool_results()
     assert tool_result.get("is_error") and "ana denied this" in str(tool_result["content"])
-    assert stack.chat.thread_texts(stack.chat.cards[-1][0])[-1] == "I was not allowed to run the tests."
+    assert stack.chat.texts(stack.chat.last_card()[0])[-1] == "I was not allowed to run the tests."

@@ -13,9 +13,9 @@ from mpg_tui.core.clock import SystemClock
 from mpg_tui.core.gateway import Gateway
 from mpg_tui.core.ports import InboundMessage
 from mpg_tui.core.runner import Runner
+from mpg_tui.sandbox.inmemory import InMemoryChat
 from tests.contract.conftest import CHANNEL, ClaudeWorld, MakeCore
 from tests.contract.messages_api import Text
-from tests.contract.test_gateway import MemoryChat
 
 pytestmark = pytest.mark.contract
 
@@ -40,7 +40,7 @@ async def test_max_turn_cost_reaches_claude_through_the_gateway(
     world: ClaudeWorld, runner: Runner, make_core: MakeCore
 ) -> None:
     core = make_core(runner, maxTurnCostUsd=0.001)
-    chat = MemoryChat()
+    chat = InMemoryChat()
     gateway = Gateway(config=core.config, sessions=core.manager, bus=core.bus, clock=SystemClock(), chat=chat)
     world.api.script(Text("An expensive answer.", **DEAR))
 
@@ -49,5 +49,5 @@ async def test_max_turn_cost_reaches_claude_through_the_gateway(
     )
 
     [thread] = chat.threads
-    [notice] = chat.thread_texts(thread)
+    [notice] = chat.texts(thread)
     assert notice.startswith("⏸️ This turn stopped at its $0.0010 limit (maxTurnCostUsd) after spending $0.0")

@@ -33,7 +33,7 @@ from mpg_tui.runners.direct import DirectRunner
 from mpg_tui.runners.live import LiveRunner
 from mpg_tui.sandbox.agent import install_shim
 from mpg_tui.sandbox.agent.personas import TEST_COMMAND
-from tests.contract.test_gateway import MemoryChat
+from mpg_tui.sandbox.inmemory import InMemoryChat
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +45,7 @@ STEP_S = 30.0
 @dataclass
 class Demo:
     gateway: Gateway
-    chat: MemoryChat
+    chat: InMemoryChat
     manager: SessionManager
     broker: ApprovalBroker
     runner: LiveRunner
@@ -62,7 +62,7 @@ class Demo:
 
     async def card(self) -> str:
         await asyncio.wait_for(self.chat.card_posted.wait(), STEP_S)
-        return self.chat.cards[-1][1].request_id
+        return self.chat.last_card()[1].request_id
 
     async def click(self, request_id: str, value: str) -> str:
         return await self.gateway.card_clicked(CardClick(request_id, value, REQUESTER, "ana"))
@@ -88,7 +88,7 @@ async def demo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
     decided = asyncio.Event()
     bus.listen(events.append)
     bus.listen(lambda event: decided.set() if isinstance(event, ApprovalDecided) else None)
-    chat = MemoryChat()
+    chat = InMemoryChat()
     broker = ApprovalBroker(
         bus=bus, clock=clock, key=b"demo-approvals-test-key-00000000", project=config.project, chat=lambda: chat
     )
@@ -118,7 +118,7 @@ async def demo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
 async def test_the_engineer_asks_to_run_the_tests_and_allowing_it_produces_the_reply(demo: Demo) -> None:
     handled = demo.ask("@engineer run the tests")
     request_id = await demo.card()
-    thread, card = demo.chat.cards[-1]
+    thread, card = demo.chat.last_card()
     assert TEST_COMMAND in card.text
     [pending] = demo.gateway.approvals()
     assert pending.summary == TEST_COMMAND and pending.tool == "Bash"
@@ -130,7 +130,7 @@ async def test_the_engineer_asks_to_run_the_tests_and_allowing_it_produces_the_r
 
     assert "Allowed once by ana" in await demo.click(request_id, "allow")
     await asyncio.wait_for(handled, STEP_S)
-    reply = "\n".join(demo.chat.thread_texts(thread))
+    reply = "\n".join(demo.chat.texts(thread))
     assert f"Ran the tests (`{TEST_COMMAND}`): 14 passed" in reply
     assert demo.gateway.approvals() == []
 
@@ -138,17 +138,17 @@ async def test_the_engineer_asks_to_run_the_tests_and_allowing_it_produces_the_r
 async def test_denying_the_test_run_is_said_in_the_reply(demo: Demo) -> None:
     handled = demo.ask("@engineer run the tests")
     request_id = await demo.card()
-    thread = demo.chat.cards[-1][0]
+    thread = demo.chat.last_card()[0]
     assert "Denied by ana" in await demo.click(request_id, "deny")
     await asyncio.wait_for(handled, STEP_S)
-    reply = "\n".join(demo.chat.thread_texts(thread))
+    reply = "\n".join(demo.chat.texts(thread))
     assert "did not run the tests" in reply and "ana denied this" in reply
 
 
 async def test_stopping_the_turn_withdraws_the_pending_request(demo: Demo) -> None:
     handled = demo.ask("@engineer run the tests")
     request_id = await demo.card()
-    thread = demo.chat.cards[-1][0]
+    thread = demo.chat.last_card()[0]
 
     assert await demo.gateway.stop(f"{thread}:engineer")
     await asyncio.wait_for(handled, STEP_S)
@@ -157,4 +157,4 @@ async def test_stopping_the_turn_withdraws_the_pending_request(demo: Demo) -> No
     [settled] = [e for e in demo.events if isinstance(e, ApprovalDecided)]
     assert settled.id == request_id and settled.reason == "withdrawn"
     assert demo.gateway.approvals() == []
-    assert any(text.startswith("⏹️ Stopped") for text in demo.chat.thread_texts(thread))
+    assert any(text.startswith("⏹️ Stopped") for text in demo.chat.texts(thread))

@@ -15,13 +15,13 @@ from mpg_tui.config import (
     ConfigError,
     EnvSettings,
     GatewayConfig,
-    _json_path,
     config_warnings,
     is_snowflake,
     load_config,
     parse_config,
     resolve_agents,
 )
+from mpg_tui.config.loading import _json_path
 from mpg_tui.presets import PRESETS
 
 CID = "123456789012345678"

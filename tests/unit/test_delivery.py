@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mpg_tui.config import Agent
 from mpg_tui.core.delivery import REPLY_FILENAME, Delivery
-from tests.unit.memory_chat import MemoryChat
+from mpg_tui.sandbox.inmemory import InMemoryChat
 
 THREAD = "111"
 CHANNEL = "100"
@@ -16,7 +16,7 @@ def lines(total_chars: int) -> str:
 
 
 async def test_a_reply_within_the_cap_is_posted_as_chunks_and_no_file() -> None:
-    chat = MemoryChat()
+    chat = InMemoryChat()
     count = await Delivery(lambda: chat).reply(THREAD, None, lines(9_000), max_messages=5)
     assert count == 5
     assert all(p.filename is None for p in chat.posts)
@@ -24,7 +24,7 @@ async def test_a_reply_within_the_cap_is_posted_as_chunks_and_no_file() -> None:
 
 
 async def test_a_10_mb_reply_takes_the_cap_of_chunks_and_one_file_with_all_of_it() -> None:
-    chat = MemoryChat()
+    chat = InMemoryChat()
     text = lines(10_000_000)
     count = await Delivery(lambda: chat).reply(THREAD, None, text, max_messages=5)
 
@@ -37,7 +37,7 @@ async def test_a_10_mb_reply_takes_the_cap_of_chunks_and_one_file_with_all_of_it
 
 
 async def test_agent_embeds_are_capped_the_same_way() -> None:
-    chat = MemoryChat()
+    chat = InMemoryChat()
     count = await Delivery(lambda: chat).reply(THREAD, ENGINEER, lines(100_000), max_messages=3)
     assert count == 4
     assert [p.embed is not None for p in chat.posts] == [True, True, True, False]
@@ -45,7 +45,7 @@ async def test_agent_embeds_are_capped_the_same_way() -> None:
 
 
 async def test_a_reply_over_the_upload_limit_is_cut_with_a_note_in_the_file_and_the_message() -> None:
-    chat = MemoryChat(limit=50_000)
+    chat = InMemoryChat(upload_limit_bytes=50_000)
     text = "é" * 100_000  # two bytes each: the cut must not split one
     await Delivery(lambda: chat).reply(THREAD, None, text, max_messages=2)
 
@@ -57,7 +57,7 @@ async def test_a_reply_over_the_upload_limit_is_cut_with_a_note_in_the_file_and_
 
 
 async def test_the_file_goes_to_the_channel_when_the_thread_refuses_posts() -> None:
-    chat = MemoryChat(refused={THREAD})
+    chat = InMemoryChat(refused={THREAD})
     await Delivery(lambda: chat).reply(THREAD, None, lines(20_000), parent=CHANNEL, max_messages=2)
     [attached] = [p for p in chat.posts if p.filename]
     assert attached.channel_id == CHANNEL

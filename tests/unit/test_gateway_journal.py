@@ -17,8 +17,8 @@ from mpg_tui.core.journal import Journal
 from mpg_tui.core.ports import InboundMessage
 from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.store import SessionStore
+from mpg_tui.sandbox.inmemory import InMemoryChat
 from tests.unit.fake_runner import FakeRunner
-from tests.unit.memory_chat import MemoryChat
 
 CHANNEL = "123456789012345678"
 NOW = 1_700_000_000.0
@@ -40,7 +40,7 @@ def message(mid: str, content: str, *, thread: str | None = None, at: float = NO
 class Rig:
     gateway: Gateway
     runner: FakeRunner
-    chat: MemoryChat
+    chat: InMemoryChat
     journal: Journal
     clock: FakeClock
 
@@ -56,7 +56,7 @@ async def make_rig(tmp_path: Path) -> AsyncIterator[MakeRig]:
         config = parse_config(
             {"defaults": dict(defaults), "projects": {CHANNEL: {"directory": str(tmp_path), "worktrees": False}}}
         )
-        clock, bus, runner, chat = FakeClock(start=NOW), EventBus(), FakeRunner(), MemoryChat()
+        clock, bus, runner, chat = FakeClock(start=NOW), EventBus(), FakeRunner(), InMemoryChat()
         journal = journal or Journal(tmp_path / "journal.sqlite3", clock)
         sessions = SessionManager(
             config=config,
@@ -117,7 +117,7 @@ async def test_catch_up_handles_what_came_after_the_cursor_in_order_commands_too
 ) -> None:
     rig = make_rig(catchUpMaxAgeMs=60_000)
     rig.journal.saw(CHANNEL, "1000")
-    rig.chat.channels[CHANNEL] = [
+    rig.chat.missed[CHANNEL] = [
         message("999", "before the cursor"),
         message("1001", "too old", at=NOW - 120),
         message("1002", "first"),
@@ -138,7 +138,7 @@ async def test_catch_up_handles_what_came_after_the_cursor_in_order_commands_too
 
 async def test_a_channel_the_journal_never_saw_is_marked_not_caught_up(make_rig: MakeRig) -> None:
     rig = make_rig()
-    rig.chat.channels[CHANNEL] = [message("1001", "answered by someone else long ago")]
+    rig.chat.missed[CHANNEL] = [message("1001", "answered by someone else long ago")]
     report = await rig.gateway.catch_up()
     assert report.handled == 0 and rig.runner.requests == []
     assert rig.journal.cursor(CHANNEL) == "1001"

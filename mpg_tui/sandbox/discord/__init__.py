@@ -10,6 +10,7 @@ from mpg_tui.sandbox.discord.actions import Action, ActionKind, ActionLog
 from mpg_tui.sandbox.discord.client import SandboxClient, SandboxClientError
 from mpg_tui.sandbox.discord.errors import ApiError
 from mpg_tui.sandbox.discord.faults import Fault
+from mpg_tui.sandbox.discord.records import SandboxFile
 from mpg_tui.sandbox.discord.server import SandboxServer
 from mpg_tui.sandbox.discord.spec import (
     ChannelSpec,
@@ -19,7 +20,6 @@ from mpg_tui.sandbox.discord.spec import (
     SpecError,
     UserSpec,
 )
-from mpg_tui.sandbox.discord.state import SandboxFile
 
 __all__ = [
     "Action",

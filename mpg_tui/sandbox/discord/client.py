@@ -16,7 +16,7 @@ from typing import Any, Self
 import aiohttp
 
 from mpg_tui.sandbox.discord.actions import Action
-from mpg_tui.sandbox.discord.state import SandboxFile
+from mpg_tui.sandbox.discord.records import SandboxFile
 
 
 class SandboxClientError(Exception):

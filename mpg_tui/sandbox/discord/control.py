@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from mpg_tui.sandbox.discord.errors import ApiError, json_response
-from mpg_tui.sandbox.discord.state import SandboxFile
+from mpg_tui.sandbox.discord.records import SandboxFile
 
 if TYPE_CHECKING:
     from mpg_tui.sandbox.discord.server import SandboxServer

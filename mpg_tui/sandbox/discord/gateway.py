@@ -200,7 +200,7 @@ class Gateway:
                 continue
             payload = data
             if event in _CONTENT_EVENTS and not session.intents & INTENT_MESSAGE_CONTENT:
-                payload = self.state.visible_to_bot(data)
+                payload = self.state.shapes.visible_to_bot(data)
             session.push(event, payload)
 
     def drop_connections(self, code: int | None = None) -> int:
@@ -369,12 +369,12 @@ class Gateway:
         conn.session = session
         ready: dict[str, Any] = {
             "v": 10,
-            "user": self.state.me_json(),
+            "user": self.state.shapes.me_json(),
             "guilds": [{"id": self.state.guild_id, "unavailable": True}] if on_this_shard else [],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.url,
-            "application": {"id": self.state.bot_id, "flags": self.state.application_flags()},
+            "application": {"id": self.state.bot_id, "flags": self.state.shapes.application_flags()},
             "private_channels": [],
             "relationships": [],
             "presences": [],
@@ -389,7 +389,7 @@ class Gateway:
         session.push("READY", ready)
         if on_this_shard and session.wants("GUILD_CREATE"):
             session.push(
-                "GUILD_CREATE", self.state.guild_create_json(with_members=bool(intents & INTENT_GUILD_MEMBERS))
+                "GUILD_CREATE", self.state.shapes.guild_create_json(with_members=bool(intents & INTENT_GUILD_MEMBERS))
             )
         log.info("gateway: session %s identified (intents %d)", session.id[:8], intents)
 
@@ -445,7 +445,7 @@ class Gateway:
             found, not_found = [], []
         chunk: dict[str, Any] = {
             "guild_id": self.state.guild_id,
-            "members": [self.state.member_json(u.id) for u in found],
+            "members": [self.state.shapes.member_json(u.id) for u in found],
             "chunk_index": 0,
             "chunk_count": 1,
             "not_found": not_found,

@@ -103,9 +103,9 @@ class Interactions:
                 "data": {"custom_id": custom_id, "component_type": BUTTON},
                 "guild_id": state.guild_id,
                 "channel_id": channel_id,
-                "channel": state.channel_json(state.channel(channel_id)),
-                "member": {**state.member_json(user_id), "permissions": "2248473465835073"},
-                "message": state.message_json(message),
+                "channel": state.shapes.channel_json(state.channel(channel_id)),
+                "member": {**state.shapes.member_json(user_id), "permissions": "2248473465835073"},
+                "message": state.shapes.message_json(message),
                 "token": record.token,
                 "version": 1,
                 "app_permissions": "2248473465835073",
@@ -146,7 +146,7 @@ class Interactions:
         elif kind == UPDATE_MESSAGE:
             edited = self.state.edit_message(record.channel_id, record.message_id, self.state.bot_id, data)
             record.respond({"type": kind, "content": edited.content})
-            message = self.state.message_json(edited)
+            message = self.state.shapes.message_json(edited)
         elif kind in (DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE):
             record.respond({"type": kind, "ephemeral": ephemeral})
         else:
@@ -185,7 +185,7 @@ class Interactions:
         if not ephemeral:
             msg = self.state.create_message(record.channel_id, self.state.bot_id, content=content)
             record.respond({"type": CHANNEL_MESSAGE, "content": content, "message_id": msg.id})
-            return self.state.message_json(msg)
+            return self.state.shapes.message_json(msg)
         response = {"type": CHANNEL_MESSAGE, "content": content, "ephemeral": True, "message_id": self.state.ids.next()}
         record.respond(response)
         return self._message_json(record, response)
@@ -195,7 +195,7 @@ class Interactions:
             "id": response.get("message_id") or record.id,
             "channel_id": record.channel_id,
             "type": 19,
-            "author": self.state.user_json(self.state.bot_id),
+            "author": self.state.shapes.user_json(self.state.bot_id),
             "content": response.get("content", ""),
             "timestamp": "2024-01-01T00:00:00+00:00",
             "edited_timestamp": None,

@@ -22,7 +22,8 @@ from mpg_tui.sandbox.discord.actions import ActionKind, ActionLog
 from mpg_tui.sandbox.discord.errors import ApiError, json_response
 from mpg_tui.sandbox.discord.faults import FaultInjector, HoldBook
 from mpg_tui.sandbox.discord.interactions import Interactions
-from mpg_tui.sandbox.discord.state import MAX_FILE_BYTES, SandboxFile, SandboxState
+from mpg_tui.sandbox.discord.records import MAX_FILE_BYTES, SandboxFile
+from mpg_tui.sandbox.discord.state import SandboxState
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ class RestApi:
         # Without the message content intent enabled for the app, REST blanks content too.
         if "message_content" in self.state.spec.privileged_intents:
             return data
-        return self.state.visible_to_bot(data)
+        return self.state.shapes.visible_to_bot(data)
 
     def _guild(self, guild_id: str) -> None:
         if guild_id != self.state.guild_id:
@@ -222,50 +223,52 @@ class RestApi:
         return json_response({"url": self._gateway_url(), "shards": 1, "session_start_limit": limit})
 
     async def get_me(self, request: web.Request) -> web.StreamResponse:
-        return json_response(self.state.me_json())
+        return json_response(self.state.shapes.me_json())
 
     async def get_user(self, request: web.Request, user_id: str) -> web.StreamResponse:
-        return json_response(self.state.user_json(user_id))
+        return json_response(self.state.shapes.user_json(user_id))
 
     async def get_application(self, request: web.Request) -> web.StreamResponse:
-        return json_response(self.state.application_json())
+        return json_response(self.state.shapes.application_json())
 
     # -- guild ----------------------------------------------------------------------------
 
     async def get_guild(self, request: web.Request, guild_id: str) -> web.StreamResponse:
         self._guild(guild_id)
-        return json_response(self.state.guild_json())
+        return json_response(self.state.shapes.guild_json())
 
     async def get_guild_channels(self, request: web.Request, guild_id: str) -> web.StreamResponse:
         self._guild(guild_id)
-        channels = [self.state.channel_json(c) for c in self.state.channels.values() if not c.is_thread]
+        channels = [self.state.shapes.channel_json(c) for c in self.state.channels.values() if not c.is_thread]
         return json_response(channels)
 
     async def get_guild_roles(self, request: web.Request, guild_id: str) -> web.StreamResponse:
         self._guild(guild_id)
-        return json_response(self.state.roles_json())
+        return json_response(self.state.shapes.roles_json())
 
     async def get_member(self, request: web.Request, guild_id: str, user_id: str) -> web.StreamResponse:
         self._guild(guild_id)
         if user_id not in self.state.users:
             raise errors.unknown_member()
-        return json_response(self.state.member_json(user_id))
+        return json_response(self.state.shapes.member_json(user_id))
 
     async def get_active_threads(self, request: web.Request, guild_id: str) -> web.StreamResponse:
         self._guild(guild_id)
-        threads = [self.state.channel_json(c) for c in self.state.channels.values() if c.is_thread and not c.archived]
+        threads = [
+            self.state.shapes.channel_json(c) for c in self.state.channels.values() if c.is_thread and not c.archived
+        ]
         return json_response({"threads": threads, "members": []})
 
     # -- channels -------------------------------------------------------------------------
 
     async def get_channel(self, request: web.Request, channel_id: str) -> web.StreamResponse:
-        return json_response(self.state.channel_json(self.state.channel(channel_id)))
+        return json_response(self.state.shapes.channel_json(self.state.channel(channel_id)))
 
     async def patch_channel(self, request: web.Request, channel_id: str) -> web.StreamResponse:
         self.state.channel(channel_id)
         changes = await _json_body(request)
         channel = self.state.update_channel(channel_id, changes)
-        data = self.state.channel_json(channel)
+        data = self.state.shapes.channel_json(channel)
         await self._record("channel_updated", channel_id, None, data)
         return json_response(data)
 
@@ -282,8 +285,8 @@ class RestApi:
             channel_id, message_id, name if isinstance(name, str) else "", self.state.bot_id, duration
         )
         data = {
-            **self.state.channel_json(thread),
-            "member": self.state.thread_member_json(thread, self.state.bot_id),
+            **self.state.shapes.channel_json(thread),
+            "member": self.state.shapes.thread_member_json(thread, self.state.bot_id),
         }
         await self._record("thread_created", channel_id, message_id, data)
         return json_response(data, status=201)
@@ -302,10 +305,10 @@ class RestApi:
             after=_snowflake_param(request.query, "after"),
             around=_snowflake_param(request.query, "around"),
         )
-        return json_response([self._readable(self.state.message_json(m)) for m in found])
+        return json_response([self._readable(self.state.shapes.message_json(m)) for m in found])
 
     async def get_message(self, request: web.Request, channel_id: str, message_id: str) -> web.StreamResponse:
-        return json_response(self._readable(self.state.message_json(self.state.message(channel_id, message_id))))
+        return json_response(self._readable(self.state.shapes.message_json(self.state.message(channel_id, message_id))))
 
     async def post_message(self, request: web.Request, channel_id: str) -> web.StreamResponse:
         self.state.channel(channel_id)
@@ -327,7 +330,7 @@ class RestApi:
             flags=flags if isinstance(flags, int) else 0,
             components=[c for c in payload.get("components") or [] if isinstance(c, dict)],
         )
-        data = self.state.message_json(msg)
+        data = self.state.shapes.message_json(msg)
         await self._record("message_sent", channel_id, msg.id, data)
         return json_response(data)
 
@@ -335,7 +338,7 @@ class RestApi:
         self.state.message(channel_id, message_id)
         changes = await _json_body(request)
         msg = self.state.edit_message(channel_id, message_id, self.state.bot_id, changes)
-        data = self.state.message_json(msg)
+        data = self.state.shapes.message_json(msg)
         await self._record("message_edited", channel_id, message_id, data)
         return json_response(data)
 

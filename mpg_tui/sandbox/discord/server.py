@@ -22,9 +22,10 @@ from mpg_tui.sandbox.discord.control import ControlApi
 from mpg_tui.sandbox.discord.faults import Fault, FaultInjector, Hold, HoldBook
 from mpg_tui.sandbox.discord.gateway import Gateway
 from mpg_tui.sandbox.discord.interactions import InteractionRecord, Interactions
+from mpg_tui.sandbox.discord.records import SandboxFile
 from mpg_tui.sandbox.discord.rest import RestApi
 from mpg_tui.sandbox.discord.spec import SandboxSpec
-from mpg_tui.sandbox.discord.state import SandboxFile, SandboxState
+from mpg_tui.sandbox.discord.state import SandboxState
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class SandboxServer:
             raise KeyError(f"no user {user_id!r} in the sandbox spec")
         reference = {"message_id": reply_to, "channel_id": channel_id} if reply_to else None
         msg = self.state.create_message(channel_id, user_id, content=content, files=attachments, reference=reference)
-        return self.state.message_json(msg)
+        return self.state.shapes.message_json(msg)
 
     def click(self, channel_id: str, message_id: str, user_id: str, custom_id: str) -> InteractionRecord:
         """A (non-bot) member presses a button of a message; dispatches INTERACTION_CREATE.
@@ -160,7 +161,9 @@ class SandboxServer:
         channel = self.state.channel(thread_id)
         if not channel.is_thread:
             raise errors.wrong_channel_type()
-        return self.state.channel_json(self.state.update_channel(thread_id, {"archived": True, "locked": locked}))
+        return self.state.shapes.channel_json(
+            self.state.update_channel(thread_id, {"archived": True, "locked": locked})
+        )
 
     def delete_message(self, channel_id: str, message_id: str) -> None:
         """Delete a message as a moderator would (MESSAGE_DELETE; not a bot action)."""
@@ -190,14 +193,14 @@ class SandboxServer:
     def messages(self, channel_id: str) -> list[dict[str, Any]]:
         """Every message in a channel or thread, oldest first."""
         channel = self.state.channel(channel_id)
-        return [self.state.message_json(m) for m in channel.messages.values()]
+        return [self.state.shapes.message_json(m) for m in channel.messages.values()]
 
     def threads(self, parent_id: str) -> list[dict[str, Any]]:
         self.state.channel(parent_id)
-        return [self.state.channel_json(t) for t in self.state.threads_of(parent_id)]
+        return [self.state.shapes.channel_json(t) for t in self.state.threads_of(parent_id)]
 
     def channel(self, channel_id: str) -> dict[str, Any]:
-        return self.state.channel_json(self.state.channel(channel_id))
+        return self.state.shapes.channel_json(self.state.channel(channel_id))
 
     @property
     def connected(self) -> int:

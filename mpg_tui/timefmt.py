@@ -6,7 +6,8 @@ Three spellings, each for its own use:
 * :func:`format_age` / :func:`format_ago` (``7m``, ``7m ago``): the cockpit's narrow columns;
 * :func:`format_run_length` (``12.3s``, ``4m05s``): how long a run took, to a tenth of a second.
 
-The dashboard's script mirrors :func:`format_duration` (``static/app.js``).
+The dashboard renders with them and its script mirrors all three (``static/app.js``; a test runs
+both and compares).
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ from importlib import resources
 from string import Template
 from typing import Any
 
+from mpg_tui.timefmt import format_ago, format_duration, format_run_length
+
 JSON = Mapping[str, Any]
 EVENT_LIMIT = 100
 
@@ -37,7 +39,7 @@ def _template(name: str) -> Template:
     return Template(text)
 
 
-# -- formatting (mirrored in static/app.js) ------------------------------------------------------
+# -- formatting (mirrored in static/app.js; durations and ages are mpg_tui.timefmt's) ------------------------------------------------------
 
 
 def fmt_cost(usd: float) -> str:
@@ -56,41 +58,6 @@ def fmt_tokens(n: int) -> str:
     if n < 1_000_000:
         return f"{n / 1000:.1f}k"
     return f"{n / 1_000_000:.2f}M"
-
-
-def fmt_ago(seconds: float) -> str:
-    s = max(0, int(seconds))
-    if s < 5:
-        return "just now"
-    if s < 60:
-        return f"{s}s ago"
-    if s < 3600:
-        return f"{s // 60}m ago"
-    if s < 86400:
-        return f"{s // 3600}h ago"
-    return f"{s // 86400}d ago"
-
-
-def fmt_duration_ms(ms: int) -> str:
-    if ms < 1000:
-        return f"{ms}ms"
-    if ms < 60_000:
-        return f"{ms / 1000:.1f}s"
-    s = ms // 1000
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
-
-
-def fmt_uptime(seconds: int) -> str:
-    s = max(0, seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d {(s % 86400) // 3600}h"
 
 
 def _clock_time(epoch_s: float) -> str:
@@ -198,7 +165,7 @@ def session_row(session: JSON, now: float, paused: JSON | None = None) -> str:
         f'<td class="num">{esc(fmt_cost(session["costUsd"]))}</td>'
         f'<td class="num">{esc(fmt_tokens(session["inputTokens"]))} / {esc(fmt_tokens(session["outputTokens"]))}</td>'
         f'<td class="num"><time class="ago" data-ts="{last}" datetime="{esc(session["lastActivityAt"])}">'
-        f"{esc(fmt_ago(now - last))}</time></td></tr>"
+        f"{esc(format_ago(now - last))}</time></td></tr>"
     )
 
 
@@ -217,7 +184,7 @@ def chain_card(chain: JSON) -> str:
     for hop in chain["hops"]:
         facts = [hop["state"]]
         if hop["durationMs"]:
-            facts.append(fmt_duration_ms(hop["durationMs"]))
+            facts.append(format_run_length(hop["durationMs"] / 1000))
         if hop["costUsd"]:
             facts.append(fmt_cost(hop["costUsd"]))
         hops.append('<span class="arrow" aria-hidden="true">→</span>')
@@ -227,7 +194,7 @@ def chain_card(chain: JSON) -> str:
         )
     summary = f"turn {chain['turns']}/{chain['maxTurns']}"
     if chain["durationMs"]:
-        summary += f" · {fmt_duration_ms(chain['durationMs'])}"
+        summary += f" · {format_run_length(chain['durationMs'] / 1000)}"
     if chain["costUsd"]:
         summary += f" · {fmt_cost(chain['costUsd'])}"
     return (
@@ -319,7 +286,7 @@ def approval_item(approval: JSON, now: float) -> str:
         f'<span class="secondary mono"><a href="/?thread={esc(approval["threadId"])}#conversation">'
         f"{esc(approval['key'])}</a>{asked}</span>"
         f'<span class="secondary push">denied in <time class="left" data-until="{approval["expiresAt"]}">'
-        f"{esc(fmt_uptime(int(approval['expiresAt'] - now)))}</time> unless decided</span></div>"
+        f"{esc(format_duration(approval['expiresAt'] - now))}</time> unless decided</span></div>"
         f'<pre class="summary">{esc(approval["summary"])}</pre>'
         f'<div class="actions">{buttons}<span class="outcome" role="status"></span></div></li>'
     )
@@ -359,7 +326,7 @@ def summarize(event: JSON, names: Mapping[str, str]) -> str:
         case "run_finished":
             if event["ok"]:
                 return (
-                    f"{event['key']} finished in {fmt_duration_ms(int(event['duration_ms']))}"
+                    f"{event['key']} finished in {format_run_length(int(event['duration_ms']) / 1000)}"
                     f" · {fmt_cost(float(event['cost_usd']))}"
                 )
             return f"{event['key']} failed: {event.get('error') or 'unknown error'}"
@@ -470,7 +437,7 @@ def render_page(status: JSON, thread: JSON | None = None) -> str:
         version=esc(status["version"]),
         project_count=esc(_plural(project_count, "project")),
         connection=connection_pill(status["health"]["connection"]),
-        uptime=esc(fmt_uptime(int(status["health"]["uptime"]))),
+        uptime=esc(format_duration(status["health"]["uptime"])),
         cards=cards(status),
         session_count=len(status["sessions"]),
         sessions=sessions(status, now),

@@ -10,7 +10,8 @@ import pytest
 from mpg_tui import __version__
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.dashboard import Dashboard
-from mpg_tui.dashboard.page import fmt_ago, fmt_cost, fmt_duration_ms, fmt_tokens, fmt_uptime
+from mpg_tui.dashboard.page import fmt_cost, fmt_tokens
+from mpg_tui.timefmt import format_ago, format_duration, format_run_length
 from mpg_tui.sandbox.world import World
 from tests.dashboard.conftest import API, WEB
 
@@ -135,14 +136,14 @@ async def test_an_empty_gateway_says_so_instead_of_showing_blank_tables(
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"), [(0, "just now"), (42, "42s ago"), (125, "2m ago"), (7300, "2h ago"), (200_000, "2d ago")]
+    ("seconds", "text"), [(0, "now"), (42, "42s ago"), (125, "2m ago"), (7300, "2h ago"), (200_000, "2d ago")]
 )
 def test_relative_times(seconds: float, text: str) -> None:
-    assert fmt_ago(seconds) == text
+    assert format_ago(seconds) == text
 
 
 def test_number_formats() -> None:
     assert [fmt_cost(v) for v in (0, 0.0042, 0.25, 1234.5)] == ["$0.00", "$0.0042", "$0.250", "$1,234.50"]
     assert [fmt_tokens(v) for v in (999, 12_345, 3_400_000)] == ["999", "12.3k", "3.40M"]
-    assert [fmt_duration_ms(v) for v in (450, 12_400, 95_800, 4_000_000)] == ["450ms", "12.4s", "1m 35s", "1h 06m"]
-    assert [fmt_uptime(v) for v in (59, 61, 3661, 90_000)] == ["59s", "1m 01s", "1h 01m", "1d 1h"]
+    assert [format_run_length(v) for v in (0.45, 12.4, 95.8, 4000)] == ["450ms", "12.4s", "1m35s", "1h06m"]
+    assert [format_duration(v) for v in (59, 61, 3661, 90_000)] == ["59s", "1m", "1h 01m", "1d 01h"]

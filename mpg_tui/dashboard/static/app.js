@@ -73,28 +73,35 @@
     if (n < 1e6) return (n / 1000).toFixed(1) + 'k';
     return (n / 1e6).toFixed(2) + 'M';
   }
-  function fmtAgo(seconds) {
-    const s = Math.max(0, Math.floor(seconds));
-    if (s < 5) return 'just now';
-    if (s < 60) return s + 's ago';
+  // Durations and ages: mpg_tui/timefmt.py's three spellings.
+  const pad2 = (n) => String(n).padStart(2, '0');
+  function formatDuration(seconds) { // 45s, 12m, 2h 05m, 3d 04h
+    const total = Math.max(0, Math.floor(seconds));
+    if (total < 60) return total + 's';
+    let minutes = Math.floor(total / 60);
+    if (minutes < 60) return minutes + 'm';
+    let hours = Math.floor(minutes / 60);
+    minutes %= 60;
+    if (hours < 24) return hours + 'h ' + pad2(minutes) + 'm';
+    const days = Math.floor(hours / 24);
+    hours %= 24;
+    return days + 'd ' + pad2(hours) + 'h';
+  }
+  function formatAgo(seconds) { // now, 42s ago, 7m ago, 3h ago, 2d ago
+    const s = Math.max(0, seconds);
+    if (s < 5) return 'now';
+    if (s < 60) return Math.floor(s) + 's ago';
     if (s < 3600) return Math.floor(s / 60) + 'm ago';
     if (s < 86400) return Math.floor(s / 3600) + 'h ago';
     return Math.floor(s / 86400) + 'd ago';
   }
-  const pad2 = (n) => String(n).padStart(2, '0');
-  function fmtDurationMs(ms) {
-    if (ms < 1000) return ms + 'ms';
-    if (ms < 60000) return (ms / 1000).toFixed(1) + 's';
-    const s = Math.floor(ms / 1000);
-    if (s < 3600) return Math.floor(s / 60) + 'm ' + pad2(s % 60) + 's';
-    return Math.floor(s / 3600) + 'h ' + pad2(Math.floor((s % 3600) / 60)) + 'm';
-  }
-  function fmtUptime(seconds) {
-    const s = Math.max(0, Math.floor(seconds));
-    if (s < 60) return s + 's';
-    if (s < 3600) return Math.floor(s / 60) + 'm ' + pad2(s % 60) + 's';
-    if (s < 86400) return Math.floor(s / 3600) + 'h ' + pad2(Math.floor((s % 3600) / 60)) + 'm';
-    return Math.floor(s / 86400) + 'd ' + Math.floor((s % 86400) / 3600) + 'h';
+  function formatRunLength(seconds) { // 850ms, 12.3s, 4m05s, 2h07m
+    const s = Math.max(0, seconds);
+    if (s < 1) return Math.floor(s * 1000) + 'ms';
+    if (s < 60) return s.toFixed(1) + 's';
+    const whole = Math.floor(s);
+    if (whole < 3600) return Math.floor(whole / 60) + 'm' + pad2(whole % 60) + 's';
+    return Math.floor(whole / 3600) + 'h' + pad2(Math.floor((whole % 3600) / 60)) + 'm';
   }
   function clockTime(epochS) {
     const d = new Date(epochS * 1000);
@@ -172,7 +179,7 @@
       h('td', { class: 'num', text: fmtCost(s.costUsd) }),
       h('td', { class: 'num', text: fmtTokens(s.inputTokens) + ' / ' + fmtTokens(s.outputTokens) }),
       h('td', { class: 'num' },
-        h('time', { class: 'ago', 'data-ts': last, datetime: s.lastActivityAt, text: fmtAgo(now - last) })));
+        h('time', { class: 'ago', 'data-ts': last, datetime: s.lastActivityAt, text: formatAgo(now - last) })));
   }
 
   function renderSessions(status) {
@@ -190,14 +197,14 @@
     const hops = [h('span', { class: 'hop hop-user' }, h('b', { text: 'user' }))];
     for (const hop of c.hops) {
       const facts = [hop.state];
-      if (hop.durationMs) facts.push(fmtDurationMs(hop.durationMs));
+      if (hop.durationMs) facts.push(formatRunLength(hop.durationMs / 1000));
       if (hop.costUsd) facts.push(fmtCost(hop.costUsd));
       hops.push(h('span', { class: 'arrow', 'aria-hidden': 'true', text: '→' }));
       hops.push(h('span', { class: 'hop hop-' + hop.state },
         h('b', { text: '@' + hop.agent }), h('small', { text: facts.join(' · ') })));
     }
     let summary = 'turn ' + c.turns + '/' + c.maxTurns;
-    if (c.durationMs) summary += ' · ' + fmtDurationMs(c.durationMs);
+    if (c.durationMs) summary += ' · ' + formatRunLength(c.durationMs / 1000);
     if (c.costUsd) summary += ' · ' + fmtCost(c.costUsd);
     return h('div', { class: 'chain', 'data-thread': c.threadId },
       h('div', { class: 'chain-head' },
@@ -287,7 +294,7 @@
           h('a', { href: '/?thread=' + encodeURIComponent(a.threadId) + '#conversation', text: a.key }),
           a.requestedBy ? ' · asked for by ' + a.requestedBy : ''),
         h('span', { class: 'secondary push' }, 'denied in ',
-          h('time', { class: 'left', 'data-until': a.expiresAt, text: fmtUptime(a.expiresAt - now) }), ' unless decided')),
+          h('time', { class: 'left', 'data-until': a.expiresAt, text: formatDuration(a.expiresAt - now) }), ' unless decided')),
       h('pre', { class: 'summary', text: a.summary }),
       h('div', { class: 'actions' }, ...buttons, h('span', { class: 'outcome', role: 'status' })));
   }
@@ -348,7 +355,7 @@
       case 'run_progress': return e.key + ' · ' + (e.tool || e.step) + ': ' + e.text;
       case 'run_finished':
         return e.ok
-          ? e.key + ' finished in ' + fmtDurationMs(e.duration_ms) + ' · ' + fmtCost(e.cost_usd)
+          ? e.key + ' finished in ' + formatRunLength(e.duration_ms / 1000) + ' · ' + fmtCost(e.cost_usd)
           : e.key + ' failed: ' + (e.error || 'unknown error');
       case 'run_recovering': return e.key + ' recovering after restart';
       case 'handoff_step':
@@ -423,12 +430,12 @@
 
   function tick() {
     const now = serverNow();
-    byId('uptime').textContent = fmtUptime(now - startedAt);
+    byId('uptime').textContent = formatDuration(now - startedAt);
     for (const el of document.querySelectorAll('time.ago[data-ts]')) {
-      el.textContent = fmtAgo(now - Number(el.dataset.ts));
+      el.textContent = formatAgo(now - Number(el.dataset.ts));
     }
     for (const el of document.querySelectorAll('time.left[data-until]')) {
-      el.textContent = fmtUptime(Number(el.dataset.until) - now);
+      el.textContent = formatDuration(Number(el.dataset.until) - now);
     }
   }
 

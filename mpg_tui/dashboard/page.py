@@ -39,7 +39,7 @@ def _template(name: str) -> Template:
     return Template(text)
 
 
-# -- formatting (mirrored in static/app.js; durations and ages are mpg_tui.timefmt's) ------------------------------------------------------
+# -- formatting (mirrored in static/app.js; durations and ages are mpg_tui.timefmt's) ----------------------
 
 
 def fmt_cost(usd: float) -> str:

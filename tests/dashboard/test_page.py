@@ -11,8 +11,8 @@ from mpg_tui import __version__
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.dashboard import Dashboard
 from mpg_tui.dashboard.page import fmt_cost, fmt_tokens
-from mpg_tui.timefmt import format_ago, format_duration, format_run_length
 from mpg_tui.sandbox.world import World
+from mpg_tui.timefmt import format_ago, format_duration, format_run_length
 from tests.dashboard.conftest import API, WEB
 
 

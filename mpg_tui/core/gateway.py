@@ -22,6 +22,7 @@ from typing import Any
 from mpg_tui import __version__
 from mpg_tui.config import Agent, GatewayConfig, ProjectView
 from mpg_tui.core import access
+from mpg_tui.core.alongside import Alongside, react
 from mpg_tui.core.api import (
     ApprovalInfo,
     Budgets,
@@ -55,7 +56,7 @@ from mpg_tui.core.commands import CommandContext, CommandResult, ContinueRequest
 from mpg_tui.core.conversation import ConversationBook, ConversationEntry
 from mpg_tui.core.delivery import Delivery
 from mpg_tui.core.dispatch import AgentTarget, UnknownAgent, detect_handoff, resolve_target, session_key
-from mpg_tui.core.embeds import EYES, STOPPED, handoff_text, queued_text
+from mpg_tui.core.embeds import STOPPED, handoff_text, queued_text
 from mpg_tui.core.events import (
     TEXT_LIMIT,
     BudgetContinued,
@@ -516,10 +517,7 @@ class Gateway:
                 await intake.enter_async_context(self._intake.hold(msg.channel_id))
             await intake.enter_async_context(self._intake.hold(route.thread_id or msg.id))
             if route.thread_id is None:
-                await self._react(msg)  # as MPG: 👀, then the thread, then the reply
-            else:
-                # In a thread, alongside the run: waiting would add a round trip to the reply.
-                self._in_background(self._react(msg))
+                await react(self.chat, msg)  # as MPG: 👀, then the thread, then the reply
             thread_id = route.thread_id or await self._open_thread(msg, project)
             self.journal.mark(msg.id, "received", thread_id=thread_id)
             if target.agent is not None and route.thread_id is None:
@@ -530,21 +528,29 @@ class Gateway:
             stop = self._paused_by(project, thread_id)
             if stop is not None:
                 held = HeldTurn(target.agent_name, prompt, msg.author_id)
+                if route.thread_id is not None:
+                    self._in_background(react(self.chat, msg))
                 await self._pause(project, thread_id, stop, held, requester=msg.author_id)
                 # Kept by the budget ledger, and the thread was told: settled for the journal.
                 self.journal.mark(msg.id, "told")
                 self._accepted(msg.id)
                 return
-            first = self._start_turn(project, thread_id, target.agent, prompt, message_id=msg.id, requester=requester)
+            # In a thread the 👀 goes out alongside the turn, once it has started or queued:
+            # ahead of it, its request would take the loop before claude's spawn.
+            first = self._start_turn(
+                project,
+                thread_id,
+                target.agent,
+                prompt,
+                message_id=msg.id,
+                requester=requester,
+                react_to=msg if route.thread_id is not None else None,
+            )
             self.journal.mark(msg.id, "queued", session_key=session_key(thread_id, target.agent_name))
         self._accepted(msg.id)
         await self._run_chain(
             project, thread_id, target.agent, first, prompt=prompt, requester=requester, message_id=msg.id
         )
-
-    async def _react(self, msg: InboundMessage) -> None:
-        with contextlib.suppress(ChatError):
-            await self.chat.react(msg.channel_id, msg.id, EYES)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -604,11 +610,16 @@ class Gateway:
         recovered: Recovered | None = None,
         message_id: str | None = None,
         requester: Requester | None = None,
+        react_to: InboundMessage | None = None,
     ) -> asyncio.Task[TurnOutcome]:
         """Enqueue one turn now (so queue order is arrival order) and return its task.
 
         With ``recovered``, the turn is a run an earlier gateway started: it is waited for
         instead of started, and shown in the thread exactly like a live one.
+
+        The typing indicator, the 👀 on ``react_to`` and the journal's "running" for
+        ``message_id`` go alongside the turn (see :mod:`~mpg_tui.core.alongside`), never
+        ahead of claude's spawn.
         """
         key = session_key(thread_id, agent.name if agent else None)
         timeout_s = (project.defaults.agent_timeout_ms if agent else project.defaults.run_timeout_ms) / 1000
@@ -621,50 +632,53 @@ class Gateway:
             stuck_notify_s=project.defaults.stuck_notify_ms / 1000,
         )
 
+        alongside = Alongside(
+            self.chat, self.journal, thread_id, spawn=self._in_background, message_id=message_id, react_to=react_to
+        )
+
         async def on_queued(position: int) -> None:
+            alongside.waiting()
             await self._delivery.send(thread_id, queued_text(position))
 
         def on_started() -> None:
+            alongside.started()
             status.start()
-            if message_id is not None:
-                self.journal.mark(message_id, "running")
 
         async def on_held() -> None:
+            alongside.waiting()
             notice = self._lending.held_notice(key)
             if notice is not None:
                 await self._delivery.send(thread_id, notice)
 
         async def turn() -> TurnOutcome:
             try:
-                async with self.chat.typing(thread_id):
-                    if recovered is not None:
-                        return await self._sessions.adopt(
-                            key,
-                            project,
-                            thread_id,
-                            recovered.wait,
-                            agent=agent,
-                            started_at=recovered.started_at,
-                            on_progress=status.on_progress,
-                            on_started=on_started,
-                        )
-                    return await self._sessions.submit(
+                if recovered is not None:
+                    return await self._sessions.adopt(
                         key,
                         project,
                         thread_id,
-                        prompt,
+                        recovered.wait,
                         agent=agent,
-                        timeout_s=timeout_s,
-                        on_queued=on_queued,
-                        on_held=on_held,
+                        started_at=recovered.started_at,
                         on_progress=status.on_progress,
                         on_started=on_started,
-                        allowance=lambda: self._budget.allowance(
-                            self._router.project(project.key) or project, thread_id
-                        ),
-                        requester=requester,
                     )
+                return await self._sessions.submit(
+                    key,
+                    project,
+                    thread_id,
+                    prompt,
+                    agent=agent,
+                    timeout_s=timeout_s,
+                    on_queued=on_queued,
+                    on_held=on_held,
+                    on_progress=status.on_progress,
+                    on_started=on_started,
+                    allowance=lambda: self._budget.allowance(self._router.project(project.key) or project, thread_id),
+                    requester=requester,
+                )
             finally:
+                alongside.finish()
                 await status.close()
 
         task = asyncio.create_task(turn(), name=f"turn {key}")

@@ -22,7 +22,7 @@ from mpg_tui.core.embeds import EYES
 from mpg_tui.core.journal import Journal
 from mpg_tui.core.ports import ChatError, ChatPort, InboundMessage
 
-Spawn = Callable[[Coroutine[Any, Any, None]], None]
+Spawn = Callable[[Coroutine[Any, Any, None]], object]
 
 
 async def react(chat: ChatPort, msg: InboundMessage) -> None:

@@ -112,7 +112,7 @@ class Intake:
         project = route.project
         # Recorded before anything is said or done about it: what the journal holds is
         # answered even if this gateway dies now, and never twice.
-        if not replay and not self._journal.claim(msg, project.key):
+        if not replay and not self._journal.claim(msg, project.key, thread_id=route.thread_id):
             log.info("message %s in %s was handled before; not again", msg.id, msg.channel_id)
             return
         self._bus.publish(
@@ -204,8 +204,10 @@ class Intake:
             await intake.enter_async_context(self._locks.hold(route.thread_id or msg.id))
             if route.thread_id is None:
                 await react(self._chat(), msg)  # as MPG: 👀, then the thread, then the reply
-            thread_id = route.thread_id or await self._open_thread(msg, project)
-            self._journal.mark(msg.id, "received", thread_id=thread_id)
+                thread_id = await self._open_thread(msg, project)
+                self._journal.mark(msg.id, "received", thread_id=thread_id)
+            else:
+                thread_id = route.thread_id  # claimed in it already: nothing to write before the spawn
             if target.agent is not None and route.thread_id is None:
                 self._sticky.set(thread_id, target.agent.name)  # a thread just opened for this message
             self._turns.reset(thread_id)
@@ -232,7 +234,9 @@ class Intake:
                 requester=requester,
                 react_to=msg if route.thread_id is not None else None,
             )
-            self._journal.mark(msg.id, "queued", session_key=session_key(thread_id, target.agent_name))
+            self._journal.mark(
+                msg.id, "queued", thread_id=thread_id, session_key=session_key(thread_id, target.agent_name)
+            )
         self._accepted(msg.id)
         await self._chains.run_chain(
             project, thread_id, target.agent, first, prompt=prompt, requester=requester, message_id=msg.id

@@ -178,8 +178,9 @@ class Journal:
 
     # -- recording ------------------------------------------------------------------------
 
-    def claim(self, msg: InboundMessage, project_key: str) -> bool:
-        """Record ``msg`` as received; False when it was recorded before (handle it no more).
+    def claim(self, msg: InboundMessage, project_key: str, *, thread_id: str | None = None) -> bool:
+        """Record ``msg`` as received (in ``thread_id``, when known already); False when it was
+        recorded before (handle it no more).
 
         When the journal cannot be written the message is handled all the same (True):
         answering without a record beats dropping it.
@@ -190,11 +191,12 @@ class Journal:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, NULL, NULL, 'received', ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, NULL, 'received', ?, ?, ?, ?, ?)",
                     (
                         msg.id,
                         msg.channel_id,
                         project_key,
+                        thread_id,
                         msg.author_name,
                         " ".join(msg.content.split())[:PREVIEW_CHARS],
                         _encode(msg),
@@ -207,7 +209,7 @@ class Journal:
                     self._advance(msg.channel_id, msg.id, msg.parent_channel_id, now)
                 self._db.execute("COMMIT")
                 if claimed:
-                    self._count(msg.channel_id, "received", 1)
+                    self._count(thread_id if thread_id is not None else msg.channel_id, "received", 1)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise

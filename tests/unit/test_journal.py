@@ -92,6 +92,8 @@ def test_counts_kept_in_step_with_writes_match_the_database_after_every_write(tm
     step(lambda: journal.mark("1001", "running"))  # a final state is never left
     step(lambda: journal.mark("9999", "told"))  # unknown: nothing to count
     step(lambda: journal.claim(message("1003"), "p"))
+    step(lambda: journal.claim(message("1004", channel="1001", parent=CHANNEL), "p", thread_id="1001"))
+    step(lambda: journal.mark("1004", "answered"))
     step(lambda: journal.mark("1003", "told"))
     step(lambda: journal.mark("1002", "running"))
     step(lambda: journal.mark_running_of("1001", "told"))

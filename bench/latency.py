@@ -3,9 +3,11 @@
 The gateway runs the stand-in ``claude`` through a bash wrapper that logs when the
 stand-in started and ended (``$EPOCHREALTIME``), so each message's own agent run time is
 known and subtracted: what remains is what the gateway added (receiving the message,
-the reaction, thread and typing calls, persisting the run marker, spawning, reading the
-result, the reply POST). That is compared with a floor measured in the same run: one
-process spawn (``true``) plus one loopback HTTP round trip.
+journaling it, the calls awaited before the spawn: the reaction and thread of a message
+that opens one, the history of an agent's; spawning, reading the result, the reply POST).
+In a thread the reaction and typing go out alongside the run, and are timed separately.
+That is compared with a floor measured in the same run: one process spawn (``true``) plus
+one loopback HTTP round trip.
 
 Messages go one at a time (no queueing), to a gateway in this process (its own events
 split the time further) and to one started as ``mpg-tui start --no-ui``.
@@ -327,8 +329,8 @@ async def main_async(n: int, json_path: Path | None) -> None:
         command_line(),
         notes=[
             "every added figure includes the timing wrapper's start (one spawn of bash): the floor's spawn.",
-            "the durable write is what the gateway does before every spawn (the run marker in sessions.json): "
-            "its cost is the disk's, and varies with other I/O on the machine.",
+            "the durable write is for context: the run marker in sessions.json is written alongside the spawn "
+            "(without fsync), not ahead of it; a durable write's cost is the disk's and varies with other I/O.",
             "the stand-in rows are for scale: its Python start-up is most of every agent run here.",
         ],
     )

@@ -90,6 +90,11 @@ def newer(a: str, b: str) -> bool:
     return (len(a), a) > (len(b), b)
 
 
+def _bucket(state: str) -> str:
+    """The :class:`ThreadCounts` field a state is counted in."""
+    return "waiting" if state in ("received", "queued") else state
+
+
 def _encode(msg: InboundMessage) -> str:
     return json.dumps(asdict(msg), ensure_ascii=False, separators=(",", ":"))
 
@@ -110,6 +115,11 @@ class Journal:
         self._clock = clock
         self._failing = False
         self._db = self._open()
+        # Per thread (the channel, for a message answered there): counts by bucket, read once
+        # and then kept up to date by every write. The faces ask for them on every event, and
+        # a GROUP BY over a week of messages would cost milliseconds each time.
+        self._tallies: dict[str, dict[str, int]] | None = None
+        self._counts: dict[str, ThreadCounts] = {}
 
     # -- opening --------------------------------------------------------------------------
 
@@ -162,13 +172,15 @@ class Journal:
             if not self._failing:
                 log.error("The message journal could not %s: %s (carrying on without it)", what, exc)
             self._failing = True
+            self._tallies = None  # counted again from the database when next asked
         else:
             self._failing = False
 
     # -- recording ------------------------------------------------------------------------
 
-    def claim(self, msg: InboundMessage, project_key: str) -> bool:
-        """Record ``msg`` as received; False when it was recorded before (handle it no more).
+    def claim(self, msg: InboundMessage, project_key: str, *, thread_id: str | None = None) -> bool:
+        """Record ``msg`` as received (in ``thread_id``, when known already); False when it was
+        recorded before (handle it no more).
 
         When the journal cannot be written the message is handled all the same (True):
         answering without a record beats dropping it.
@@ -179,11 +191,12 @@ class Journal:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, NULL, NULL, 'received', ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, NULL, 'received', ?, ?, ?, ?, ?)",
                     (
                         msg.id,
                         msg.channel_id,
                         project_key,
+                        thread_id,
                         msg.author_name,
                         " ".join(msg.content.split())[:PREVIEW_CHARS],
                         _encode(msg),
@@ -195,6 +208,8 @@ class Journal:
                 if claimed:
                     self._advance(msg.channel_id, msg.id, msg.parent_channel_id, now)
                 self._db.execute("COMMIT")
+                if claimed:
+                    self._count(thread_id if thread_id is not None else msg.channel_id, "received", 1)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -228,12 +243,21 @@ class Journal:
         if state not in get_args(MessageState):
             raise ValueError(f"unknown message state {state!r}")
         with self._writing("update a message"):
-            self._db.execute(
+            before = None
+            if self._tallies is not None:
+                before = self._db.execute(
+                    "SELECT COALESCE(thread_id, channel_id), channel_id, state FROM messages WHERE message_id = ?",
+                    (message_id,),
+                ).fetchone()
+            cursor = self._db.execute(
                 "UPDATE messages SET state = ?, thread_id = COALESCE(?, thread_id), "
                 "session_key = COALESCE(?, session_key), updated_at = ? "
                 "WHERE message_id = ? AND state NOT IN ('answered', 'told')",
                 (state, thread_id, session_key, self._clock.now(), message_id),
             )
+            if before is not None and cursor.rowcount:
+                self._count(before[0], before[2], -1)
+                self._count(thread_id if thread_id is not None else before[0], state, 1)
 
     def mark_running_of(self, session_key: str, state: MessageState) -> int:
         """Settle the messages whose run of ``session_key`` was in progress (a recovered tmux run)."""
@@ -242,6 +266,7 @@ class Journal:
                 "UPDATE messages SET state = ?, updated_at = ? WHERE session_key = ? AND state = 'running'",
                 (state, self._clock.now(), session_key),
             )
+            self._tallies = None  # rare (start-up): counted again when next asked
             return cursor.rowcount
         return 0
 
@@ -253,6 +278,7 @@ class Journal:
                 "DELETE FROM messages WHERE state IN ('answered', 'told') AND updated_at < ?", (cutoff,)
             )
             self._db.execute("DELETE FROM cursors WHERE updated_at < ?", (cutoff,))
+            self._tallies = None
             return cursor.rowcount
         return 0
 
@@ -272,19 +298,37 @@ class Journal:
 
     def counts(self) -> dict[str, ThreadCounts]:
         """Per thread (the channel, for a message answered there): messages by state."""
-        tallies: dict[str, dict[str, int]] = {}
-        try:
-            rows = self._db.execute(
-                "SELECT COALESCE(thread_id, channel_id), state, COUNT(*) FROM messages GROUP BY 1, 2"
-            ).fetchall()
-        except sqlite3.Error as exc:
-            log.warning("reading the message journal failed: %s", exc)
-            return {}
-        for where, state, count in rows:
-            tally = tallies.setdefault(where, {})
-            bucket = "waiting" if state in ("received", "queued") else state
-            tally[bucket] = tally.get(bucket, 0) + count
-        return {where: ThreadCounts(**tally) for where, tally in tallies.items()}
+        if self._tallies is None:
+            tallies: dict[str, dict[str, int]] = {}
+            try:
+                rows = self._db.execute(
+                    "SELECT COALESCE(thread_id, channel_id), state, COUNT(*) FROM messages GROUP BY 1, 2"
+                ).fetchall()
+            except sqlite3.Error as exc:
+                log.warning("reading the message journal failed: %s", exc)
+                return {}
+            for where, state, count in rows:
+                tally = tallies.setdefault(where, {})
+                bucket = _bucket(state)
+                tally[bucket] = tally.get(bucket, 0) + count
+            self._tallies = tallies
+            self._counts = {where: ThreadCounts(**tally) for where, tally in tallies.items()}
+        return dict(self._counts)
+
+    def _count(self, where: str, state: str, delta: int) -> None:
+        """Keep the counts (once read) in step with a write: ``delta`` messages of ``where`` in ``state``."""
+        if self._tallies is None:
+            return
+        tally = self._tallies.setdefault(where, {})
+        bucket = _bucket(state)
+        tally[bucket] = tally.get(bucket, 0) + delta
+        if not tally[bucket]:
+            del tally[bucket]
+        if tally:
+            self._counts[where] = ThreadCounts(**tally)
+        else:
+            del self._tallies[where]
+            self._counts.pop(where, None)
 
     def cursor(self, channel_id: str) -> str | None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from mpg_tui.core.api import ThreadCounts
@@ -68,6 +69,37 @@ def test_the_cursor_only_moves_forward_and_counts_are_per_thread(tmp_path: Path)
     journal.mark("2001", "running")
     assert journal.counts() == {"1005": ThreadCounts(running=1, answered=1)}
     assert [c.channel_id for c in journal.threads(since=0, limit=10)] == ["1005"]
+
+
+def test_counts_kept_in_step_with_writes_match_the_database_after_every_write(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    clock = FakeClock(start=1_700_000_000.0)
+    journal = Journal(path, clock)
+    journal.claim(message("1001"), "p")
+    assert journal.counts() == {CHANNEL: ThreadCounts(waiting=1)}  # read once; kept up to date from here
+
+    def step(write: Callable[[], object]) -> None:
+        write()
+        assert journal.counts() == Journal(path, clock).counts()
+
+    step(lambda: journal.mark("1001", "received", thread_id="1001"))  # moves from the channel to its thread
+    step(lambda: journal.claim(message("1002", channel="1001", parent=CHANNEL), "p"))
+    step(lambda: journal.claim(message("1002", channel="1001", parent=CHANNEL), "p"))  # not twice
+    step(lambda: journal.mark("1001", "queued", session_key="1001"))
+    step(lambda: journal.mark("1001", "running"))
+    step(lambda: journal.mark("1002", "queued", session_key="1001"))
+    step(lambda: journal.mark("1001", "answered"))
+    step(lambda: journal.mark("1001", "running"))  # a final state is never left
+    step(lambda: journal.mark("9999", "told"))  # unknown: nothing to count
+    step(lambda: journal.claim(message("1003"), "p"))
+    step(lambda: journal.claim(message("1004", channel="1001", parent=CHANNEL), "p", thread_id="1001"))
+    step(lambda: journal.mark("1004", "answered"))
+    step(lambda: journal.mark("1003", "told"))
+    step(lambda: journal.mark("1002", "running"))
+    step(lambda: journal.mark_running_of("1001", "told"))
+    clock.advance(8 * 24 * 3600)
+    step(journal.prune)
+    assert journal.counts() == {}
 
 
 def test_a_corrupt_journal_is_moved_aside_and_a_fresh_one_works(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from mpg_tui.config import parse_config
@@ -25,8 +24,8 @@ from mpg_tui.core.ports import (
 )
 from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.store import SessionStore
+from mpg_tui.sandbox.inmemory import InMemoryChat
 from tests.unit.fake_runner import FakeRunner
-from tests.unit.memory_chat import MemoryChat
 
 CHANNEL = "123456789012345678"
 
@@ -110,13 +109,14 @@ async def test_a_follow_up_posted_while_its_thread_is_being_opened_runs_after_th
     await sessions.close()
 
 
-@dataclass
-class WitnessChat(MemoryChat):
+class WitnessChat(InMemoryChat):
     """Notes, at each call that acknowledges a message, how many prompts claude had and whether the journal had it."""
 
-    runner: FakeRunner = field(default_factory=FakeRunner)
-    journal: Journal | None = None
-    seen: list[tuple[str, int, bool]] = field(default_factory=list)
+    def __init__(self) -> None:
+        super().__init__()
+        self.runner = FakeRunner()
+        self.journal: Journal | None = None
+        self.seen: list[tuple[str, int, bool]] = []
 
     def _note(self, what: str, message_id: str) -> None:
         recorded = self.journal is not None and self.journal.entry(message_id) is not None

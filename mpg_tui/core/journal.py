@@ -16,7 +16,10 @@ storage, not an outside system, and SQLite needs nothing beyond the standard lib
 Writes are synchronous on the event loop on purpose: a claim must be decided before the
 next await, so a message arriving live and read again by catch-up at the same moment is
 handled once; WAL with ``synchronous=NORMAL`` keeps a write in the tens of microseconds
-(``bench/latency.py``). A database that cannot be opened or read is moved aside as
+(``bench/latency.py``). SQLite's own checkpoints (copying the WAL back into the database,
+with an fsync: 10 to 20 ms) would land on whichever write crossed the threshold, so they
+are turned off and a :class:`_Checkpointer` thread runs them on its own connection. A
+database that cannot be opened or read is moved aside as
 ``<name>.corrupt-<ms>`` and a fresh one started; a write that fails later (a full disk)
 is logged and the gateway carries on without it.
 """
@@ -27,6 +30,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +41,9 @@ from mpg_tui.core.clock import Clock
 from mpg_tui.core.ports import Attachment, InboundMessage
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT_EVERY = 200
+"""Writes between two checkpoints (each message makes about five): the WAL stays a few MB."""
 
 FINAL_STATES: frozenset[MessageState] = frozenset({"answered", "told"})
 UNFINISHED_STATES: tuple[MessageState, ...] = ("received", "queued", "running")
@@ -120,6 +127,8 @@ class Journal:
         # a GROUP BY over a week of messages would cost milliseconds each time.
         self._tallies: dict[str, dict[str, int]] | None = None
         self._counts: dict[str, ThreadCounts] = {}
+        self._writes = 0
+        self.checkpointer = _Checkpointer(path) if path is not None else None
 
     # -- opening --------------------------------------------------------------------------
 
@@ -139,6 +148,7 @@ class Journal:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it, off the loop
             db.executescript(_SCHEMA)
             row = db.execute("PRAGMA quick_check").fetchone()
             if row is None or row[0] != "ok":
@@ -160,6 +170,10 @@ class Journal:
         return aside
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # leave no WAL behind
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
 
@@ -175,6 +189,10 @@ class Journal:
             self._tallies = None  # counted again from the database when next asked
         else:
             self._failing = False
+            self._writes += 1
+            if self._writes >= CHECKPOINT_EVERY and self.checkpointer is not None:
+                self._writes = 0
+                self.checkpointer.request()
 
     # -- recording ------------------------------------------------------------------------
 
@@ -375,3 +393,60 @@ class Journal:
             )
             for row in rows
         ]
+
+
+class _Checkpointer:
+    """Copies the journal's WAL back into its database on a thread of its own.
+
+    ``PASSIVE`` checkpoints never wait for the gateway's connection nor block it: what a
+    write is doing at that moment is left for the next one. A failure is logged once;
+    the WAL then grows until a checkpoint succeeds (or the journal is closed).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._wanted = threading.Event()
+        self._stopping = False
+        self._failing = False
+        self.done = 0
+        """Checkpoints run (tests wait for it with :attr:`ran`)."""
+        self.ran = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        if self._thread is None:  # started by the first request: a journal written little never needs it
+            self._thread = threading.Thread(target=self._run, name="journal-checkpoint", daemon=True)
+            self._thread.start()
+        self._wanted.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        db: sqlite3.Connection | None = None
+        try:
+            while True:
+                self._wanted.wait()
+                self._wanted.clear()
+                if self._stopping:
+                    return
+                try:
+                    if db is None:
+                        db = sqlite3.connect(str(self._path), isolation_level=None)
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self._failing = False
+                except sqlite3.Error as exc:
+                    if not self._failing:
+                        log.warning(
+                            "The message journal's checkpoint failed: %s (the WAL grows until one succeeds)", exc
+                        )
+                    self._failing = True
+                with self.ran:
+                    self.done += 1
+                    self.ran.notify_all()
+        finally:
+            if db is not None:
+                db.close()

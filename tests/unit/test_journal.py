@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mpg_tui.core.api import ThreadCounts
 from mpg_tui.core.clock import FakeClock
-from mpg_tui.core.journal import Journal
+from mpg_tui.core.journal import CHECKPOINT_EVERY, Journal
 from mpg_tui.core.ports import Attachment, InboundMessage
 
 CHANNEL = "100"
@@ -116,3 +116,24 @@ def test_a_journal_that_cannot_be_written_lets_messages_through(tmp_path: Path) 
     assert journal.claim(message("1001"), "p") is True
     journal.mark("1001", "answered")
     assert journal.counts() == {}
+
+
+def test_checkpoints_run_on_a_thread_of_their_own_and_close_leaves_no_wal(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    journal = Journal(path, FakeClock())
+    assert journal._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # never on a write of the loop
+    assert journal.checkpointer is not None
+
+    for n in range(CHECKPOINT_EVERY):
+        journal.claim(message(str(2000 + n)), "p")
+    with journal.checkpointer.ran:
+        assert journal.checkpointer.ran.wait_for(
+            lambda: journal.checkpointer is not None and journal.checkpointer.done, timeout=60
+        )
+    journal.close()
+
+    wal = path.with_name(path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    reopened = Journal(path, FakeClock())
+    assert len(reopened.recent(1000)) == CHECKPOINT_EVERY
+    reopened.close()

@@ -362,8 +362,12 @@ class MainScreen(Screen[None]):
         if table.filter_query:
             matches = f"{table.row_count} match{'es' * (table.row_count != 1)}"
             title += f" · {matches} “{fmt.truncate(table.filter_query, 30)}”"
-        table.border_title = title
-        table.border_subtitle = f"{running} running · {waiting} queued"
+        subtitle = f"{running} running · {waiting} queued"
+        # Setting a border title repaints the whole table, even to the same text.
+        if table.border_title != title:
+            table.border_title = title
+        if table.border_subtitle != subtitle:
+            table.border_subtitle = subtitle
 
     def _threads_of_selected_project(self) -> list[ThreadSummary]:
         return summarize_threads(

@@ -24,7 +24,7 @@ class SessionDetail(VerticalScroll):
         self.claude = tuple(claude)
         self.info: SessionInfo | None = None
         self._reply: str | None = None
-        self._shape: tuple[object, ...] | None = None
+        self._shape: tuple[int | None, int | None] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Select a session to see it here.", style=fmt.MUTED), id="detail-head")
@@ -43,22 +43,26 @@ class SessionDetail(VerticalScroll):
             progress.update("")
             self._set_reply("")
             return
-        # A relayout per progress line is the cost of a busy session; only pay it when the
-        # height of what is shown can change.
-        shape = (
-            info.key,
-            info.session_id,
-            info.last_error,
-            info.tmux_session,
-            info.held_since,
-            min(len(info.progress), PROGRESS_LINES),
-        )
-        layout = shape != self._shape
+        # A layout of the screen costs more than the frame itself (tens of milliseconds with a
+        # thousand sessions): pay it only when the height of what is shown changes, not on
+        # every selection or progress line.
+        head_lines = self._head(info, project_name, now)
+        progress_lines = self._progress(info)
+        shape = (self._height(head, head_lines), self._height(progress, progress_lines))
+        layout = shape != self._shape or None in shape
         self._shape = shape
-        head.update(self._head(info, project_name, now), layout=layout)
-        progress.update(self._progress(info), layout=layout)
+        head.update(head_lines, layout=layout)
+        progress.update(progress_lines, layout=layout)
         reply = info.last_reply or (f"**Error:** {info.last_error}" if info.last_error else "")
         self._set_reply(reply)
+
+    def _height(self, static: Static, renderable: Table | Text) -> int | None:
+        """How many lines ``renderable`` takes in ``static`` at its current width (None: not laid out yet)."""
+        width = static.content_region.width
+        if width <= 0:
+            return None
+        options = self.app.console.options.update_width(width)
+        return len(self.app.console.render_lines(renderable, options, pad=False))
 
     def _set_reply(self, reply: str) -> None:
         # Markdown re-parses on every update; only do it when the reply really changed.

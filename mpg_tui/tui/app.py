@@ -381,7 +381,9 @@ class CockpitApp(App[None]):
 
     def action_approvals(self) -> None:
         """The approvals inbox: what claude waits for a person to decide."""
-        self.push_screen(ApprovalsScreen(self.core, self.clock))
+        info = self.main.session_under_cursor
+        waiting = self.main.waiting_for(info.key) if info is not None else []
+        self.push_screen(ApprovalsScreen(self.core, self.clock, select=waiting[0].id if waiting else None))
 
     def action_chat(self) -> None:
         self.main.focus_chat()

@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from mpg_tui.core.api import CoreAPI, HandoffChain, SessionInfo
+from mpg_tui.core.api import ApprovalInfo, CoreAPI, HandoffChain, SessionInfo
 from mpg_tui.core.clock import Clock, TimerHandle
 from mpg_tui.tui import formatting as fmt
 from mpg_tui.tui.digest import Digest, Level, LogEntry
@@ -69,6 +69,8 @@ class MainScreen(Screen[None]):
         self.selected_project: str | None = self.projects[0].key if self.projects else None
         self.selected_thread: str | None = None
         self.selected_key: str | None = None
+        self.approvals: list[ApprovalInfo] = []
+        """Requests waiting for a person, oldest first (re-read when a batch says they changed)."""
         self._dashboard_url = dashboard_url
         self._demo_channels = list(demo_channel_ids or [])
         self._claude = tuple(claude_command)
@@ -109,7 +111,8 @@ class MainScreen(Screen[None]):
         self.header.connection = self.core.connection_state
         self.header.totals = self.core.totals()
         self.header.budgets = self._budget_facts()
-        self.header.approvals = len(self.core.approvals())
+        self.approvals = self.core.approvals()
+        self.header.approvals = len(self.approvals)
         self.header.uptime = now - self.core.started_at
         self.table.load(self.sessions.values(), now)
         self._refresh_counts()
@@ -188,8 +191,9 @@ class MainScreen(Screen[None]):
         if batch.budgets:
             self._refresh_threads(now)
         if batch.approvals:
-            self.header.approvals = len(self.core.approvals())
-        if self.selected_key in batch.session_keys:
+            self.approvals = self.core.approvals()
+            self.header.approvals = len(self.approvals)
+        if self.selected_key in batch.session_keys or batch.approvals:
             self._show_detail(now)
         if self.selected_thread in batch.threads or self.selected_thread in {s.thread_id for s in changed}:
             self._show_chain(now)
@@ -251,7 +255,7 @@ class MainScreen(Screen[None]):
         self.table.refresh_times(now)
         self._refresh_threads(now)
         info = self.selected_session
-        if info is not None and info.state == "running":
+        if info is not None and (info.state == "running" or self.waiting_for(info.key)):
             self._show_detail(now)
         chain = self.query_one(ChainPane).chain
         if chain is not None and chain.state == "running":
@@ -395,7 +399,12 @@ class MainScreen(Screen[None]):
         info = self.selected_session
         detail = self.query_one(SessionDetail)
         detail.border_title = f"Session · {info.key}" if info else "Session"
-        detail.show(info, self.project_names.get(info.project_key, info.project_key) if info else "", now)
+        project = self.project_names.get(info.project_key, info.project_key) if info else ""
+        detail.show(info, project, now, self.waiting_for(info.key) if info else [])
+
+    def waiting_for(self, key: str) -> list[ApprovalInfo]:
+        """The requests of session ``key`` waiting for a person."""
+        return [a for a in self.approvals if a.key == key]
 
     def _show_chain(self, now: float) -> None:
         pane = self.query_one(ChainPane)

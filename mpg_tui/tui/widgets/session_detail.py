@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Markdown, Static
 
-from mpg_tui.core.api import SessionInfo
+from mpg_tui.core.api import ApprovalInfo, SessionInfo
 from mpg_tui.tui import formatting as fmt
 from mpg_tui.tui.jump import session_workdir
 
@@ -23,6 +23,7 @@ class SessionDetail(VerticalScroll):
         super().__init__(id=id)
         self.claude = tuple(claude)
         self.info: SessionInfo | None = None
+        self.waiting: list[ApprovalInfo] = []
         self._reply: str | None = None
         self._shape: tuple[int | None, int | None] | None = None
 
@@ -32,8 +33,12 @@ class SessionDetail(VerticalScroll):
         yield Static(Text("last reply", style=f"bold {fmt.MUTED}"), id="detail-reply-title")
         yield Markdown("", id="detail-reply")
 
-    def show(self, info: SessionInfo | None, project_name: str, now: float) -> None:
+    def show(
+        self, info: SessionInfo | None, project_name: str, now: float, waiting: Sequence[ApprovalInfo] = ()
+    ) -> None:
+        """Show ``info``; ``waiting`` are the requests of this session that wait for a person."""
         self.info = info
+        self.waiting = list(waiting)
         self.set_class(info is None, "-empty")
         head = self.query_one("#detail-head", Static)
         progress = self.query_one("#detail-progress", Static)
@@ -46,7 +51,7 @@ class SessionDetail(VerticalScroll):
         # A layout of the screen costs more than the frame itself (tens of milliseconds with a
         # thousand sessions): pay it only when the height of what is shown changes, not on
         # every selection or progress line.
-        head_lines = self._head(info, project_name, now)
+        head_lines = self._head(info, project_name, now, self.waiting)
         progress_lines = self._progress(info)
         shape = (self._height(head, head_lines), self._height(progress, progress_lines))
         layout = shape != self._shape or None in shape
@@ -71,7 +76,7 @@ class SessionDetail(VerticalScroll):
             self.query_one("#detail-reply-title").display = bool(reply)
             self.query_one("#detail-reply", Markdown).update(reply)
 
-    def _head(self, info: SessionInfo, project_name: str, now: float) -> Table:
+    def _head(self, info: SessionInfo, project_name: str, now: float, waiting: Sequence[ApprovalInfo]) -> Table:
         state = fmt.state_text(info.state)
         if info.state == "running" and info.run_started_at is not None:
             state.append(f" for {fmt.duration(now - info.run_started_at)}", style=fmt.IDLE)
@@ -104,10 +109,30 @@ class SessionDetail(VerticalScroll):
         if info.held_since is not None:
             held = f"open in a terminal ({info.held_by or 'unknown'}) for {fmt.duration(now - info.held_since)}"
             grid.add_row("held", Text(held + "; messages wait", style=fmt.ACCENT))
+        for request in waiting:
+            grid.add_row("waits for", self._waiting(request, now))
         grid.add_row("spent", spend)
         if info.last_error:
             grid.add_row("error", Text(info.last_error, style=fmt.ERROR))
         return grid
+
+    @staticmethod
+    def _waiting(request: ApprovalInfo, now: float) -> Text:
+        """A request waiting for a person: what, for how long, and the keys that decide it."""
+        what = (
+            "an answer" if request.kind == "question" else "a plan approval" if request.kind == "plan" else "approval"
+        )
+        text = Text(f"{what}: ", style=f"bold {fmt.QUEUED}")
+        if request.kind == "tool":
+            text.append(f"{request.tool} ", style=f"bold {fmt.TEXT}")
+        text.append(fmt.truncate(" ".join(request.summary.split()), 120), style=fmt.TEXT)
+        text.append(f" · waiting {fmt.duration(max(0.0, now - request.created_at))}", style=fmt.IDLE)
+        if request.options:
+            choices = " · ".join(f"{n + 1} {label}" for n, label in enumerate(request.options))
+            text.append(f"\ni, then {choices}", style=fmt.ACCENT)
+        else:
+            text.append("\ni, then a allow · s allow for the session · d deny", style=fmt.ACCENT)
+        return text
 
     @staticmethod
     def _progress(info: SessionInfo) -> Text:

@@ -77,6 +77,6 @@ def run_attached(endpoints: Sequence[Endpoint]) -> int:
 
     core = combine(cores)
     where = ", ".join(e.label if len(endpoints) > 1 else e.describe() for e in endpoints)
-    app = make_app(core, run_core=core.run, attached_to=where)
+    app = make_app(core, run_core=core.run, attached_to=where, elsewhere=core.elsewhere)
     app.run()
     return EXIT_OK

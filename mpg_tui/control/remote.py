@@ -24,6 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -64,6 +65,9 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ControlError):
         return exc.message
     return str(exc) or type(exc).__name__
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class RemoteCore:
@@ -153,6 +157,18 @@ class RemoteCore:
         return sorted(self._approvals.values(), key=lambda a: a.created_at)
 
     # -- CoreAPI: commands -----------------------------------------------------------------
+
+    def elsewhere(self, name: str) -> tuple[str, str] | None:
+        """(host, the gateway's own key) when ``name``'s gateway runs on another machine.
+
+        A Unix socket, or an HTTP door on a loopback address, is this machine: its sessions'
+        directories and tmux server are here too.
+        """
+        own = self._remote_name(name)
+        if own is None or self.endpoint.socket_file is not None:
+            return None
+        host = urlsplit(self.endpoint.url).hostname or ""
+        return None if host in LOOPBACK_HOSTS else (host, own)
 
     def _remote_name(self, name: str) -> str | None:
         """``name`` as the gateway knows it, or None when it is not one of this gateway's."""
@@ -263,12 +279,7 @@ class RemoteCore:
         """Replace the copy with a snapshot; returns the session keys and threads it may have changed."""
         gateway = document.get("gateway") or {}
         before_keys, before_threads = set(self._sessions), set(self._chains)
-        projects = []
-        for raw in document.get("projects", []):
-            view = protocol.read_project(raw)
-            if self._prefix:
-                view = protocol.read_project(raw, key=self._prefix + view.key, name=f"{self.label} · {view.name}")
-            projects.append(view)
+        projects = self._read_projects(document.get("projects", []))
         sessions = [self._relabel(protocol.read_session(s)) for s in document.get("sessions", [])]
         chains = [self._relabel(protocol.read_chain(c)) for c in document.get("chains", [])]
         self._projects = projects
@@ -286,9 +297,20 @@ class RemoteCore:
         self._seq = int(document.get("seq", 0))
         return before_keys | set(self._sessions), before_threads | set(self._chains)
 
+    def _read_projects(self, raw_projects: Any) -> list[ProjectView]:
+        projects = []
+        for raw in raw_projects or []:
+            view = protocol.read_project(raw)
+            if self._prefix:
+                view = protocol.read_project(raw, key=self._prefix + view.key, name=f"{self.label} · {view.name}")
+            projects.append(view)
+        return projects
+
     def _apply(self, message: JSON) -> Event | None:
         """Bring the copy up to date with one stream line; the event to republish, if any."""
         self._seq = int(message["seq"])
+        if "projects" in message:  # the gateway's config was reloaded
+            self._projects = self._read_projects(message["projects"])
         if "session" in message:
             session = message["session"]
             raw_event = message.get("event") or {}
@@ -417,6 +439,10 @@ class MultiCore:
     def _owner(self, name: str) -> RemoteCore | None:
         label = name.partition("/")[0]
         return next((c for c in self.cores if c.label == label), None)
+
+    def elsewhere(self, name: str) -> tuple[str, str] | None:
+        owner = self._owner(name)
+        return owner.elsewhere(name) if owner is not None else None
 
     def projects(self) -> Sequence[ProjectView]:
         return [p for c in self.cores for p in c.projects()]

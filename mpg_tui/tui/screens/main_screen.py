@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
+from mpg_tui.config import ProjectView
 from mpg_tui.core.api import ApprovalInfo, CoreAPI, HandoffChain, SessionInfo
 from mpg_tui.core.clock import Clock, TimerHandle
 from mpg_tui.tui import formatting as fmt
@@ -160,6 +161,7 @@ class MainScreen(Screen[None]):
     def apply(self, batch: Digest) -> None:
         """Bring every pane up to date with one batch of events."""
         now = self.clock.now()
+        self._refresh_projects()
         if batch.thread_names:
             self.thread_names.update(batch.thread_names)
             self.table.name_threads(batch.thread_names)
@@ -251,6 +253,7 @@ class MainScreen(Screen[None]):
     def tick(self) -> None:
         """Once a second: uptime, relative times and running durations move on."""
         now = self.clock.now()
+        self._refresh_projects()
         self.header.uptime = now - self.core.started_at
         self.table.refresh_times(now)
         self._refresh_threads(now)
@@ -356,6 +359,22 @@ class MainScreen(Screen[None]):
 
     # -- pane refreshers ------------------------------------------------------------------
 
+    def _refresh_projects(self) -> None:
+        """Follow a reload of the gateway's config: projects added, removed or changed."""
+        projects = list(self.core.projects())
+        if [_project_facts(p) for p in projects] == [_project_facts(p) for p in self.projects]:
+            return
+        self.projects = projects
+        self.project_names = {p.key: p.name for p in projects}
+        self.table.project_names = dict(self.project_names)
+        pane = self.query_one(ProjectsPane)
+        pane.set_projects(projects, project_counts(self.sessions.values()))
+        if self.selected_project not in self.project_names:
+            self.selected_project = projects[0].key if projects else None
+            self._refresh_threads(self.clock.now())
+        if self.selected_project is not None:
+            pane.select_project(self.selected_project)
+
     def _refresh_counts(self) -> None:
         sessions = self.sessions.values()
         self.query_one(ProjectsPane).update_counts(project_counts(sessions))
@@ -418,6 +437,18 @@ class MainScreen(Screen[None]):
         chains: Iterable[HandoffChain] = self.core.chains()
         found = [c for c in chains if c.thread_id == thread_id]
         return found[-1] if found else None
+
+
+def _project_facts(project: ProjectView) -> tuple[object, ...]:
+    """What the projects pane shows of a project (views are rebuilt, not compared, on a reload)."""
+    return (
+        project.key,
+        project.name,
+        project.directory,
+        project.channel_id,
+        tuple(project.agents),
+        project.persistence,
+    )
 
 
 def _stored_thread_names(infos: Iterable[SessionInfo], known: Mapping[str, str]) -> dict[str, str]:

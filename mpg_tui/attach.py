@@ -17,8 +17,9 @@ from collections.abc import Sequence
 import aiohttp
 
 from mpg_tui.control.client import Endpoint
+from mpg_tui.control.multi import MultiCore
 from mpg_tui.control.protocol import ControlError, ProtocolError
-from mpg_tui.control.remote import MultiCore, RemoteCore
+from mpg_tui.control.remote import RemoteCore
 
 log = logging.getLogger(__name__)
 

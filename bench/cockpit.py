@@ -72,6 +72,9 @@ async def drive_traffic(world: World, sessions: Sequence[SessionInfo], rate: flo
                     await world.finish(info.key, "Done.")
                 world.clock.advance(1 / rate)
                 steps += 1
+                # One step at a time, as messages and runner output arrive: a catch-up burst
+                # would hold the shared event loop longer than any real traffic does.
+                await asyncio.sleep(0)
             await asyncio.sleep(0.005)
     finally:
         stop_counting()

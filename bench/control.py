@@ -1,8 +1,9 @@
 """The control API: event delivery over the socket, and the cockpit attached through it.
 
-A child process plays the gateway: the cockpit benchmark's fake core with 1,000 sessions,
-its :class:`ControlService` on a Unix socket, and the same event load (a run starts,
-reports progress twice, finishes, and a log line, in turn) at a fixed rate. Among the load
+A child process plays the gateway: the cockpit benchmark's sandbox world (the real gateway
+on an in-memory chat and a scripted runner) with 1,000 sessions, its
+:class:`ControlService` on a Unix socket, and the same traffic (a message starts a run, it
+reports progress twice, then answers, session after session) at a fixed rate of steps. Among the load
 it publishes probe events stamped with the wall clock at publish time.
 
 * delivery: a :class:`RemoteCore` in this process follows the stream; a probe's delay is
@@ -26,15 +27,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from cockpit import (
-    EVENT_RATE,
     MAX_TIMEOUTS,
     PRESS_TIMEOUT_S,
     SIZE,
+    STEP_RATE,
     KeyLatency,
     PressTimer,
-    fake_core,
+    busy_world,
+    drive_traffic,
     key_table,
-    publish_events,
 )
 from common import STATS_COLUMNS, Stats, Table, command_line, emit, parser, quiet_logging
 
@@ -54,9 +55,10 @@ PROBES_PER_S = 20.0
 
 
 async def serve(run_dir: Path, rate: float, sessions: int) -> None:
-    core = fake_core(sessions)
-    keys = [info.key for info in core.sessions()]
-    service = ControlService(core, EventJournal(core), socket_file=socket_path(run_dir))  # type: ignore[arg-type]
+    world = await busy_world(sessions, run_dir / "state")
+    core = world.gateway
+    infos = core.sessions()
+    service = ControlService(core, EventJournal(core), socket_file=socket_path(run_dir))
     await service.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -72,12 +74,13 @@ async def serve(run_dir: Path, rate: float, sessions: int) -> None:
             core.bus.publish(LogLine(level="debug", logger=PROBE_LOGGER, message=str(n), at=time.time()))
 
     probing = asyncio.create_task(probes())
-    load = asyncio.create_task(publish_events(core, keys, rate, stop)) if rate else None
+    load = asyncio.create_task(drive_traffic(world, infos, rate, stop)) if rate else None
     await stop.wait()
     probing.cancel()
     if load is not None:
         await load
     await service.stop()
+    await world.close()
 
 
 @contextlib.asynccontextmanager
@@ -143,6 +146,8 @@ async def attached_key_latency(rate: float, presses: int, seed: int = 7) -> tupl
         remote = await RemoteCore.attach(endpoint)
         delays: list[float] = []
         probe_delays(remote, delays)
+        received = [0]
+        remote.bus.listen(lambda _e: received.__setitem__(0, received[0] + 1))
         app = make_app(remote, run_core=remote.run, attached_to="bench")
         rng = random.Random(seed)
         handled: list[float] = []
@@ -153,7 +158,7 @@ async def attached_key_latency(rate: float, presses: int, seed: int = 7) -> tupl
             await pilot.pause()
             timer = PressTimer(app)
             batches0 = app.batches_applied
-            events0 = len(delays)
+            events0 = received[0]
             started = time.perf_counter()
             for i in range(presses):
                 await asyncio.sleep(rng.uniform(0.03, 0.12))
@@ -168,9 +173,8 @@ async def attached_key_latency(rate: float, presses: int, seed: int = 7) -> tupl
                 drawn.append(press.drawn - press.started)
             seconds = time.perf_counter() - started
             batches = app.batches_applied - batches0
-            probes = len(delays) - events0
+            events = received[0] - events0
             await pilot.press("q")
-    events = int(rate * seconds) + probes
     return KeyLatency(SESSIONS, rate, handled, drawn, lost, slow, events, batches, seconds), delays
 
 
@@ -180,7 +184,8 @@ def delivery_table(rows: list[tuple[str, list[float], str]]) -> Table:
         ["load", *STATS_COLUMNS, "events received"],
         command_line(),
         notes=[
-            "The gateway is a child process serving the fake core (1,000 sessions) through the real ControlService; "
+            "The gateway is a child process: the sandbox world's gateway (1,000 sessions) behind the real "
+            "ControlService; "
             "this process follows it with a RemoteCore. Probe events are stamped with the wall clock when "
             f"published ({PROBES_PER_S:.0f}/s among the load); the delay ends when the RemoteCore republishes them.",
             "Each event crosses as one JSON line carrying the session, chain and totals it touched.",
@@ -195,17 +200,17 @@ async def main_async(quick: bool, json_path: Path | None) -> None:
     seconds = 3.0 if quick else 15.0
     presses = 20 if quick else 100
     rows = []
-    for rate in (EVENT_RATE, 0.0):
+    for rate in (STEP_RATE, 0.0):
         delays, received = await delivery(rate, seconds)
-        label = f"{rate:.0f} events/s" if rate else "probes only"
+        label = f"{rate:.0f} steps/s" if rate else "probes only"
         rows.append((label, delays, str(received)))
-    busy, under_keys = await attached_key_latency(EVENT_RATE, presses)
-    rows.append((f"{EVENT_RATE:.0f} events/s, cockpit attached and pressed", under_keys, "-"))
+    busy, under_keys = await attached_key_latency(STEP_RATE, presses)
+    rows.append((f"{STEP_RATE:.0f} steps/s, cockpit attached and pressed", under_keys, "-"))
     idle, _ = await attached_key_latency(0.0, presses)
     keys = key_table(
         "Cockpit attached over the control socket: keypress to screen (Down/Up in the sessions table)",
         [
-            (f"{SESSIONS} sessions, {EVENT_RATE:.0f} events/s", busy),
+            (f"{SESSIONS} sessions, {STEP_RATE:.0f} steps/s", busy),
             (f"{SESSIONS} sessions, idle", idle),
         ],
         [
@@ -219,7 +224,7 @@ async def main_async(quick: bool, json_path: Path | None) -> None:
 def main() -> None:
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
-    ap.add_argument("--rate", type=float, default=EVENT_RATE, help=argparse.SUPPRESS)
+    ap.add_argument("--rate", type=float, default=STEP_RATE, help=argparse.SUPPRESS)
     ap.add_argument("--sessions", type=int, default=SESSIONS, help=argparse.SUPPRESS)
     args = ap.parse_args()
     quiet_logging()

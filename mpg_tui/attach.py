@@ -17,8 +17,9 @@ from collections.abc import Sequence
 import aiohttp
 
 from mpg_tui.control.client import Endpoint
+from mpg_tui.control.multi import MultiCore
 from mpg_tui.control.protocol import ControlError, ProtocolError
-from mpg_tui.control.remote import MultiCore, RemoteCore
+from mpg_tui.control.remote import RemoteCore
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,6 @@ def run_attached(endpoints: Sequence[Endpoint]) -> int:
 
     core = combine(cores)
     where = ", ".join(e.label if len(endpoints) > 1 else e.describe() for e in endpoints)
-    app = make_app(core, run_core=core.run, attached_to=where)
+    app = make_app(core, run_core=core.run, attached_to=where, elsewhere=core.elsewhere)
     app.run()
     return EXIT_OK

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from mpg_tui.control import protocol
-from mpg_tui.core.api import CoreAPI
+from mpg_tui.core.api import CoreAPI, ThreadCounts
 from mpg_tui.core.events import (
     BudgetContinued,
     BudgetPaused,
@@ -64,6 +64,8 @@ class EventJournal:
         self._flush_scheduled = False
         self._changed = asyncio.Event()
         self._stop: Callable[[], None] | None = None
+        self._projects = [protocol.project_json(p) for p in core.projects()]
+        """The projects as the stream last carried them (snapshots read them afresh)."""
         self._redact = sorted({s for s in redact if s and len(s) >= 8}, key=len, reverse=True)
 
     @property
@@ -94,9 +96,21 @@ class EventJournal:
         """Serialize what was published since the last flush, with the state it left."""
         self._flush_scheduled = False
         pending, self._pending = self._pending, []
+        # Read once a flush, not once an event: the counts are a query over the whole journal.
+        counts: dict[str, ThreadCounts] | None = None
+
+        def message_counts() -> dict[str, ThreadCounts]:
+            nonlocal counts
+            if counts is None:
+                counts = self.core.message_counts()
+            return counts
+
+        projects = self._projects_changed() if pending else None
         for seq, event in pending:
             try:
-                self._ring.append(Entry(seq, self._line(seq, event)))
+                line = self._line(seq, event, message_counts, projects)
+                projects = None  # told once, with the first line of the flush
+                self._ring.append(Entry(seq, line))
             except Exception:  # one odd event must not stop the journal
                 log.exception("control: could not serialize %s", event.kind)
                 self._ring.append(Entry(seq, self._encode({"type": "ping"})))
@@ -105,8 +119,24 @@ class EventJournal:
             changed, self._changed = self._changed, asyncio.Event()
             changed.set()
 
-    def _line(self, seq: int, event: Event) -> bytes:
+    def _projects_changed(self) -> list[protocol.JSON] | None:
+        """The projects, when they differ from what the stream last carried (a config reload)."""
+        projects = [protocol.project_json(p) for p in self.core.projects()]
+        if projects == self._projects:
+            return None
+        self._projects = projects
+        return projects
+
+    def _line(
+        self,
+        seq: int,
+        event: Event,
+        message_counts: Callable[[], dict[str, ThreadCounts]],
+        projects: list[protocol.JSON] | None = None,
+    ) -> bytes:
         message: protocol.JSON = {"type": "event", "seq": seq, "event": protocol.event_json(event)}
+        if projects is not None:
+            message["projects"] = projects
         key = getattr(event, "key", None)
         if isinstance(key, str):
             info = self.core.session(key)
@@ -120,7 +150,7 @@ class EventJournal:
             message["budgets"] = protocol.budgets_json(self.core.budgets())
         thread_id = getattr(event, "thread_id", None)
         if isinstance(thread_id, str):
-            counts = self.core.message_counts().get(thread_id)
+            counts = message_counts().get(thread_id)
             if counts is not None:
                 message["messages"] = protocol.counts_json({thread_id: counts})
         return self._encode(message)

@@ -30,6 +30,7 @@ from textual.worker import Worker, WorkerState
 from mpg_tui.core.api import CoreAPI, HoldError, IfRunning, SessionInfo, entry_for, keep_hold
 from mpg_tui.core.clock import Clock, SystemClock
 from mpg_tui.core.events import Event, StateResynced
+from mpg_tui.tui import formatting as fmt
 from mpg_tui.tui.commands import SessionsProvider
 from mpg_tui.tui.digest import LEVELS, digest
 from mpg_tui.tui.jump import (
@@ -99,6 +100,7 @@ class CockpitApp(App[None]):
         which: Callable[[str], str | None] = shutil.which,
         refresh_interval: float = 0.1,
         attached_to: str | None = None,
+        elsewhere: Callable[[str], tuple[str, str] | None] | None = None,
     ) -> None:
         """
         Args:
@@ -115,6 +117,8 @@ class CockpitApp(App[None]):
             refresh_interval: the shortest time between two batches of events applied.
             attached_to: names the gateway when ``core`` is a view of one in another process
                 (quitting then stops nothing but the cockpit).
+            elsewhere: for a session whose gateway runs on another machine, that machine's
+                host and the gateway's own key for it (jump and attach say what to run there).
         """
         super().__init__()
         self.core = core
@@ -128,6 +132,7 @@ class CockpitApp(App[None]):
         self.refresh_interval = refresh_interval
         self._run_core = run_core
         self.attached_to = attached_to
+        self.elsewhere = elsewhere
         self._pending: list[Event] = []
         self._flush_scheduled = False
         self._panes_ready = False
@@ -290,9 +295,29 @@ class CockpitApp(App[None]):
         if info is not None:
             self._command(self.core.stop(info.key), "stop", info.key)
 
+    def _on_another_machine(self, info: SessionInfo, what: str, argv: Sequence[str]) -> bool:
+        """Tell the operator what to run on the session's machine, if it is not this one."""
+        far = self.elsewhere(info.key) if self.elsewhere is not None else None
+        if far is None:
+            return False
+        host, _key = far
+        command = fmt.command_line(["ssh", "-t", host, *argv])
+        self.notify(
+            f"{info.key} runs on {host}: its directory and claude session are there, not here. "
+            f"In a terminal, run:\n{command}",
+            title=f"{what} on {host}",
+            severity="warning",
+            timeout=60,
+        )
+        self.main.log_entry("info", f"{what} {info.key}: run `{command}`")
+        return True
+
     def action_jump(self) -> None:
         info = self._selected()
         if info is None:
+            return
+        far = self.elsewhere(info.key) if self.elsewhere is not None else None
+        if far is not None and self._on_another_machine(info, "Jump in", ["mpg-tui", "resume", far[1]]):
             return
         if not info.session_id:
             self.notify(
@@ -368,6 +393,8 @@ class CockpitApp(App[None]):
                 severity="warning",
             )
             return
+        if self._on_another_machine(info, "Attach", info.attach_command):
+            return
         self._hand_over(attach_handover(info, self.environ))
 
     def action_filter(self) -> None:
@@ -381,7 +408,9 @@ class CockpitApp(App[None]):
 
     def action_approvals(self) -> None:
         """The approvals inbox: what claude waits for a person to decide."""
-        self.push_screen(ApprovalsScreen(self.core, self.clock))
+        info = self.main.session_under_cursor
+        waiting = self.main.waiting_for(info.key) if info is not None else []
+        self.push_screen(ApprovalsScreen(self.core, self.clock, select=waiting[0].id if waiting else None))
 
     def action_chat(self) -> None:
         self.main.focus_chat()

@@ -46,6 +46,7 @@ def summarize_threads(
     project_key: str | None,
     names: Mapping[str, str],
     counts: Mapping[str, ThreadCounts] | None = None,
+    paused: Mapping[str, str] | None = None,
 ) -> list[ThreadSummary]:
     """The threads of ``project_key`` (all projects when None), newest thread first.
 
@@ -69,6 +70,7 @@ def summarize_threads(
                 state=busiest.state,
                 agents=agents,
                 messages=(counts or {}).get(thread_id, NO_MESSAGES),
+                paused=(paused or {}).get(thread_id),
             )
         )
     summaries.sort(key=lambda t: (len(t.thread_id), t.thread_id), reverse=True)

@@ -7,7 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from mpg_tui.control.client import ControlClient, Endpoint
-from mpg_tui.control.remote import MultiCore, RemoteCore
+from mpg_tui.control.multi import MultiCore
+from mpg_tui.control.remote import RemoteCore
 from mpg_tui.control.server import ControlService
 from mpg_tui.core.events import RunFinished, RunStarted, SessionKilled, StateResynced
 from tests.control.conftest import BOT_TOKEN, World

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from mpg_tui.control.client import Endpoint
-from mpg_tui.control.remote import MultiCore, RemoteCore
+from mpg_tui.control.multi import MultiCore
+from mpg_tui.control.remote import RemoteCore
 from mpg_tui.core.events import SessionHeld, SessionReleased
 from mpg_tui.core.holds import HoldError, keep_hold
 from tests.control.conftest import World

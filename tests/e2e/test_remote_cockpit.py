@@ -16,8 +16,8 @@ import pytest
 import pytest_asyncio
 
 from mpg_tui.attach import AttachError, combine, connect_all
+from mpg_tui.control.multi import MultiCore
 from mpg_tui.control.protocol import API_PREFIX
-from mpg_tui.control.remote import MultiCore
 from mpg_tui.control.remotes import CockpitConfig, endpoints
 from mpg_tui.core.events import SessionKilled
 from mpg_tui.sandbox.discord import SandboxServer, SandboxSpec

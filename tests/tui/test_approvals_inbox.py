@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.core.events import ApprovalRequested
@@ -18,7 +19,8 @@ from mpg_tui.core.permissions import PermissionDecision
 from mpg_tui.sandbox.demo_world import CERTS, SEARCH, open_day, play_demo
 from mpg_tui.sandbox.world import World
 from mpg_tui.tui.screens.approvals_screen import ApprovalsScreen
-from tests.tui.conftest import Launches, plain, settle
+from mpg_tui.tui.widgets.session_detail import SessionDetail
+from tests.tui.conftest import Launches, plain, settle, until
 from tests.tui.test_snapshots import DemoCockpit, SnapCompare, cockpit
 
 QUESTION = {
@@ -89,3 +91,34 @@ def test_approvals_inbox(snap_compare: SnapCompare, tmp_path: Path, clock: FakeC
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(200, 50), run_before=run_before)
+
+
+async def test_the_selected_sessions_detail_shows_what_it_waits_for_and_how_to_decide(
+    tmp_path: Path, clock: FakeClock, launches: Launches
+) -> None:
+    app = cockpit(tmp_path, clock, launches)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await app.ready.wait()
+        asking = await two_requests(app.world)
+        await settle(pilot, clock)
+        detail = app.main.query_one(SessionDetail)
+        key = f"{SEARCH}:engineer"
+        assert app.main.select_session(key)
+        await until(pilot, lambda: detail.info is not None and detail.info.key == key)
+        head = " ".join(plain(detail.query_one("#detail-head", Static).content, 200).split())
+        assert "waits for approval: Bash python3 -m pytest -q tests/search · waiting " in head
+        assert "i, then a allow · s allow for the session · d deny" in head
+
+        clock.advance(60)  # the wait grows with the clock
+        await until(pilot, lambda: "waiting 1m0" in plain(detail.query_one("#detail-head", Static).content, 200))
+
+        await pilot.press("i")  # the inbox opens on this session's request
+        assert isinstance(app.screen, ApprovalsScreen)
+        assert app.screen.approvals_list.selected_id == app.main.waiting_for(key)[0].id
+        await pilot.press("a")
+        assert (await asking[0]).outcome == "allow"
+        await pilot.press("escape")
+        await settle(pilot, clock)
+        assert not detail.waiting
+        assert "waits for" not in plain(detail.query_one("#detail-head", Static).content, 200)
+        asking[1].cancel()

@@ -20,7 +20,9 @@ from mpg_tui.sandbox.demo_world import (
 )
 from mpg_tui.sandbox.world import World
 from mpg_tui.tui.app import CockpitApp
+from mpg_tui.tui.screens.main_screen import CONVERSATION_REST_S
 from mpg_tui.tui.widgets.chain_pane import ChainPane
+from mpg_tui.tui.widgets.conversation_view import ConversationView
 from mpg_tui.tui.widgets.projects_pane import ProjectsPane
 from mpg_tui.tui.widgets.session_detail import SessionDetail
 from mpg_tui.tui.widgets.sessions_table import SessionsTable
@@ -261,3 +263,31 @@ async def test_event_log_toggles_and_filters_by_level(
         assert not log.display
         await pilot.press("l")
         assert log.display
+
+
+async def test_the_conversation_follows_the_cursor_once_it_rests_on_a_thread(
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await play_demo(world)
+        await settle(pilot, clock)
+        view = app.main.query_one(ConversationView)
+        table = app.main.table
+        keys = table.visible_keys()
+        assert app.main.select_session(keys[0])
+        await until(pilot, lambda: view.thread_id == world.session(keys[0]).thread_id)
+        start = world.session(keys[0]).thread_id
+
+        table.focus()
+        for _ in keys:  # down the rows until one of another thread is under the cursor
+            await pilot.press("down")
+            if app.main.selected_thread != start:
+                break
+        moved_to = app.main.selected_thread
+        assert moved_to not in (None, start)
+        await pilot.pause()
+        assert view.thread_id == start  # the cursor has not rested yet: no conversation read
+
+        clock.advance(CONVERSATION_REST_S)
+        await until(pilot, lambda: view.thread_id == moved_to)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from textual.geometry import Region
+
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.sandbox.demo_world import crowded
 from mpg_tui.sandbox.world import World
 from mpg_tui.tui.app import CockpitApp
-from tests.tui.conftest import Launches, settle
+from tests.tui.conftest import Launches, settle, until
 
 SESSIONS = 1000
 BURST = 200
@@ -120,4 +122,56 @@ async def test_a_cursor_move_is_kept_when_a_batch_of_events_lands_before_its_hig
         await settle(pilot, clock)
         assert table.selected_key != before
         assert table.selected_key == table.key_at_cursor()
+    await world.close()
+
+
+def drawn_rows(app: CockpitApp) -> str:
+    """The sessions table's lines as drawn now (through its render cache), one per line."""
+    table = app.main.table
+    return "\n".join(strip.text for strip in table.render_lines(Region(0, 0, *table.outer_size)))
+
+
+async def test_a_row_changed_while_off_screen_is_drawn_new_when_scrolled_back_into_view(
+    clock: FakeClock, launches: Launches, tmp_path: Path
+) -> None:
+    world = await busy_world(tmp_path, clock)
+    app = CockpitApp(world.gateway, clock=clock, launcher=launches, environ={})
+    async with app.run_test(size=(200, 50)) as pilot:
+        await settle(pilot, clock)
+        table = app.main.table
+        first, last = table.visible_keys()[0], table.visible_keys()[500]
+        mark = table.get_cell(last, "session_id").plain  # keys are cut short on screen; this is not
+        # Draw the last row, then scroll away from it: its rendering stays cached.
+        assert app.main.select_session(last)
+        await until(pilot, lambda: mark in drawn_rows(app))
+        assert app.main.select_session(first)
+        await until(pilot, lambda: mark not in drawn_rows(app))
+
+        info = world.session(last)
+        await world.ask(info.thread_id, "one more time")
+        await world.finish(last, cost_usd=7.25)
+        await settle(pilot, clock)
+        cost = table.get_cell(last, "cost").plain
+        assert cost == f"${world.session(last).cost_usd:.3f}"
+
+        assert app.main.select_session(last)
+        await until(pilot, lambda: mark in drawn_rows(app))
+        row = next(line for line in drawn_rows(app).splitlines() if mark in line)
+        assert cost in row
+    await world.close()
+
+
+async def test_a_row_changed_on_screen_is_drawn_new(clock: FakeClock, launches: Launches, tmp_path: Path) -> None:
+    world = await busy_world(tmp_path, clock)
+    app = CockpitApp(world.gateway, clock=clock, launcher=launches, environ={})
+    async with app.run_test(size=(200, 50)) as pilot:
+        await settle(pilot, clock)
+        table = app.main.table
+        key = table.visible_keys()[1]
+        mark = table.get_cell(key, "session_id").plain
+        await world.ask(world.session(key).thread_id, "one more time")
+        await world.finish(key, cost_usd=3.5)
+        await settle(pilot, clock)
+        row = next(line for line in drawn_rows(app).splitlines() if mark in line)
+        assert f"${world.session(key).cost_usd:.3f}" in row
     await world.close()

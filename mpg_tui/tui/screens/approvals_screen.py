@@ -29,10 +29,12 @@ class ApprovalsScreen(ModalScreen[None]):
         Binding("escape,i", "close", "Close"),
     ]
 
-    def __init__(self, core: CoreAPI, clock: Clock) -> None:
+    def __init__(self, core: CoreAPI, clock: Clock, *, select: str | None = None) -> None:
+        """``select``: the request to put the cursor on first (the selected session's)."""
         super().__init__()
         self.core = core
         self.clock = clock
+        self._select = select
 
     def compose(self) -> ComposeResult:
         with Vertical(id="approvals-dialog"):
@@ -43,6 +45,8 @@ class ApprovalsScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.refresh_approvals()
+        if self._select is not None:
+            self.approvals_list.select_id(self._select)
         self.query_one(ApprovalsList).focus()
 
     @property

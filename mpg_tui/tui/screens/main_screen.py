@@ -9,7 +9,6 @@ shows its detail, its thread's conversation and its thread's handoff chain.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from textual import on
@@ -19,7 +18,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from mpg_tui.core.api import CoreAPI, HandoffChain, SessionInfo
+from mpg_tui.config import ProjectView
+from mpg_tui.core.api import ApprovalInfo, CoreAPI, HandoffChain, SessionInfo, ThreadCounts
 from mpg_tui.core.clock import Clock, TimerHandle
 from mpg_tui.tui import formatting as fmt
 from mpg_tui.tui.digest import Digest, Level, LogEntry
@@ -37,6 +37,11 @@ from mpg_tui.tui.widgets.threads_pane import ThreadsPane
 
 TICK_S = 1.0
 """How often relative times, uptime and running durations are brought up to date."""
+LOG_WRITE_S = 0.5
+"""The shortest time between two writes to the event log (each lays the screen out again)."""
+CONVERSATION_REST_S = 0.25
+"""How long the session cursor rests on a thread before its conversation is read and shown."""
+"""The shortest time between two writes to the event log (each lays the screen out again)."""
 
 
 class MainScreen(Screen[None]):
@@ -47,6 +52,9 @@ class MainScreen(Screen[None]):
 
     class Tick(Message):
         """A second of the cockpit's clock has passed: relative times move on."""
+
+    class ConversationDue(Message):
+        """The session cursor has rested on a new thread: read its conversation."""
 
     def __init__(
         self,
@@ -69,10 +77,17 @@ class MainScreen(Screen[None]):
         self.selected_project: str | None = self.projects[0].key if self.projects else None
         self.selected_thread: str | None = None
         self.selected_key: str | None = None
+        self.approvals: list[ApprovalInfo] = []
+        """Requests waiting for a person, oldest first (re-read when a batch says they changed)."""
         self._dashboard_url = dashboard_url
         self._demo_channels = list(demo_channel_ids or [])
         self._claude = tuple(claude_command)
         self._tick_timer: TimerHandle | None = None
+        self._log_written = float("-inf")
+        self._conversation_timer: TimerHandle | None = None
+        self._conversation_now = False
+        self._message_counts: Mapping[str, ThreadCounts] | None = None
+        self._counts_read_at = float("-inf")
 
     # -- layout ----------------------------------------------------------------------
 
@@ -109,7 +124,8 @@ class MainScreen(Screen[None]):
         self.header.connection = self.core.connection_state
         self.header.totals = self.core.totals()
         self.header.budgets = self._budget_facts()
-        self.header.approvals = len(self.core.approvals())
+        self.approvals = self.core.approvals()
+        self.header.approvals = len(self.approvals)
         self.header.uptime = now - self.core.started_at
         self.table.load(self.sessions.values(), now)
         self._refresh_counts()
@@ -157,6 +173,7 @@ class MainScreen(Screen[None]):
     def apply(self, batch: Digest) -> None:
         """Bring every pane up to date with one batch of events."""
         now = self.clock.now()
+        self._refresh_projects()
         if batch.thread_names:
             self.thread_names.update(batch.thread_names)
             self.table.name_threads(batch.thread_names)
@@ -188,13 +205,16 @@ class MainScreen(Screen[None]):
         if batch.budgets:
             self._refresh_threads(now)
         if batch.approvals:
-            self.header.approvals = len(self.core.approvals())
-        if self.selected_key in batch.session_keys:
+            self.approvals = self.core.approvals()
+            self.header.approvals = len(self.approvals)
+        if self.selected_key in batch.session_keys or batch.approvals:
             self._show_detail(now)
         if self.selected_thread in batch.threads or self.selected_thread in {s.thread_id for s in changed}:
             self._show_chain(now)
         if batch.log:
-            self.event_log.add(batch.log)
+            self.event_log.add(batch.log, defer=True)
+        if self.clock.monotonic() - self._log_written >= LOG_WRITE_S:
+            self._write_log()
 
     def conversation_changed(self, threads: Collection[str]) -> None:
         """Something was said in ``threads``: re-read the selected thread's conversation if among them."""
@@ -211,6 +231,23 @@ class MainScreen(Screen[None]):
             exit_on_error=False,
         )
 
+    def _load_conversation_when_resting(self) -> None:
+        """Read the conversation once the cursor rests, not for every row it passes.
+
+        Rewriting the conversation lays the whole screen out again, which under a held-down
+        arrow key made every row the cursor crossed cost a layout.
+        """
+        if self._conversation_timer is not None:
+            self._conversation_timer.cancel()
+        self._conversation_timer = self.clock.call_later(
+            CONVERSATION_REST_S, lambda: self.post_message(self.ConversationDue())
+        )
+
+    @on(ConversationDue)
+    def _conversation_due(self) -> None:
+        self._conversation_timer = None
+        self.load_conversation()
+
     async def _fetch_conversation(self, thread_id: str | None) -> None:
         entries = await self.core.conversation(thread_id) if thread_id else []
         if thread_id != self.selected_thread:
@@ -223,6 +260,10 @@ class MainScreen(Screen[None]):
     def toggle_conversation(self) -> None:
         view = self.query_one(ConversationView)
         view.display = not view.display
+
+    def _write_log(self) -> None:
+        self._log_written = self.clock.monotonic()
+        self.event_log.write_pending()
 
     def log_entry(self, level: Level, text: str) -> None:
         """Add the cockpit's own news (command results, worker failures) to the event log."""
@@ -240,6 +281,9 @@ class MainScreen(Screen[None]):
             self._schedule_tick()
 
     def on_unmount(self) -> None:
+        if self._conversation_timer is not None:
+            self._conversation_timer.cancel()
+            self._conversation_timer = None
         if self._tick_timer is not None:
             self._tick_timer.cancel()
             self._tick_timer = None
@@ -247,18 +291,25 @@ class MainScreen(Screen[None]):
     def tick(self) -> None:
         """Once a second: uptime, relative times and running durations move on."""
         now = self.clock.now()
+        self._write_log()
+        self._refresh_projects()
         self.header.uptime = now - self.core.started_at
         self.table.refresh_times(now)
         self._refresh_threads(now)
         info = self.selected_session
-        if info is not None and info.state == "running":
+        if info is not None and (info.state == "running" or self.waiting_for(info.key)):
             self._show_detail(now)
         chain = self.query_one(ChainPane).chain
         if chain is not None and chain.state == "running":
             self._show_chain(now)
 
     def select_session(self, key: str) -> bool:
-        """Put the cursor on ``key``, clearing a filter that hides it; False if it is unknown."""
+        """Put the cursor on ``key``, clearing a filter that hides it; False if it is unknown.
+
+        A session picked by name (the command palette, a script) shows its thread's
+        conversation at once; only the moving cursor waits for it to rest.
+        """
+        self._conversation_now = key != self.table.selected_key
         if self.table.select_key(key):
             return True
         if key not in self.sessions or not self.table.filter_query:
@@ -330,7 +381,11 @@ class MainScreen(Screen[None]):
         if info.thread_id != self.selected_thread:
             self.selected_thread = info.thread_id
             self._show_chain(now)
-            self.load_conversation()
+            if self._conversation_now:
+                self.load_conversation()
+            else:
+                self._load_conversation_when_resting()
+        self._conversation_now = False
         if info.project_key != self.selected_project:
             self.selected_project = info.project_key
             self.query_one(ProjectsPane).select_project(info.project_key)
@@ -352,6 +407,22 @@ class MainScreen(Screen[None]):
 
     # -- pane refreshers ------------------------------------------------------------------
 
+    def _refresh_projects(self) -> None:
+        """Follow a reload of the gateway's config: projects added, removed or changed."""
+        projects = list(self.core.projects())
+        if [_project_facts(p) for p in projects] == [_project_facts(p) for p in self.projects]:
+            return
+        self.projects = projects
+        self.project_names = {p.key: p.name for p in projects}
+        self.table.project_names = dict(self.project_names)
+        pane = self.query_one(ProjectsPane)
+        pane.set_projects(projects, project_counts(self.sessions.values()))
+        if self.selected_project not in self.project_names:
+            self.selected_project = projects[0].key if projects else None
+            self._refresh_threads(self.clock.now())
+        if self.selected_project is not None:
+            pane.select_project(self.selected_project)
+
     def _refresh_counts(self) -> None:
         sessions = self.sessions.values()
         self.query_one(ProjectsPane).update_counts(project_counts(sessions))
@@ -362,13 +433,29 @@ class MainScreen(Screen[None]):
         if table.filter_query:
             matches = f"{table.row_count} match{'es' * (table.row_count != 1)}"
             title += f" · {matches} “{fmt.truncate(table.filter_query, 30)}”"
-        table.border_title = title
-        table.border_subtitle = f"{running} running · {waiting} queued"
+        subtitle = f"{running} running · {waiting} queued"
+        # Setting a border title repaints the whole table, even to the same text.
+        if table.border_title != title:
+            table.border_title = title
+        if table.border_subtitle != subtitle:
+            table.border_subtitle = subtitle
 
-    def _threads_of_selected_project(self) -> list[ThreadSummary]:
+    def _threads_of_selected_project(self, paused: Mapping[str, str] | None = None) -> list[ThreadSummary]:
         return summarize_threads(
-            self.sessions.values(), self.selected_project, self.thread_names, self.core.message_counts()
+            self.sessions.values(), self.selected_project, self.thread_names, self._counts(), paused
         )
+
+    def _counts(self) -> Mapping[str, ThreadCounts]:
+        """The journal's message counts, read at most once per tick.
+
+        In the gateway's process they are a query over the whole message journal: read for
+        every batch of events, that was most of the time the cockpit spent applying one.
+        """
+        now = self.clock.monotonic()
+        if self._message_counts is None or now - self._counts_read_at >= TICK_S:
+            self._message_counts = self.core.message_counts()
+            self._counts_read_at = now
+        return self._message_counts
 
     def _budget_facts(self) -> tuple[tuple[str, float, float | None], ...]:
         """(project name, spent today, today's budget) for each project with a budget or spend today."""
@@ -384,14 +471,18 @@ class MainScreen(Screen[None]):
         name = self.project_names.get(self.selected_project or "", "")
         pane.border_title = f"Threads · {name}" if name else "Threads"
         paused = {p.thread_id: p.limit for p in self.core.budgets().paused}
-        threads = [dataclasses.replace(t, paused=paused.get(t.thread_id)) for t in self._threads_of_selected_project()]
-        pane.show(threads, now, self.selected_thread)
+        pane.show(self._threads_of_selected_project(paused), now, self.selected_thread)
 
     def _show_detail(self, now: float) -> None:
         info = self.selected_session
         detail = self.query_one(SessionDetail)
         detail.border_title = f"Session · {info.key}" if info else "Session"
-        detail.show(info, self.project_names.get(info.project_key, info.project_key) if info else "", now)
+        project = self.project_names.get(info.project_key, info.project_key) if info else ""
+        detail.show(info, project, now, self.waiting_for(info.key) if info else [])
+
+    def waiting_for(self, key: str) -> list[ApprovalInfo]:
+        """The requests of session ``key`` waiting for a person."""
+        return [a for a in self.approvals if a.key == key]
 
     def _show_chain(self, now: float) -> None:
         pane = self.query_one(ChainPane)
@@ -405,6 +496,18 @@ class MainScreen(Screen[None]):
         chains: Iterable[HandoffChain] = self.core.chains()
         found = [c for c in chains if c.thread_id == thread_id]
         return found[-1] if found else None
+
+
+def _project_facts(project: ProjectView) -> tuple[object, ...]:
+    """What the projects pane shows of a project (views are rebuilt, not compared, on a reload)."""
+    return (
+        project.key,
+        project.name,
+        project.directory,
+        project.channel_id,
+        tuple(project.agents),
+        project.persistence,
+    )
 
 
 def _stored_thread_names(infos: Iterable[SessionInfo], known: Mapping[str, str]) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
 
 from mpg_tui.core.api import ApprovalInfo
 from mpg_tui.tui import formatting as fmt
@@ -37,6 +38,15 @@ class ApprovalsList(DataTable[Text | str]):
             ids = [info.id for info in approvals]
             if selected in ids:
                 self.move_cursor(row=ids.index(selected))
+
+    def select_id(self, request_id: str) -> bool:
+        """Put the cursor on request ``request_id``; False when it is not listed."""
+        try:
+            row = self.get_row_index(request_id)
+        except RowDoesNotExist:
+            return False
+        self.move_cursor(row=row)
+        return True
 
     @property
     def selected_id(self) -> str | None:

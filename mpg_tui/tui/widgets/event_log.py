@@ -26,6 +26,7 @@ class EventLog(Vertical):
         super().__init__(id=id)
         self.entries: deque[LogEntry] = deque(maxlen=KEEP)
         self.minimum: Level = "info"
+        self._unwritten: list[Text] = []
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="log-bar"):
@@ -34,16 +35,25 @@ class EventLog(Vertical):
             yield Select(FILTERS, value=self.minimum, allow_blank=False, compact=True, id="log-level")
         yield RichLog(max_lines=KEEP, wrap=False, markup=False, highlight=False, id="log-lines")
 
-    def add(self, entries: Iterable[LogEntry]) -> None:
-        shown: list[Text] = []
+    def add(self, entries: Iterable[LogEntry], *, defer: bool = False) -> None:
+        """Keep ``entries``; show them now, or with the next :meth:`write_pending` when ``defer``."""
         for entry in entries:
             self.entries.append(entry)
             if self._passes(entry):
-                shown.append(self._line(entry))
-        if shown:
-            # One write a batch: each write re-measures and refreshes the log, which under a
-            # burst of events cost most of the cockpit's time (bench/control.py).
-            self.query_one(RichLog).write(Text("\n").join(shown[-KEEP:]))
+                self._unwritten.append(self._line(entry))
+        if not defer:
+            self.write_pending()
+
+    def write_pending(self) -> None:
+        """Show the entries kept since the last write, in one write.
+
+        Each write grows the log, and so lays out the whole screen again: at a batch of
+        events every 100 ms that was a layout every other frame, so batches are written
+        together at a slower pace (the main screen decides when).
+        """
+        if self._unwritten:
+            lines, self._unwritten = self._unwritten[-KEEP:], []
+            self.query_one(RichLog).write(Text("\n").join(lines))
 
     def set_level(self, level: Level) -> None:
         """Show entries at ``level`` and above ("debug" shows all)."""
@@ -56,6 +66,7 @@ class EventLog(Vertical):
                 select.value = level
         log = self.query_one(RichLog)
         log.clear()
+        self._unwritten = []
         for entry in self.entries:
             if self._passes(entry):
                 log.write(self._line(entry))

@@ -26,14 +26,26 @@ class ProjectsPane(OptionList):
     def __init__(self, projects: Sequence[ProjectView], *, id: str | None = None) -> None:
         self.projects = {p.key: p for p in projects}
         self._counts: dict[str, ProjectCounts] = {}
+        super().__init__(*self._project_options(projects), id=id)
+
+    def set_projects(self, projects: Sequence[ProjectView], counts: Mapping[str, ProjectCounts]) -> None:
+        """List ``projects`` instead (the gateway's config was reloaded), without announcing a selection."""
+        self.projects = {p.key: p for p in projects}
+        self._counts = dict(counts)
+        with self.prevent(OptionList.OptionHighlighted):
+            self.set_options(self._project_options(projects, counts))
+
+    def _project_options(
+        self, projects: Sequence[ProjectView], counts: Mapping[str, ProjectCounts] | None = None
+    ) -> list[Option | None]:
         options: list[Option | None] = []
         for project in projects:
             if options:
                 options.append(None)  # a separator line between projects
-            options.append(Option(self._prompt(project, ProjectCounts()), id=project.key))
-        if not options:
-            options = [Option(Text("No projects configured", style=fmt.MUTED), disabled=True)]
-        super().__init__(*options, id=id)
+            options.append(
+                Option(self._prompt(project, (counts or {}).get(project.key, ProjectCounts())), id=project.key)
+            )
+        return options or [Option(Text("No projects configured", style=fmt.MUTED), disabled=True)]
 
     @property
     def selected_key(self) -> str | None:

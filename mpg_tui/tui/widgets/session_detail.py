@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Markdown, Static
 
-from mpg_tui.core.api import SessionInfo
+from mpg_tui.core.api import ApprovalInfo, SessionInfo
 from mpg_tui.tui import formatting as fmt
 from mpg_tui.tui.jump import session_workdir
 
@@ -23,8 +23,9 @@ class SessionDetail(VerticalScroll):
         super().__init__(id=id)
         self.claude = tuple(claude)
         self.info: SessionInfo | None = None
+        self.waiting: list[ApprovalInfo] = []
         self._reply: str | None = None
-        self._shape: tuple[object, ...] | None = None
+        self._shape: tuple[int | None, int | None] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Select a session to see it here.", style=fmt.MUTED), id="detail-head")
@@ -32,8 +33,12 @@ class SessionDetail(VerticalScroll):
         yield Static(Text("last reply", style=f"bold {fmt.MUTED}"), id="detail-reply-title")
         yield Markdown("", id="detail-reply")
 
-    def show(self, info: SessionInfo | None, project_name: str, now: float) -> None:
+    def show(
+        self, info: SessionInfo | None, project_name: str, now: float, waiting: Sequence[ApprovalInfo] = ()
+    ) -> None:
+        """Show ``info``; ``waiting`` are the requests of this session that wait for a person."""
         self.info = info
+        self.waiting = list(waiting)
         self.set_class(info is None, "-empty")
         head = self.query_one("#detail-head", Static)
         progress = self.query_one("#detail-progress", Static)
@@ -43,22 +48,26 @@ class SessionDetail(VerticalScroll):
             progress.update("")
             self._set_reply("")
             return
-        # A relayout per progress line is the cost of a busy session; only pay it when the
-        # height of what is shown can change.
-        shape = (
-            info.key,
-            info.session_id,
-            info.last_error,
-            info.tmux_session,
-            info.held_since,
-            min(len(info.progress), PROGRESS_LINES),
-        )
-        layout = shape != self._shape
+        # A layout of the screen costs more than the frame itself (tens of milliseconds with a
+        # thousand sessions): pay it only when the height of what is shown changes, not on
+        # every selection or progress line.
+        head_lines = self._head(info, project_name, now, self.waiting)
+        progress_lines = self._progress(info)
+        shape = (self._height(head, head_lines), self._height(progress, progress_lines))
+        layout = shape != self._shape or None in shape
         self._shape = shape
-        head.update(self._head(info, project_name, now), layout=layout)
-        progress.update(self._progress(info), layout=layout)
+        head.update(head_lines, layout=layout)
+        progress.update(progress_lines, layout=layout)
         reply = info.last_reply or (f"**Error:** {info.last_error}" if info.last_error else "")
         self._set_reply(reply)
+
+    def _height(self, static: Static, renderable: Table | Text) -> int | None:
+        """How many lines ``renderable`` takes in ``static`` at its current width (None: not laid out yet)."""
+        width = static.content_region.width
+        if width <= 0:
+            return None
+        options = self.app.console.options.update_width(width)
+        return len(self.app.console.render_lines(renderable, options, pad=False))
 
     def _set_reply(self, reply: str) -> None:
         # Markdown re-parses on every update; only do it when the reply really changed.
@@ -67,7 +76,7 @@ class SessionDetail(VerticalScroll):
             self.query_one("#detail-reply-title").display = bool(reply)
             self.query_one("#detail-reply", Markdown).update(reply)
 
-    def _head(self, info: SessionInfo, project_name: str, now: float) -> Table:
+    def _head(self, info: SessionInfo, project_name: str, now: float, waiting: Sequence[ApprovalInfo]) -> Table:
         state = fmt.state_text(info.state)
         if info.state == "running" and info.run_started_at is not None:
             state.append(f" for {fmt.duration(now - info.run_started_at)}", style=fmt.IDLE)
@@ -100,10 +109,30 @@ class SessionDetail(VerticalScroll):
         if info.held_since is not None:
             held = f"open in a terminal ({info.held_by or 'unknown'}) for {fmt.duration(now - info.held_since)}"
             grid.add_row("held", Text(held + "; messages wait", style=fmt.ACCENT))
+        for request in waiting:
+            grid.add_row("waits for", self._waiting(request, now))
         grid.add_row("spent", spend)
         if info.last_error:
             grid.add_row("error", Text(info.last_error, style=fmt.ERROR))
         return grid
+
+    @staticmethod
+    def _waiting(request: ApprovalInfo, now: float) -> Text:
+        """A request waiting for a person: what, for how long, and the keys that decide it."""
+        what = (
+            "an answer" if request.kind == "question" else "a plan approval" if request.kind == "plan" else "approval"
+        )
+        text = Text(f"{what}: ", style=f"bold {fmt.QUEUED}")
+        if request.kind == "tool":
+            text.append(f"{request.tool} ", style=f"bold {fmt.TEXT}")
+        text.append(fmt.truncate(" ".join(request.summary.split()), 120), style=fmt.TEXT)
+        text.append(f" · waiting {fmt.duration(max(0.0, now - request.created_at))}", style=fmt.IDLE)
+        if request.options:
+            choices = " · ".join(f"{n + 1} {label}" for n, label in enumerate(request.options))
+            text.append(f"\ni, then {choices}", style=fmt.ACCENT)
+        else:
+            text.append("\ni, then a allow · s allow for the session · d deny", style=fmt.ACCENT)
+        return text
 
     @staticmethod
     def _progress(info: SessionInfo) -> Text:

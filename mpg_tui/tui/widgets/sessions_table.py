@@ -18,9 +18,11 @@ from rich.text import Text
 from textual import on
 from textual.binding import Binding
 from textual.coordinate import Coordinate
+from textual.geometry import Offset, Region, Size
 from textual.message import Message
+from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowDoesNotExist
+from textual.widgets.data_table import ColumnKey, RowDoesNotExist, RowKey
 
 from mpg_tui.core.api import SessionInfo
 from mpg_tui.tui import formatting as fmt
@@ -84,6 +86,11 @@ class SessionsTable(DataTable[Text]):
         self._now = 0.0
         self._selected: str | None = None
         self._reshaping = 0
+        self._touched: set[str] = set()
+        """Rows whose cells changed since the last :meth:`_repaint_rows`."""
+        self._stale_off_screen = False
+        self._window: tuple[Offset, Size] | None = None
+        """Scroll offset and size at the last render."""
         """Non-zero while our own updates move rows (and so maybe the cursor)."""
 
     def on_mount(self) -> None:
@@ -138,13 +145,18 @@ class SessionsTable(DataTable[Text]):
                 self.add_row(*cells, key=info.key)
                 resort = True
             else:
-                for column, before, after in zip(COLUMNS, old, cells, strict=True):
-                    if not _same(before, after):
-                        self.update_cell(info.key, column.key, after)
+                updates = [
+                    (column.key, after)
+                    for column, before, after in zip(COLUMNS, old, cells, strict=True)
+                    if not _same(before, after)
+                ]
+                if updates:
+                    self._update_row(info.key, updates)
                 resort = resort or previous is None or sort_value(previous) != sort_value(info)
             self._shown[info.key] = cells
         if resort:
             self._sort()
+        self._repaint_rows()
         self._follow_selection()
 
     def name_threads(self, names: Mapping[str, str]) -> None:
@@ -179,8 +191,9 @@ class SessionsTable(DataTable[Text]):
         for key, cells in self._shown.items():
             text = self._last_cell(self._infos[key])
             if not _same(text, cells[LAST_COLUMN]):
-                self.update_cell(key, "last", text)
+                self._update_row(key, [("last", text)])
                 self._shown[key] = (*cells[:LAST_COLUMN], text, *cells[LAST_COLUMN + 1 :])
+        self._repaint_rows()
 
     def select_key(self, key: str) -> bool:
         """Move the cursor to ``key``'s row; False when it is not shown."""
@@ -199,7 +212,46 @@ class SessionsTable(DataTable[Text]):
             thread_name=self.thread_names.get(info.thread_id, ""),
         )
 
+    def _update_row(self, key: str, cells: Iterable[tuple[str, Text]]) -> None:
+        """Put new values in ``key``'s cells, repainting only that row, and only if it is on screen.
+
+        ``update_cell`` refreshes the whole table and moves on its render generation, so
+        every visible row is rendered again, and again at each later repaint of the table
+        (its border titles, a focus change): with a thousand rows under a stream of events
+        that was most of the cockpit's frame time, though most changes are off screen.
+        A row changed off screen keeps the generation; :meth:`render_lines` moves it on
+        when the view moves, before such a row can be drawn from a stale cache.
+        """
+        row = self._data[RowKey(key)]  # DataTable's own cell store, as update_cell writes it
+        for column, text in cells:
+            row[ColumnKey(column)] = text
+        self._touched.add(key)
+
+    def _repaint_rows(self) -> None:
+        """Repaint the rows :meth:`_update_row` changed that are on screen; mark the others stale."""
+        touched, self._touched = self._touched, set()
+        if not touched or not self.row_count:
+            return
+        top = self.scroll_offset.y
+        bottom = top + self.size.height
+        shown = [i for i in (self.get_row_index(k) for k in touched) if top - 1 <= i <= bottom]
+        self._stale_off_screen = self._stale_off_screen or len(shown) < len(touched)
+        if shown:
+            self._update_count += 1  # DataTable's render generation: its caches are keyed by it
+            for index in shown:  # rows are one line high; refresh_row clips exactly
+                self.refresh_row(index)
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        window = (self.scroll_offset, self.size)
+        if self._stale_off_screen and window != self._window:
+            # Rows changed while off screen may be in view now: render from the cells.
+            self._update_count += 1
+            self._stale_off_screen = False
+        self._window = window
+        return super().render_lines(crop)
+
     def _drop_row(self, key: str) -> None:
+        self._touched.discard(key)
         if self._shown.pop(key, None) is not None:
             with suppress(RowDoesNotExist):  # _shown and the rows move together; belt and braces
                 self.remove_row(key)
@@ -213,6 +265,7 @@ class SessionsTable(DataTable[Text]):
     def _rebuild_rows(self) -> None:
         self.clear()
         self._shown.clear()
+        self._touched.clear()
         for info in self._infos.values():
             if self._visible(info):
                 cells = self._cells(info)

@@ -48,15 +48,38 @@ class ThreadsPane(OptionList):
         self._now = now
         with self.prevent(OptionList.OptionHighlighted):
             if ids == [t.thread_id for t in self._shown] and threads:
-                for old, new in zip(self._shown, threads, strict=True):
-                    if old != new or fmt.ago(before - old.last_activity) != fmt.ago(now - new.last_activity):
-                        self.replace_option_prompt(new.thread_id, self._prompt(new, now))
+                changed = [
+                    new
+                    for old, new in zip(self._shown, threads, strict=True)
+                    if old != new or fmt.ago(before - old.last_activity) != fmt.ago(now - new.last_activity)
+                ]
+                self._replace_prompts(changed, now)
             elif threads:
                 self.set_options(Option(self._prompt(t, now), id=t.thread_id) for t in threads)
             else:
                 self.set_options([Option(Text("No threads yet", style=fmt.MUTED), disabled=True)])
             self._shown = threads
         self.highlight_thread(selected)
+
+    def _replace_prompts(self, threads: Sequence[ThreadSummary], now: float) -> None:
+        """New prompts for ``threads``, in one repaint.
+
+        ``replace_option_prompt`` re-measures every option of the list for each prompt it
+        replaces: hundreds of threads whose times moved on made a tick cost seconds. Every
+        prompt is two unwrapped lines, so the heights stay: only these options' renderings
+        are dropped, and the repaint draws the others from the cache.
+        """
+        if not threads:
+            return
+        options = set()
+        for thread in threads:
+            option = self.get_option(thread.thread_id)
+            option._set_prompt(self._prompt(thread, now))
+            options.add(option)
+        cache = self._option_render_cache
+        for key in [key for key in tuple(cache.keys()) if key[0] in options]:
+            cache.discard(key)
+        self.refresh()
 
     def highlight_thread(self, thread_id: str | None) -> None:
         """Highlight ``thread_id`` (nothing when it is not listed), without announcing it."""

@@ -27,9 +27,9 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from mpg_tui.core.api import CoreAPI, HoldError, IfRunning, SessionInfo, entry_for, keep_hold
+from mpg_tui.core.api import CoreAPI, HoldError, IfRunning, SessionInfo, keep_hold
 from mpg_tui.core.clock import Clock, SystemClock
-from mpg_tui.core.events import Event, StateResynced
+from mpg_tui.core.events import Event
 from mpg_tui.tui import formatting as fmt
 from mpg_tui.tui.commands import SessionsProvider
 from mpg_tui.tui.digest import LEVELS, digest
@@ -40,12 +40,13 @@ from mpg_tui.tui.jump import (
     attach_handover,
     held_handover,
     holder_name,
+    jump_refusal,
     open_pane,
     process_gone,
     run_process,
 )
 from mpg_tui.tui.messages import CoreEvent, FlushEvents
-from mpg_tui.tui.model import direct_runs_in_progress
+from mpg_tui.tui.model import command_outcome, conversation_threads, direct_runs_in_progress
 from mpg_tui.tui.screens.approvals_screen import ApprovalsScreen
 from mpg_tui.tui.screens.busy_screen import BusyScreen
 from mpg_tui.tui.screens.confirm_screen import ConfirmScreen
@@ -208,7 +209,7 @@ class CockpitApp(App[None]):
         if events:
             batch = digest(events, self.main.project_names)
             self.main.apply(batch)
-            self.main.conversation_changed(_conversation_threads(events))
+            self.main.conversation_changed(conversation_threads(events))
             if batch.approvals and isinstance(self.screen, ApprovalsScreen):
                 self.screen.refresh_approvals()
             self.batches_applied += 1
@@ -319,24 +320,9 @@ class CockpitApp(App[None]):
         far = self.elsewhere(info.key) if self.elsewhere is not None else None
         if far is not None and self._on_another_machine(info, "Jump in", ["mpg-tui", "resume", far[1]]):
             return
-        if not info.session_id:
-            self.notify(
-                f"{info.key} has no claude session yet (no run has finished), so there is nothing to resume.",
-                title="Cannot jump in",
-                severity="warning",
-            )
-            return
-        if self.which(self.claude_command[0]) is None:
-            self.notify(
-                f"`{self.claude_command[0]}` is not on PATH here, so there is no claude to resume the session "
-                "with. Install Claude Code (npm install -g @anthropic-ai/claude-code) and try again.",
-                title="Cannot jump in",
-                severity="error",
-            )
-            return
-        if info.held_since is not None:
-            already = f"{info.key} is already open in a terminal ({info.held_by})."
-            self.notify(already, title="Cannot jump in", severity="warning")
+        refusal = jump_refusal(info, self.which, self.claude_command)
+        if refusal is not None:
+            self.notify(refusal.text, title=refusal.title, severity=refusal.severity)
             return
         if info.state in ("running", "recovering"):
             body = Text.assemble(
@@ -492,20 +478,11 @@ class CockpitApp(App[None]):
             text = f"{name} {subject} failed: {type(error).__name__}: {error}"
             self.main.log_entry("error", text)
             self.notify(text, severity="error")
-        elif name == "post":
             return
-        elif result is False and name == "stop":
-            self.notify(f"Session {subject} has no turn in progress.", title="Nothing to stop", severity="warning")
-        elif result is False:
-            self.notify(f"No session {subject} any more.", title=f"Could not {name}", severity="warning")
-        elif name == "stop":
-            self.notify(f"Session {subject}: its turn was stopped.")
-        elif name == "kill":
-            self.notify(f"Session {subject} killed.")
-        elif name == "restart":
-            self.notify(f"Session {subject} will start fresh with the next message.")
-        elif name == "continue":
-            self.notify(str(result), title=f"Thread {subject}")
+        said = command_outcome(name, subject, result)
+        if said is not None:
+            text, title, severity = said
+            self.notify(text, title=title, severity=severity)
 
     def _handover_finished(self, what: str, result: object, error: BaseException | None) -> None:
         if isinstance(error, HoldError):
@@ -516,18 +493,6 @@ class CockpitApp(App[None]):
             self.notify(text, severity="error")
         elif isinstance(result, int) and result != 0:
             self.notify(f"{what} exited with status {result}.", severity="warning")
-
-
-def _conversation_threads(events: list[Event]) -> set[str]:
-    """Threads whose conversation a batch of events added to (or may have changed, after a resync)."""
-    threads: set[str] = set()
-    for event in events:
-        if isinstance(event, StateResynced):
-            threads.update(event.threads)
-        found = entry_for(event)
-        if found is not None:
-            threads.add(found[0])
-    return threads
 
 
 make_app = CockpitApp

@@ -18,9 +18,9 @@ import getpass
 import os
 import socket
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from mpg_tui.core.api import HoldGrant, SessionInfo
 
@@ -146,3 +146,33 @@ def attach_handover(info: SessionInfo, environ: Mapping[str, str]) -> Handover:
         # refuses nesting a server inside itself.
         return Handover(["tmux", "new-window", "-n", f"run-{window_name(info)}", "--", *command], None, False, what)
     return Handover(command, None, True, what)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the cockpit will not jump into or attach to a session, in the operator's words."""
+
+    title: str
+    text: str
+    severity: Literal["warning", "error"] = "warning"
+
+
+def jump_refusal(
+    info: SessionInfo, which: Callable[[str], str | None], claude: Sequence[str] = ("claude",)
+) -> Refusal | None:
+    """What stops ``j`` on this machine before any hold is asked for; None when nothing does."""
+    if not info.session_id:
+        return Refusal(
+            "Cannot jump in",
+            f"{info.key} has no claude session yet (no run has finished), so there is nothing to resume.",
+        )
+    if which(claude[0]) is None:
+        return Refusal(
+            "Cannot jump in",
+            f"`{claude[0]}` is not on PATH here, so there is no claude to resume the session "
+            "with. Install Claude Code (npm install -g @anthropic-ai/claude-code) and try again.",
+            "error",
+        )
+    if info.held_since is not None:
+        return Refusal("Cannot jump in", f"{info.key} is already open in a terminal ({info.held_by}).")
+    return None

@@ -1,7 +1,9 @@
-"""What the cockpit derives from session snapshots: threads, per-project counts, filters.
+"""What the cockpit derives from the core's snapshots and events: threads, per-project counts,
+filters, the conversations an event batch touched, and what a finished command says.
 
 The core reports sessions; the cockpit groups them by thread and project. Everything here
-is a pure function of :class:`~mpg_tui.core.api.SessionInfo` values, tested without Textual.
+is a pure function of core values (:class:`~mpg_tui.core.api.SessionInfo`, events), tested
+without running the app.
 """
 
 from __future__ import annotations
@@ -9,8 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from mpg_tui.core.api import SessionInfo, ThreadCounts
-from mpg_tui.core.events import SessionState
+from textual.notifications import SeverityLevel
+
+from mpg_tui.config import ProjectView
+from mpg_tui.core.api import SessionInfo, ThreadCounts, entry_for
+from mpg_tui.core.events import Event, SessionState, StateResynced
 
 STATE_RANK: dict[str, int] = {"running": 3, "recovering": 2, "held": 1, "queued": 1, "idle": 0}
 """A thread is as busy as its busiest session."""
@@ -101,3 +106,52 @@ def matches(info: SessionInfo, query: str, *, project_name: str = "", thread_nam
 def direct_runs_in_progress(sessions: Iterable[SessionInfo]) -> int:
     """Runs that end with the cockpit's process (tmux-backed runs survive it)."""
     return sum(1 for s in sessions if s.runner == "direct" and s.state == "running")
+
+
+def command_outcome(name: str, subject: str, result: object) -> tuple[str, str, SeverityLevel] | None:
+    """What the operator is told when a command worker ends well: (text, title, severity)."""
+    if name == "post":
+        return None
+    if result is False and name == "stop":
+        return f"Session {subject} has no turn in progress.", "Nothing to stop", "warning"
+    if result is False:
+        return f"No session {subject} any more.", f"Could not {name}", "warning"
+    done = {
+        "stop": f"Session {subject}: its turn was stopped.",
+        "kill": f"Session {subject} killed.",
+        "restart": f"Session {subject} will start fresh with the next message.",
+    }
+    if name in done:
+        return done[name], "", "information"
+    if name == "continue":
+        return str(result), f"Thread {subject}", "information"
+    return None
+
+
+def conversation_threads(events: list[Event]) -> set[str]:
+    """Threads whose conversation a batch of events added to (or may have changed, after a resync)."""
+    threads: set[str] = set()
+    for event in events:
+        if isinstance(event, StateResynced):
+            threads.update(event.threads)
+        found = entry_for(event)
+        if found is not None:
+            threads.add(found[0])
+    return threads
+
+
+def project_facts(project: ProjectView) -> tuple[object, ...]:
+    """What the projects pane shows of a project (views are rebuilt, not compared, on a reload)."""
+    return (
+        project.key,
+        project.name,
+        project.directory,
+        project.channel_id,
+        tuple(project.agents),
+        project.persistence,
+    )
+
+
+def stored_thread_names(infos: Iterable[SessionInfo], known: Mapping[str, str]) -> dict[str, str]:
+    """Names sessions carry for threads not named yet (no ThreadOpened seen by this cockpit)."""
+    return {info.thread_id: info.thread_name for info in infos if info.thread_name and info.thread_id not in known}

@@ -18,12 +18,18 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from mpg_tui.config import ProjectView
 from mpg_tui.core.api import ApprovalInfo, CoreAPI, HandoffChain, SessionInfo, ThreadCounts
 from mpg_tui.core.clock import Clock, TimerHandle
 from mpg_tui.tui import formatting as fmt
 from mpg_tui.tui.digest import Digest, Level, LogEntry
-from mpg_tui.tui.model import STATE_RANK, ThreadSummary, project_counts, summarize_threads
+from mpg_tui.tui.model import (
+    STATE_RANK,
+    ThreadSummary,
+    project_counts,
+    project_facts,
+    stored_thread_names,
+    summarize_threads,
+)
 from mpg_tui.tui.widgets.chain_pane import ChainPane
 from mpg_tui.tui.widgets.chat_box import ChatBox
 from mpg_tui.tui.widgets.cockpit_header import CockpitHeader
@@ -119,7 +125,7 @@ class MainScreen(Screen[None]):
         self.query_one("#filter").display = False
         now = self.clock.now()
         self.sessions = {s.key: s for s in self.core.sessions()}
-        self.thread_names.update(_stored_thread_names(self.sessions.values(), self.thread_names))
+        self.thread_names.update(stored_thread_names(self.sessions.values(), self.thread_names))
         self.table.thread_names.update(self.thread_names)
         self.header.connection = self.core.connection_state
         self.header.totals = self.core.totals()
@@ -188,7 +194,7 @@ class MainScreen(Screen[None]):
                 self.sessions[key] = info
                 changed.append(info)
         # Sessions taken up from disk bring the names of threads opened before a restart.
-        stored_names = _stored_thread_names(changed, self.thread_names)
+        stored_names = stored_thread_names(changed, self.thread_names)
         if stored_names:
             self.thread_names.update(stored_names)
             self.table.thread_names.update(stored_names)
@@ -410,7 +416,7 @@ class MainScreen(Screen[None]):
     def _refresh_projects(self) -> None:
         """Follow a reload of the gateway's config: projects added, removed or changed."""
         projects = list(self.core.projects())
-        if [_project_facts(p) for p in projects] == [_project_facts(p) for p in self.projects]:
+        if [project_facts(p) for p in projects] == [project_facts(p) for p in self.projects]:
             return
         self.projects = projects
         self.project_names = {p.key: p.name for p in projects}
@@ -496,20 +502,3 @@ class MainScreen(Screen[None]):
         chains: Iterable[HandoffChain] = self.core.chains()
         found = [c for c in chains if c.thread_id == thread_id]
         return found[-1] if found else None
-
-
-def _project_facts(project: ProjectView) -> tuple[object, ...]:
-    """What the projects pane shows of a project (views are rebuilt, not compared, on a reload)."""
-    return (
-        project.key,
-        project.name,
-        project.directory,
-        project.channel_id,
-        tuple(project.agents),
-        project.persistence,
-    )
-
-
-def _stored_thread_names(infos: Iterable[SessionInfo], known: Mapping[str, str]) -> dict[str, str]:
-    """Names sessions carry for threads not named yet (no ThreadOpened seen by this cockpit)."""
-    return {info.thread_id: info.thread_name for info in infos if info.thread_name and info.thread_id not in known}

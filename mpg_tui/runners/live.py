@@ -58,6 +58,8 @@ from mpg_tui.runners.stream_protocol import CONTROL_TYPES, ControlChannel, Contr
 
 log = logging.getLogger(__name__)
 
+BUDGET_FLAG = "--max-budget-usd"
+
 REGISTRY_PREFIX = "live-run-"
 """Registry files are ``<registry_dir>/live-run-<run id>.json`` (the direct runner's are ``direct-run-``)."""
 DEFAULT_IDLE_S = 600.0
@@ -120,7 +122,13 @@ class LiveRunner(Runner):
     # -- the Runner port ----------------------------------------------------------------
 
     async def run(self, request: RunRequest, on_progress: ProgressCallback) -> RunResult:
-        if not request.warm:
+        if not request.warm or BUDGET_FLAG in request.args:
+            # claude's --max-budget-usd counts a process's whole life, not a turn: a warm
+            # process would refuse every turn once its earlier turns added up to the cap.
+            # A turn with a dollar cap gets a process of its own, and a warm one it had
+            # is closed (its next uncapped turn resumes the session in a new one).
+            if request.warm and request.key in self._procs:
+                await self._end(self._procs[request.key], graceful=True)
             return await self._cold.run(request, on_progress)
         if not request.cwd.is_dir():
             error = f"The project directory {request.cwd} does not exist (or is not a directory)."

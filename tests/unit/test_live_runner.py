@@ -316,3 +316,21 @@ async def test_the_timeout_counts_again_once_the_person_has_answered(
     result = await task
 
     assert not result.ok and result.error_kind == "timeout"
+
+
+async def test_a_turn_with_a_dollar_cap_runs_in_a_process_of_its_own(runner: LiveRunner, stand_in: StandIn) -> None:
+    # claude counts --max-budget-usd over a process's life: a warm process would refuse turns
+    # once its earlier ones added up to the cap.
+    first = await runner.run(warm(stand_in, "uncapped"), lambda p: None)
+    assert list(runner.warm) == ["thread-1"]
+    capped = warm(stand_in, "capped", session_id=first.session_id)
+    capped = dataclasses.replace(capped, args=[*capped.args, "--max-budget-usd", "0.5"])
+
+    second = await runner.run(capped, lambda p: None)
+    third = await runner.run(dataclasses.replace(capped, prompt="[[recall]]"), lambda p: None)
+
+    assert second.ok and third.ok and third.text == "previous: capped"
+    assert runner.warm == {}, "the warm process closed; capped turns keep none"
+    runs = stand_in.invocations()
+    assert len({entry["pid"] for entry in runs}) == 3
+    assert ["--input-format" in entry["argv"] for entry in runs] == [True, False, False]

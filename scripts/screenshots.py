@@ -31,7 +31,9 @@ sys.path.insert(0, str(ROOT))
 from textual.pilot import Pilot  # noqa: E402
 
 from mpg_tui.core.clock import FakeClock  # noqa: E402
+from mpg_tui.core.events import ApprovalRequested  # noqa: E402
 from mpg_tui.sandbox.demo_world import DOCS, SEARCH, SHOP, build_demo, play_demo  # noqa: E402
+from mpg_tui.sandbox.world import World  # noqa: E402
 from mpg_tui.tui.app import CockpitApp, make_app  # noqa: E402
 
 log = logging.getLogger("screenshots")
@@ -40,7 +42,7 @@ CHROMIUM = "/usr/bin/chromium"
 # proportional face and columns drift. A local monospace face keeps them aligned.
 PNG_FONT = "DejaVu Sans Mono"
 
-Steps = Callable[[Pilot[Any], CockpitApp, FakeClock], Awaitable[None]]
+Steps = Callable[[Pilot[Any], CockpitApp, FakeClock, World], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -57,23 +59,34 @@ async def settle(pilot: Pilot[Any], clock: FakeClock) -> None:
     await pilot.pause()
 
 
-async def main_screen(pilot: Pilot[Any], app: CockpitApp, clock: FakeClock) -> None:
+async def main_screen(pilot: Pilot[Any], app: CockpitApp, clock: FakeClock, world: World) -> None:
     app.main.select_session(f"{SEARCH}:engineer")
 
 
-async def finished_turn(pilot: Pilot[Any], app: CockpitApp, clock: FakeClock) -> None:
+async def finished_turn(pilot: Pilot[Any], app: CockpitApp, clock: FakeClock, world: World) -> None:
     app.main.select_session(f"{SEARCH}:pm")
 
 
-async def kill_confirmation(pilot: Pilot[Any], app: CockpitApp, clock: FakeClock) -> None:
+async def kill_confirmation(pilot: Pilot[Any], app: CockpitApp, clock: FakeClock, world: World) -> None:
     app.main.select_session(f"{SEARCH}:engineer")
     await pilot.pause()
     await pilot.press("k")
 
 
-async def filtered(pilot: Pilot[Any], app: CockpitApp, clock: FakeClock) -> None:
+async def filtered(pilot: Pilot[Any], app: CockpitApp, clock: FakeClock, world: World) -> None:
     await pilot.press("slash", *"shop", "enter")
     app.main.event_log.set_level("warn")
+
+
+async def approvals_inbox(pilot: Pilot[Any], app: CockpitApp, clock: FakeClock, world: World) -> None:
+    """The demo engineer wants to run the tests; the operator opens the inbox."""
+    key = f"{SEARCH}:engineer"
+    requested = world.expect(lambda e: isinstance(e, ApprovalRequested) and e.key == key)
+    world.live(key).ask("Bash", {"command": "python3 -m pytest -q tests/search"})
+    await requested
+    app.main.select_session(key)
+    await settle(pilot, clock)
+    await pilot.press("i")
 
 
 SHOTS = [
@@ -81,6 +94,7 @@ SHOTS = [
     Shot("cockpit-detail", (200, 50), finished_turn),
     Shot("cockpit-kill-confirmation", (200, 50), kill_confirmation),
     Shot("cockpit-filter", (200, 50), filtered),
+    Shot("cockpit-approvals", (200, 50), approvals_inbox),
     Shot("cockpit-narrow-demo", (120, 35), main_screen, demo_chat=True),
 ]
 
@@ -103,7 +117,7 @@ async def take(shot: Shot) -> str:
                 await app.ready.wait()
                 await play_demo(world)
                 await settle(pilot, clock)
-                await shot.steps(pilot, app, clock)
+                await shot.steps(pilot, app, clock, world)
                 await settle(pilot, clock)
                 return app.export_screenshot(title="mpg-tui")
         finally:

@@ -79,14 +79,12 @@ async def filtered(pilot: Pilot[Any], app: CockpitApp, clock: FakeClock, world: 
 
 
 async def approvals_inbox(pilot: Pilot[Any], app: CockpitApp, clock: FakeClock, world: World) -> None:
-    """The demo engineer wants to run the tests; the operator opens the inbox."""
+    """The demo engineer wants to run the tests: the header counts it, the detail says what it waits for."""
     key = f"{SEARCH}:engineer"
     requested = world.expect(lambda e: isinstance(e, ApprovalRequested) and e.key == key)
     world.live(key).ask("Bash", {"command": "python3 -m pytest -q tests/search"})
     await requested
     app.main.select_session(key)
-    await settle(pilot, clock)
-    await pilot.press("i")
 
 
 SHOTS = [

@@ -30,6 +30,7 @@ from mpg_tui.sandbox.inmemory import TMUX_SOCKET
 from mpg_tui.sandbox.world import World
 from mpg_tui.tui.app import CockpitApp
 from mpg_tui.tui.commands import SessionsProvider
+from mpg_tui.tui.screens.approvals_screen import ApprovalsScreen
 from mpg_tui.tui.screens.confirm_screen import ConfirmScreen
 from mpg_tui.tui.widgets.chat_box import ChatBox
 from mpg_tui.tui.widgets.filter_bar import FilterBar
@@ -521,6 +522,20 @@ async def test_demo_starts_in_the_chat_box_so_a_newcomers_first_keys_are_a_messa
         await app.workers.wait_for_complete()
         assert posted(world)[before:] == [(SHOP, "you", "@pm add a search")]
         assert not isinstance(app.screen, ConfirmScreen)
+
+
+async def test_escape_leaves_the_chat_box_and_the_cockpits_keys_work_again(
+    make_app: Callable[..., CockpitApp], world: World
+) -> None:
+    app = make_app(demo_channel_ids=[(SHOP, "#shop-api")])
+    async with app.run_test(size=SIZE) as pilot:
+        await app.ready.wait()
+        await pilot.pause()
+        assert app.focused is app.main.query_one("#chat-input", Input)
+        await pilot.press("escape")
+        assert app.focused is app.main.table
+        await pilot.press("i")
+        assert isinstance(app.screen, ApprovalsScreen)
 
 
 async def test_without_demo_channels_there_is_no_chat_box(make_app: Callable[..., CockpitApp]) -> None:

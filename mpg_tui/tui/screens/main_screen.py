@@ -337,6 +337,10 @@ class MainScreen(Screen[None]):
         bar.display = True
         bar.focus()
 
+    @on(ChatBox.Left)
+    def _chat_left(self) -> None:
+        self.table.focus()
+
     def focus_chat(self) -> bool:
         boxes = self.query(ChatBox)
         if not boxes:

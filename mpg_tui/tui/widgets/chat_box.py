@@ -7,16 +7,22 @@ from dataclasses import dataclass
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Input, Label, Select
 
 
 class ChatBox(Horizontal):
+    BINDINGS = [Binding("escape", "leave", "Leave the chat", show=False)]
+
     @dataclass
     class Submitted(Message):
         channel_id: str
         text: str
+
+    class Left(Message):
+        """The operator left the chat box (escape): the cockpit's keys work again."""
 
     def __init__(self, channels: Sequence[tuple[str, str]], *, id: str | None = None) -> None:
         """``channels``: (channel_id, label) pairs, the first selected."""
@@ -40,6 +46,9 @@ class ChatBox(Horizontal):
     def channel_id(self) -> str:
         value = self.query_one("#chat-channel", Select).value
         return value if isinstance(value, str) else self.channels[0][0]
+
+    def action_leave(self) -> None:
+        self.post_message(self.Left())
 
     def focus_input(self) -> None:
         self.query_one("#chat-input", Input).focus()

@@ -86,12 +86,12 @@ class SessionsTable(DataTable[Text]):
         self._now = 0.0
         self._selected: str | None = None
         self._reshaping = 0
+        """Non-zero while our own updates move rows (and so maybe the cursor)."""
         self._touched: set[str] = set()
         """Rows whose cells changed since the last :meth:`_repaint_rows`."""
         self._stale_off_screen = False
         self._window: tuple[Offset, Size] | None = None
         """Scroll offset and size at the last render."""
-        """Non-zero while our own updates move rows (and so maybe the cursor)."""
 
     def on_mount(self) -> None:
         for column in COLUMNS:

@@ -263,6 +263,10 @@ APPROVAL_CHOICES = {
 """A request's buttons by kind (the chat card's words): (choice, label, tone)."""
 
 
+EXPIRY_VERB = {"tool": "denied", "question": "declined", "plan": "rejected"}
+"""What happens to an unanswered request at its timeout, by kind (the chat card's words)."""
+
+
 def approval_choices(approval: JSON) -> list[tuple[str, str, str]]:
     if approval["kind"] == "question":
         options = [(f"option:{n}", str(label), "") for n, label in enumerate(approval["options"])]
@@ -285,7 +289,8 @@ def approval_item(approval: JSON, now: float) -> str:
         f'<span class="primary">{esc(approval["projectName"])}</span>'
         f'<span class="secondary mono"><a href="/?thread={esc(approval["threadId"])}#conversation">'
         f"{esc(approval['key'])}</a>{asked}</span>"
-        f'<span class="secondary push">denied in <time class="left" data-until="{approval["expiresAt"]}">'
+        f'<span class="secondary push">{EXPIRY_VERB.get(approval["kind"], "denied")} in '
+        f'<time class="left" data-until="{approval["expiresAt"]}">'
         f"{esc(format_duration(approval['expiresAt'] - now))}</time> unless decided</span></div>"
         f'<pre class="summary">{esc(approval["summary"])}</pre>'
         f'<div class="actions">{buttons}<span class="outcome" role="status"></span></div></li>'

@@ -67,6 +67,7 @@ async def test_a_question_offers_its_options_and_a_decline(
     assert 'data-choice="option:0">Postgres</button>' in page
     assert 'data-choice="option:1">SQLite</button>' in page
     assert 'data-choice="deny">Decline</button>' in page
+    assert "declined in <time" in page  # what the timeout does to a question
 
 
 async def test_a_paused_thread_shows_its_limit_and_continues_from_the_page(

@@ -276,6 +276,8 @@
     plan: [['allow', 'Approve plan', 'allow'], ['deny', 'Keep planning', 'deny']],
   };
 
+  const EXPIRY_VERB = { tool: 'denied', question: 'declined', plan: 'rejected' };
+
   function approvalChoices(a) {
     if (a.kind === 'question') {
       return [...a.options.map((label, n) => ['option:' + n, String(label), '']), ['deny', 'Decline', 'deny']];
@@ -293,7 +295,7 @@
         h('span', { class: 'secondary mono' },
           h('a', { href: '/?thread=' + encodeURIComponent(a.threadId) + '#conversation', text: a.key }),
           a.requestedBy ? ' · asked for by ' + a.requestedBy : ''),
-        h('span', { class: 'secondary push' }, 'denied in ',
+        h('span', { class: 'secondary push' }, (EXPIRY_VERB[a.kind] || 'denied') + ' in ',
           h('time', { class: 'left', 'data-until': a.expiresAt, text: formatDuration(a.expiresAt - now) }), ' unless decided')),
       h('pre', { class: 'summary', text: a.summary }),
       h('div', { class: 'actions' }, ...buttons, h('span', { class: 'outcome', role: 'status' })));

@@ -3,7 +3,6 @@ its control socket, and the dashboard's HTTP door with a token."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,49 +17,16 @@ from mpg_tui.control.server import ControlService, socket_path
 from mpg_tui.core.bus import EventBus
 from mpg_tui.core.clock import SystemClock
 from mpg_tui.core.gateway import Gateway
-from mpg_tui.core.ports import Attachment, Embed, HistoryMessage, InboundMessage
+from mpg_tui.core.ports import InboundMessage
 from mpg_tui.core.sessions import SessionManager
 from mpg_tui.core.store import SessionStore
 from mpg_tui.dashboard.server import Dashboard
+from mpg_tui.sandbox.inmemory import InMemoryChat
 from tests.unit.fake_runner import FakeRunner
 
 CHANNEL = "123456789012345678"
 BOT_TOKEN = "bot-token-that-must-never-cross-0123456789"
 DASHBOARD_TOKEN = "dashboard-token-0123456789abcdef"
-
-
-@dataclass
-class MemoryChat:
-    """Discord as far as the core needs it: threads open at once on their message, sends are kept."""
-
-    sent: list[tuple[str, str | None]] = field(default_factory=list)
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(900))
-
-    async def create_thread(self, channel_id: str, message_id: str, name: str, auto_archive_minutes: int = 1440) -> str:
-        return message_id
-
-    async def send(self, channel_id: str, content: str | None = None, embed: Embed | None = None) -> str:
-        self.sent.append((channel_id, content))
-        return str(next(self._ids))
-
-    async def edit(self, channel_id: str, message_id: str, content: str) -> None:
-        return None
-
-    async def delete(self, channel_id: str, message_id: str) -> None:
-        return None
-
-    async def react(self, channel_id: str, message_id: str, emoji: str) -> None:
-        return None
-
-    @contextlib.asynccontextmanager
-    async def typing(self, channel_id: str) -> AsyncIterator[None]:
-        yield
-
-    async def history(self, channel_id: str, limit: int, before: str | None = None) -> list[HistoryMessage]:
-        return []
-
-    async def download(self, attachment: Attachment, dest: Path) -> None:
-        return None
 
 
 @dataclass
@@ -97,7 +63,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         clock=clock,
         worktrees=None,
     )
-    gateway = Gateway(config=config, sessions=sessions, bus=bus, clock=clock, chat=MemoryChat())
+    gateway = Gateway(config=config, sessions=sessions, bus=bus, clock=clock, chat=InMemoryChat())
     yield World(gateway, sessions, runner, bus)
     await sessions.close()
 

@@ -14,12 +14,6 @@ from mpg_tui.core.clock import FakeClock
 from mpg_tui.core.gateway import Gateway
 from mpg_tui.core.journal import Journal
 from mpg_tui.core.ports import (
-    DEFAULT_UPLOAD_LIMIT,
-    ApprovalCard,
-    Attachment,
-    ChatPort,
-    Embed,
-    HistoryMessage,
     InboundMessage,
 )
 from mpg_tui.core.sessions import SessionManager
@@ -30,10 +24,11 @@ from tests.unit.fake_runner import FakeRunner
 CHANNEL = "123456789012345678"
 
 
-class SlowThreadChat(ChatPort):
+class SlowThreadChat(InMemoryChat):
     """A chat whose thread creation waits until the test lets it finish."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.creating = asyncio.Event()
         self.finish_creating = asyncio.Event()
 
@@ -41,43 +36,6 @@ class SlowThreadChat(ChatPort):
         self.creating.set()
         await self.finish_creating.wait()
         return message_id  # as Discord: a thread opened on a message has the message's ID
-
-    async def send(self, channel_id: str, content: str | None = None, embed: Embed | None = None) -> str:
-        return "1"
-
-    async def edit(self, channel_id: str, message_id: str, content: str) -> None:
-        return None
-
-    async def delete(self, channel_id: str, message_id: str) -> None:
-        return None
-
-    async def react(self, channel_id: str, message_id: str, emoji: str) -> None:
-        return None
-
-    @contextlib.asynccontextmanager
-    async def typing(self, channel_id: str) -> AsyncIterator[None]:
-        yield
-
-    async def history(self, channel_id: str, limit: int, before: str | None = None) -> list[HistoryMessage]:
-        return []
-
-    async def download(self, attachment: Attachment, dest: Path) -> None:
-        return None
-
-    async def send_file(self, channel_id: str, filename: str, data: bytes, content: str | None = None) -> str:
-        return await self.send(channel_id, content)
-
-    def upload_limit(self, channel_id: str) -> int:
-        return DEFAULT_UPLOAD_LIMIT
-
-    async def recent_messages(self, channel_id: str, limit: int, after: str | None = None) -> list[InboundMessage]:
-        return []
-
-    async def post_card(self, channel_id: str, card: ApprovalCard) -> str:
-        return "2"
-
-    async def close_card(self, channel_id: str, message_id: str, card: ApprovalCard, verdict: str) -> None:
-        return None
 
 
 async def test_a_follow_up_posted_while_its_thread_is_being_opened_runs_after_the_opener(tmp_path: Path) -> None:

@@ -126,6 +126,32 @@ class PressTimer:
         self.current = None
         return press
 
+    async def series(self, presses: int, timeout: float, rng: random.Random) -> Presses:
+        """Down and up in turn, at random gaps off the 0.1 s refresh beat; stops after MAX_TIMEOUTS misses."""
+        done = Presses()
+        for i in range(presses):
+            await asyncio.sleep(rng.uniform(0.03, 0.12))
+            press = await self.press("down" if i % 2 == 0 else "up", timeout)
+            if press.handled is None or press.drawn is None:
+                done.lost += press.handled is None
+                done.slow += press.handled is not None
+                if done.lost + done.slow >= MAX_TIMEOUTS:
+                    break
+                continue
+            done.handled.append(press.handled - press.started)
+            done.drawn.append(press.drawn - press.started)
+        return done
+
+
+@dataclass
+class Presses:
+    """Press-to-handled and press-to-drawn times of a series, and the presses that missed."""
+
+    handled: list[float] = field(default_factory=list)
+    drawn: list[float] = field(default_factory=list)
+    lost: int = 0
+    slow: int = 0
+
 
 @dataclass
 class KeyLatency:
@@ -162,9 +188,6 @@ async def _key_latency(world: World, rate: float, presses: int, timeout: float, 
     infos = world.gateway.sessions()
     app = make_app(world.gateway)
     rng = random.Random(seed)
-    handled: list[float] = []
-    drawn: list[float] = []
-    lost = slow = 0
     async with app.run_test(headless=True, size=SIZE) as pilot:
         await pilot.pause()
         timer = PressTimer(app)
@@ -173,17 +196,7 @@ async def _key_latency(world: World, rate: float, presses: int, timeout: float, 
         batches0 = app.batches_applied
         started = time.perf_counter()
         try:
-            for i in range(presses):
-                await asyncio.sleep(rng.uniform(0.03, 0.12))  # off the 0.1 s refresh beat
-                press = await timer.press("down" if i % 2 == 0 else "up", timeout)
-                if press.handled is None or press.drawn is None:
-                    lost += press.handled is None
-                    slow += press.handled is not None
-                    if lost + slow >= MAX_TIMEOUTS:
-                        break
-                    continue
-                handled.append(press.handled - press.started)
-                drawn.append(press.drawn - press.started)
+            done = await timer.series(presses, timeout, rng)
         finally:
             stop.set()
             events = await load if load else 0
@@ -191,7 +204,7 @@ async def _key_latency(world: World, rate: float, presses: int, timeout: float, 
         batches = app.batches_applied - batches0
         # Let the last batch land before the app goes: one scheduled after unmount would fail.
         await pilot.pause(app.refresh_interval * 3)
-    return KeyLatency(len(infos), rate, handled, drawn, lost, slow, events, batches, seconds)
+    return KeyLatency(len(infos), rate, done.handled, done.drawn, done.lost, done.slow, events, batches, seconds)
 
 
 def latency_rows(table: Table, result: KeyLatency, label: str) -> None:

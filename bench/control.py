@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from cockpit import (
-    MAX_TIMEOUTS,
     PRESS_TIMEOUT_S,
     SIZE,
     STEP_RATE,
@@ -150,9 +149,6 @@ async def attached_key_latency(rate: float, presses: int, seed: int = 7) -> tupl
         remote.bus.listen(lambda _e: received.__setitem__(0, received[0] + 1))
         app = make_app(remote, run_core=remote.run, attached_to="bench")
         rng = random.Random(seed)
-        handled: list[float] = []
-        drawn: list[float] = []
-        lost = slow = 0
         async with app.run_test(headless=True, size=SIZE) as pilot:
             await remote.wait_linked()
             await pilot.pause()
@@ -160,22 +156,12 @@ async def attached_key_latency(rate: float, presses: int, seed: int = 7) -> tupl
             batches0 = app.batches_applied
             events0 = received[0]
             started = time.perf_counter()
-            for i in range(presses):
-                await asyncio.sleep(rng.uniform(0.03, 0.12))
-                press = await timer.press("down" if i % 2 == 0 else "up", PRESS_TIMEOUT_S)
-                if press.handled is None or press.drawn is None:
-                    lost += press.handled is None
-                    slow += press.handled is not None
-                    if lost + slow >= MAX_TIMEOUTS:
-                        break
-                    continue
-                handled.append(press.handled - press.started)
-                drawn.append(press.drawn - press.started)
+            done = await timer.series(presses, PRESS_TIMEOUT_S, rng)
             seconds = time.perf_counter() - started
             batches = app.batches_applied - batches0
             events = received[0] - events0
             await pilot.press("q")
-    return KeyLatency(SESSIONS, rate, handled, drawn, lost, slow, events, batches, seconds), delays
+    return KeyLatency(SESSIONS, rate, done.handled, done.drawn, done.lost, done.slow, events, batches, seconds), delays
 
 
 def delivery_table(rows: list[tuple[str, list[float], str]]) -> Table:

@@ -527,6 +527,9 @@ def gateway_executable() -> list[str]:
 class GatewayProcess:
     """``mpg-tui start --no-ui`` as its own process, pointed at a sandbox in this one."""
 
+    ready_line = READY_LINE
+    """What the process writes to stderr once it is connected."""
+
     def __init__(self, world: World, sandbox: SandboxServer, name: str = "gateway", **defaults: Any) -> None:
         self.world = world
         self.sandbox = sandbox
@@ -579,7 +582,7 @@ class GatewayProcess:
         async for raw in self.proc.stderr:
             line = raw.decode(errors="replace").rstrip()
             self._tail = [*self._tail[-40:], line]
-            if READY_LINE in line and self.ready_at is None:
+            if self.ready_line in line and self.ready_at is None:
                 self.ready_at = time.time()
                 self.ready.set()
             elif " error " in line or line.startswith("Traceback"):

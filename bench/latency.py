@@ -18,6 +18,8 @@ split the time further) and to one started as ``mpg-tui start --no-ui``.
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -51,7 +53,10 @@ from mpg_tui.core.clock import SystemClock
 from mpg_tui.core.events import Event, RunFinished, RunStarted
 from mpg_tui.core.journal import Journal
 from mpg_tui.core.ports import InboundMessage
+from mpg_tui.core.runner import RunRequest
+from mpg_tui.discord_adapter.endpoint import gateway_url_for
 from mpg_tui.fsutil import atomic_write
+from mpg_tui.runners.command import build_argv
 from mpg_tui.sandbox.discord import SandboxServer
 
 Mode = Literal["existing", "new", "agent"]
@@ -276,6 +281,37 @@ async def separate_process(root: Path, n: int) -> list[Scenario]:
         ]
 
 
+class BareBotProcess(GatewayProcess):
+    """``bench/bare_bot.py`` as its own process: the same sandbox, stand-in and timing wrapper as the gateway."""
+
+    ready_line = "bare bot ready"
+
+    def __init__(self, world: World, sandbox: SandboxServer) -> None:
+        super().__init__(world, sandbox, name="bare-bot")
+        view = world.view()
+        request = RunRequest(
+            key="bare", cwd=Path(view.directory), prompt="", args=view.claude_args(), command=(str(world.shim),)
+        )
+        config = {
+            "api_base": sandbox.api_base,
+            "gateway_url": gateway_url_for(sandbox.api_base),
+            "token": world.spec.token,
+            "argv": build_argv(request),
+            "cwd": view.directory,
+            "env": self.env,
+        }
+        path = self.home / "bare-bot.json"
+        path.write_text(json.dumps(config), encoding="utf-8")
+        self.argv = [sys.executable, str(Path(__file__).with_name("bare_bot.py")), str(path)]
+
+
+async def bare_bot(root: Path, n: int) -> Scenario:
+    """The same messages to ``bench/bare_bot.py``: what a bot that only spawns and replies adds."""
+    world = make_world(root / "bare-bot", 1, timed=True, defaults=ONE_TURN)
+    async with SandboxServer(world.spec) as sandbox, BareBotProcess(world, sandbox):
+        return await run_scenario("bare discord.py bot, same conversation", sandbox, world, "existing", n)
+
+
 async def bare_stand_in(root: Path, n: int) -> list[float]:
     """The stand-in spawned by us as the runner spawns it: its run time seen from outside."""
     agent = BareAgent(make_world(root / "bare", 1))
@@ -318,6 +354,7 @@ async def main_async(n: int, json_path: Path | None) -> None:
         root = Path(tmp)
         scenarios, floor_samples = await in_process(root, n)
         process_scenarios = await separate_process(root, n)
+        bare_bot_scenario = await bare_bot(root, n)
         bare = await bare_stand_in(root, min(n, 30))
         claims, lives = journal_cost(root, max(n * 10, 1000))
     spawn, trip = Stats.ms(floor_samples.spawns), Stats.ms(floor_samples.trips)
@@ -365,9 +402,15 @@ async def main_async(n: int, json_path: Path | None) -> None:
         stages_table(scenarios),
         added_table(
             "Gateway-added latency (ms), gateway as its own `mpg-tui start --no-ui` process",
-            process_scenarios,
+            [*process_scenarios, bare_bot_scenario],
             floor,
-            [goal, "the sandbox stays in the benchmark process; the gateway logs at info to stderr and its file."],
+            [
+                goal,
+                "the sandbox stays in the benchmark process; the gateway logs at info to stderr and its file.",
+                "the bare bot (bench/bare_bot.py) only spawns claude and posts its result: no journal, no reaction, "
+                "no typing, no sessions file. Gateway minus bare bot at p50, existing thread: "
+                f"{fmt_ms(process_scenarios[0].added().p50 - bare_bot_scenario.added().p50)} ms.",
+            ],
         ),
         floor_table,
         journal,

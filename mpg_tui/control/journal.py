@@ -2,8 +2,8 @@
 
 The journal listens to the bus and gives each event the next sequence number. A few
 moments later (``call_soon``: once the code that published it has finished its step) it
-adds the state the event left behind, the session, thread chain and totals it touched,
-serializes the line once, and wakes the streams. A client resumes with ``since=N`` and
+copies the state the event left behind (the session, thread chain and totals it touched)
+and wakes the streams; the line is serialized once, when a stream first sends it. A client resumes with ``since=N`` and
 gets every line after ``N`` still in the ring; if ``N`` fell out of the ring (or comes
 from another gateway instance), it is told to fetch a fresh snapshot instead. Memory is
 bounded by the ring, never by how slow a client is.
@@ -17,7 +17,6 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from mpg_tui.control import protocol
 from mpg_tui.core.api import CoreAPI, ThreadCounts
@@ -41,11 +40,28 @@ _CHAIN_EVENTS = (RunStarted, RunFinished, HandoffStep, HandoffStopped)
 _BUDGET_EVENTS = (RunFinished, BudgetWarning, BudgetPaused, BudgetContinued)
 
 
-@dataclass(frozen=True)
 class Entry:
-    seq: int
-    line: bytes
-    """One ``event`` stream line, newline included."""
+    """One event of the ring: its message, serialized the first time a stream asks for it.
+
+    With no cockpit attached nothing asks, and the gateway's messages do not pay for JSON
+    nobody reads; the state in the message was copied when the event was journaled.
+    """
+
+    __slots__ = ("_encode", "_line", "_message", "seq")
+
+    def __init__(self, seq: int, message: protocol.JSON, encode: Callable[[protocol.JSON], bytes]) -> None:
+        self.seq = seq
+        self._message: protocol.JSON | None = message
+        self._encode: Callable[[protocol.JSON], bytes] | None = encode
+        self._line = b""
+
+    @property
+    def line(self) -> bytes:
+        """The ``event`` stream line, newline included."""
+        if self._message is not None and self._encode is not None:
+            self._line = self._encode(self._message)
+            self._message = self._encode = None
+        return self._line
 
 
 class EventJournal:
@@ -108,12 +124,12 @@ class EventJournal:
         projects = self._projects_changed() if pending else None
         for seq, event in pending:
             try:
-                line = self._line(seq, event, message_counts, projects)
+                message = self._message(seq, event, message_counts, projects)
                 projects = None  # told once, with the first line of the flush
-                self._ring.append(Entry(seq, line))
             except Exception:  # one odd event must not stop the journal
-                log.exception("control: could not serialize %s", event.kind)
-                self._ring.append(Entry(seq, self._encode({"type": "ping"})))
+                log.exception("control: could not read the state of %s", event.kind)
+                message = {"type": "ping"}
+            self._ring.append(Entry(seq, message, self._encode_safely))
             self._published = seq
         if pending:
             changed, self._changed = self._changed, asyncio.Event()
@@ -127,13 +143,13 @@ class EventJournal:
         self._projects = projects
         return projects
 
-    def _line(
+    def _message(
         self,
         seq: int,
         event: Event,
         message_counts: Callable[[], dict[str, ThreadCounts]],
         projects: list[protocol.JSON] | None = None,
-    ) -> bytes:
+    ) -> protocol.JSON:
         message: protocol.JSON = {"type": "event", "seq": seq, "event": protocol.event_json(event)}
         if projects is not None:
             message["projects"] = projects
@@ -153,7 +169,14 @@ class EventJournal:
             counts = message_counts().get(thread_id)
             if counts is not None:
                 message["messages"] = protocol.counts_json({thread_id: counts})
-        return self._encode(message)
+        return message
+
+    def _encode_safely(self, message: protocol.JSON) -> bytes:
+        try:
+            return self._encode(message)
+        except Exception:  # one odd event must not stop a stream
+            log.exception("control: could not serialize event %s", message.get("seq"))
+            return self._encode({"type": "ping"})
 
     def _encode(self, message: protocol.JSON) -> bytes:
         return (self.redact(protocol.dumps(message)) + "\n").encode()

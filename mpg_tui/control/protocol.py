@@ -43,6 +43,7 @@ from mpg_tui.core.api import (
 )
 from mpg_tui.core.events import ApprovalRequested, ConnectionState, Event
 from mpg_tui.core.holds import HandBack, HoldGrant
+from mpg_tui.core.plain import plain_dict
 
 PROTOCOL_VERSION = 1
 API_PREFIX = f"/control/v{PROTOCOL_VERSION}"
@@ -81,19 +82,19 @@ def dumps(data: Any) -> str:
 
 
 def session_json(info: SessionInfo) -> JSON:
-    return dataclasses.asdict(info)
+    return plain_dict(info)
 
 
 def chain_json(chain: HandoffChain) -> JSON:
-    return dataclasses.asdict(chain)
+    return plain_dict(chain)
 
 
 def totals_json(totals: Totals) -> JSON:
-    return dataclasses.asdict(totals)
+    return plain_dict(totals)
 
 
 def counts_json(counts: Mapping[str, ThreadCounts]) -> JSON:
-    return {thread: dataclasses.asdict(c) for thread, c in counts.items()}
+    return {thread: plain_dict(c) for thread, c in counts.items()}
 
 
 def read_counts(data: Any) -> dict[str, ThreadCounts]:
@@ -104,7 +105,7 @@ def read_counts(data: Any) -> dict[str, ThreadCounts]:
 
 
 def budgets_json(budgets: Budgets) -> JSON:
-    return dataclasses.asdict(budgets)
+    return plain_dict(budgets)
 
 
 def project_json(project: ProjectView) -> JSON:
@@ -121,13 +122,13 @@ def project_json(project: ProjectView) -> JSON:
 
 
 def grant_json(grant: HoldGrant) -> JSON:
-    data = dataclasses.asdict(grant)
+    data = plain_dict(grant)
     data["command"] = list(grant.command)
     return data
 
 
 def hand_back_json(back: HandBack) -> JSON:
-    return dataclasses.asdict(back)
+    return plain_dict(back)
 
 
 def event_json(event: Event) -> JSON:
@@ -152,7 +153,7 @@ def snapshot_json(core: CoreAPI, *, instance: str, seq: int, pid: int) -> JSON:
         "totals": totals_json(core.totals()),
         "budgets": budgets_json(core.budgets()),
         "messages": counts_json(core.message_counts()),
-        "approvals": [dataclasses.asdict(a) for a in core.approvals()],
+        "approvals": [plain_dict(a) for a in core.approvals()],
     }
 
 

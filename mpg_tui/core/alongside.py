@@ -8,7 +8,10 @@ of taking the loop ahead of it. Each chat call costs a round trip and as much CP
 in discord.py; ahead of the spawn they were most of the gateway's added latency.
 
 The message itself is already in the journal (claimed before anything is said or done
-about it), so acknowledging it later never acknowledges what the journal lacks.
+about it), so acknowledging it later never acknowledges what the journal lacks. Its next
+state, with the session that answers it, is written here too: "queued" when the turn
+waits, "running" right after the spawn. Until then it is "received", which a restarted
+gateway runs again exactly as it would a queued one.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from mpg_tui.core.api import MessageState
 from mpg_tui.core.embeds import EYES
 from mpg_tui.core.journal import Journal
 from mpg_tui.core.ports import ChatError, ChatPort, InboundMessage
@@ -48,6 +52,7 @@ class Alongside:
         *,
         spawn: Spawn,
         message_id: str | None = None,
+        session_key: str | None = None,
         react_to: InboundMessage | None = None,
     ) -> None:
         self._chat = chat
@@ -55,18 +60,30 @@ class Alongside:
         self._thread_id = thread_id
         self._spawn = spawn
         self._message_id = message_id
+        self._session_key = session_key
         self._react_to = react_to
+        self._queued = False
         self._begun = False
         self._done = asyncio.Event()
 
     def started(self) -> None:
         """The turn is starting: its spawn follows at once, the journal's "running" right after it."""
         if self._message_id is not None:
-            asyncio.get_running_loop().call_soon(self._journal.mark, self._message_id, "running")
-        self.waiting()
+            asyncio.get_running_loop().call_soon(self._mark, "running")
+        self._accompany()
 
     def waiting(self) -> None:
-        """The turn is queued, held or starting: the thread sees typing, the message its 👀."""
+        """The turn is queued or held: the journal says so, the thread sees typing, the message its 👀."""
+        if self._message_id is not None and not self._queued:
+            self._queued = True
+            self._mark("queued")
+        self._accompany()
+
+    def _mark(self, state: MessageState) -> None:
+        assert self._message_id is not None
+        self._journal.mark(self._message_id, state, thread_id=self._thread_id, session_key=self._session_key)
+
+    def _accompany(self) -> None:
         if self._begun or self._done.is_set():
             return
         self._begun = True

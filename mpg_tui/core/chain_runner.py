@@ -133,7 +133,13 @@ class ChainRunner:
         )
 
         alongside = Alongside(
-            self._chat(), self._journal, thread_id, spawn=self._inflight.spawn, message_id=message_id, react_to=react_to
+            self._chat(),
+            self._journal,
+            thread_id,
+            spawn=self._inflight.spawn,
+            message_id=message_id,
+            session_key=key,
+            react_to=react_to,
         )
 
         async def on_queued(position: int) -> None:

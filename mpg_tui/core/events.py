@@ -7,9 +7,10 @@ the dashboard, headless logging) only render them. Each event names its kind in
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
+
+from mpg_tui.core.plain import plain_dict
 
 ConnectionState = Literal["connecting", "ready", "resuming", "disconnected"]
 RunnerKind = Literal["direct", "tmux"]
@@ -28,7 +29,7 @@ class Event:
     """When it happened (epoch seconds). Left at 0, the bus stamps it from its clock on publish."""
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        data = plain_dict(self)
         data["kind"] = self.kind
         return data
 

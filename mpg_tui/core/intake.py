@@ -234,9 +234,6 @@ class Intake:
                 requester=requester,
                 react_to=msg if route.thread_id is not None else None,
             )
-            self._journal.mark(
-                msg.id, "queued", thread_id=thread_id, session_key=session_key(thread_id, target.agent_name)
-            )
         self._accepted(msg.id)
         await self._chains.run_chain(
             project, thread_id, target.agent, first, prompt=prompt, requester=requester, message_id=msg.id

@@ -32,12 +32,13 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
 from mpg_tui.core.api import JournalEntry, MessageState, ThreadCounts
 from mpg_tui.core.clock import Clock
+from mpg_tui.core.plain import plain
 from mpg_tui.core.ports import Attachment, InboundMessage
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def _bucket(state: str) -> str:
 
 
 def _encode(msg: InboundMessage) -> str:
-    return json.dumps(asdict(msg), ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(plain(msg), ensure_ascii=False, separators=(",", ":"))
 
 
 def _decode(raw: str) -> InboundMessage:

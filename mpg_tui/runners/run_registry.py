@@ -14,7 +14,6 @@ The direct runner uses it; any runner whose runs are process groups it leads can
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mpg_tui.core.clock import Clock
+from mpg_tui.core.plain import plain
 from mpg_tui.fsutil import atomic_write
 from mpg_tui.runners.process import environ_has, group_members, has_procfs, signal_group, start_ticks
 
@@ -58,7 +58,7 @@ class RunRecord:
     """The leader's start time (``/proc/<pid>/stat`` field 22); None where unknown."""
 
     def to_json(self) -> bytes:
-        return json.dumps(dataclasses.asdict(self)).encode("utf-8")
+        return json.dumps(plain(self)).encode("utf-8")
 
     @classmethod
     def from_json(cls, data: bytes) -> RunRecord:

@@ -91,13 +91,6 @@ class Cursor:
     updated_at: float
 
 
-def newer(a: str, b: str) -> bool:
-    """Whether message ID ``a`` is newer than ``b`` (snowflakes grow with time)."""
-    if a.isdigit() and b.isdigit():
-        return int(a) > int(b)
-    return (len(a), a) > (len(b), b)
-
-
 def _bucket(state: str) -> str:
     """The :class:`ThreadCounts` field a state is counted in."""
     return "waiting" if state in ("received", "queued") else state
@@ -240,13 +233,16 @@ class Journal:
             self._advance(channel_id, message_id, parent_id, self._clock.now())
 
     def _advance(self, channel_id: str, message_id: str, parent_id: str | None, now: float) -> None:
-        row = self._db.execute("SELECT last_message_id FROM cursors WHERE channel_id = ?", (channel_id,)).fetchone()
-        if row is not None and not newer(message_id, row[0]):
-            return
+        # One statement (it runs in every claim, ahead of claude's spawn). The WHERE says
+        # the ID is newer: snowflakes grow with time, so a longer one is newer and equal
+        # lengths compare as text.
         self._db.execute(
             "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT(channel_id) DO UPDATE SET "
             "last_message_id = excluded.last_message_id, parent_id = COALESCE(excluded.parent_id, parent_id), "
-            "updated_at = excluded.updated_at",
+            "updated_at = excluded.updated_at "
+            "WHERE length(excluded.last_message_id) > length(last_message_id) OR "
+            "(length(excluded.last_message_id) = length(last_message_id) "
+            "AND excluded.last_message_id > last_message_id)",
             (channel_id, message_id, parent_id, now),
         )
 

@@ -15,6 +15,7 @@ the progress lines.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 
@@ -104,8 +105,9 @@ def child_env(extra: Mapping[str, str] | None = None, *, base: Mapping[str, str]
     return env
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
-    """Whether an environment variable must be kept from claude."""
+    """Whether an environment variable must be kept from claude (remembered: a spawn asks for every variable)."""
     upper = name.upper()
     if upper in SECRET_ENV_NAMES:
         return True

@@ -63,7 +63,12 @@ def test_the_cursor_only_moves_forward_and_counts_are_per_thread(tmp_path: Path)
     journal = Journal(None, FakeClock())
     journal.claim(message("1005"), "p")
     journal.saw(CHANNEL, "1003")
+    journal.saw(CHANNEL, "999")  # shorter: older, though it sorts after "1005" as text
     assert journal.cursor(CHANNEL) == "1005"
+    journal.saw(CHANNEL, "10000")
+    assert journal.cursor(CHANNEL) == "10000"
+    journal.saw(CHANNEL, "1005")
+    assert journal.cursor(CHANNEL) == "10000"
     journal.claim(message("2001", channel="1005", parent=CHANNEL), "p")
     journal.mark("1005", "answered", thread_id="1005")
     journal.mark("2001", "running")

@@ -35,16 +35,22 @@ from mpg_tui.core.events import (
 log = logging.getLogger(__name__)
 
 RING_SIZE = 4096
+ENCODE_AFTER_S = 0.1
+"""How long an event may wait, unread, before the journal serializes it itself."""
+ENCODE_SLICE = 16
+"""Events serialized per pass of the loop when the journal does it itself (about 0.5 ms)."""
 _TOTALS_EVENTS = (RunStarted, RunRecovering, RunFinished)
 _CHAIN_EVENTS = (RunStarted, RunFinished, HandoffStep, HandoffStopped)
 _BUDGET_EVENTS = (RunFinished, BudgetWarning, BudgetPaused, BudgetContinued)
 
 
 class Entry:
-    """One event of the ring: its message, serialized the first time a stream asks for it.
+    """One event of the ring: its message, serialized the first time it is asked for.
 
-    With no cockpit attached nothing asks, and the gateway's messages do not pay for JSON
-    nobody reads; the state in the message was copied when the event was journaled.
+    The state in the message was copied when the event was journaled. A stream asks at
+    once; otherwise the journal asks a moment later, a few events a pass, so that the
+    serializing stays off the path from a message to claude's spawn and from claude's exit
+    to the reply, and the ring holds compact lines rather than dicts.
     """
 
     __slots__ = ("_encode", "_line", "_message", "seq")
@@ -54,6 +60,10 @@ class Entry:
         self._message: protocol.JSON | None = message
         self._encode: Callable[[protocol.JSON], bytes] | None = encode
         self._line = b""
+
+    @property
+    def encoded(self) -> bool:
+        return self._message is None
 
     @property
     def line(self) -> bytes:
@@ -78,6 +88,8 @@ class EventJournal:
         self._published = 0
         self._pending: list[tuple[int, Event]] = []
         self._flush_scheduled = False
+        self._unencoded: deque[Entry] = deque()
+        self._encoding: asyncio.Handle | None = None
         self._changed = asyncio.Event()
         self._stop: Callable[[], None] | None = None
         self._projects = [protocol.project_json(p) for p in core.projects()]
@@ -97,6 +109,9 @@ class EventJournal:
         if self._stop is not None:
             self._stop()
             self._stop = None
+        if self._encoding is not None:
+            self._encoding.cancel()
+            self._encoding = None
 
     def _on_event(self, event: Event) -> None:
         self._seq += 1
@@ -109,7 +124,7 @@ class EventJournal:
                 self.flush()
 
     def flush(self) -> None:
-        """Serialize what was published since the last flush, with the state it left."""
+        """Journal what was published since the last flush, with the state it left."""
         self._flush_scheduled = False
         pending, self._pending = self._pending, []
         # Read once a flush, not once an event: the counts are a query over the whole journal.
@@ -129,11 +144,46 @@ class EventJournal:
             except Exception:  # one odd event must not stop the journal
                 log.exception("control: could not read the state of %s", event.kind)
                 message = {"type": "ping"}
-            self._ring.append(Entry(seq, message, self._encode_safely))
+            entry = Entry(seq, message, self._encode_safely)
+            self._ring.append(entry)
+            self._unencoded.append(entry)
             self._published = seq
         if pending:
             changed, self._changed = self._changed, asyncio.Event()
             changed.set()
+            self._encode_later(ENCODE_AFTER_S)
+
+    def _encode_later(self, delay: float) -> None:
+        if self._encoding is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # outside a loop (tests, shutdown): serialize now
+            self.encode_pending(len(self._unencoded))
+            return
+        self._encoding = loop.call_later(delay, self._encode_slice)
+
+    def _encode_slice(self) -> None:
+        self._encoding = None
+        if self.encode_pending(ENCODE_SLICE):
+            self._encode_later(0)
+
+    @property
+    def unencoded(self) -> int:
+        """Events journaled whose line nobody has serialized yet."""
+        return sum(1 for entry in self._unencoded if not entry.encoded)
+
+    def encode_pending(self, limit: int) -> bool:
+        """Serialize up to ``limit`` events no stream has asked for yet; whether some are left."""
+        pending = self._unencoded
+        while pending and limit > 0:
+            entry = pending.popleft()
+            if not entry.encoded:  # a stream may have asked for it already
+                _ = entry.line
+                limit -= 1
+        while pending and pending[0].encoded:
+            pending.popleft()
+        return bool(pending)
 
     def _projects_changed(self) -> list[protocol.JSON] | None:
         """The projects, when they differ from what the stream last carried (a config reload)."""

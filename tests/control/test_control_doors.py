@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import stat
 from pathlib import Path
@@ -16,7 +17,7 @@ from mpg_tui.control.protocol import API_PREFIX, MAX_REQUEST_BYTES, ControlError
 from mpg_tui.control.server import ControlService
 from mpg_tui.core.events import LogLine
 from mpg_tui.dashboard.server import Dashboard
-from tests.control.conftest import DASHBOARD_TOKEN, World
+from tests.control.conftest import BOT_TOKEN, DASHBOARD_TOKEN, World
 
 
 def http(dashboard: Dashboard, token: str | None = DASHBOARD_TOKEN) -> Endpoint:
@@ -158,3 +159,22 @@ async def test_a_stream_resumes_after_its_cursor_or_asks_for_a_resync_when_the_r
             assert kinds == ["hello", "resync"]
     finally:
         await asyncio.wait_for(service.stop(), 10)
+
+
+async def test_the_journal_serializes_events_itself_a_slice_at_a_time_when_no_stream_reads_them(world: World) -> None:
+    journal = EventJournal(world.gateway, redact=(BOT_TOKEN,))
+    journal.attach()
+    try:
+        for n in range(40):
+            world.bus.publish(LogLine(level="info", logger="test", message=f"line {n} {BOT_TOKEN}"))
+        journal.flush()
+        assert journal.unencoded == 40  # nothing serialized on the way of the events themselves
+        assert journal.encode_pending(16) and journal.unencoded == 24
+        entries = journal.after(0)
+        assert entries is not None
+        lines = [json.loads(entry.line) for entry in entries]  # a stream asks: serialized now
+        assert journal.unencoded == 0 and not journal.encode_pending(16)
+        assert [line["seq"] for line in lines] == list(range(1, 41))
+        assert lines[39]["event"]["message"] == "line 39 [redacted]"
+    finally:
+        journal.detach()

@@ -3,7 +3,8 @@
 The journal listens to the bus and gives each event the next sequence number. A few
 moments later (``call_soon``: once the code that published it has finished its step) it
 copies the state the event left behind (the session, thread chain and totals it touched)
-and wakes the streams; the line is serialized once, when a stream first sends it. A client resumes with ``since=N`` and
+and wakes the streams. Each line is serialized once: when a stream first sends it, or by
+the journal itself shortly after (see :class:`Entry`). A client resumes with ``since=N`` and
 gets every line after ``N`` still in the ring; if ``N`` fell out of the ring (or comes
 from another gateway instance), it is told to fetch a fresh snapshot instead. Memory is
 bounded by the ring, never by how slow a client is.

@@ -10,7 +10,10 @@ That is compared with a floor measured in the same run: one process spawn (``tru
 one loopback HTTP round trip.
 
 Messages go one at a time (no queueing), to a gateway in this process (its own events
-split the time further) and to one started as ``mpg-tui start --no-ui``.
+split the time further) and to one started as ``mpg-tui start --no-ui``. The same
+messages then go to ``bench/bare_bot.py``, a discord.py bot that only spawns claude and
+posts its result, run as its own process the same way: what is left when the gateway's
+figure is taken from its figure is the gateway's own share on this machine.
 
     .venv/bin/python bench/latency.py [--quick] [--n N]
 """

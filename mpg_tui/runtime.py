@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -105,6 +106,8 @@ class RuntimeSettings:
     def journal_file(self) -> Path:
         return self.journal_path or self.run_dir.parent / JOURNAL_FILE_NAME
 
+    freeze_heap: bool = True
+    """Keep what start-up built out of the garbage collector's full collections (``gc.freeze``) while it serves."""
     audit_path: Path | None = None
     """The approvals audit log; beside ``run_dir`` (in the profile's state directory) when unset."""
 
@@ -329,6 +332,7 @@ class Runtime:
         await asyncio.to_thread(self.budget.load)
         await self.start_control()
         await self.start_dashboard()
+        frozen = self._freeze_heap()
         client = asyncio.create_task(self.client.run_until_closed(self.settings.token), name="discord")
         stop = asyncio.create_task(self._stop.wait(), name="stop")
         ready = asyncio.create_task(self._after_ready(), name="after-ready")
@@ -344,10 +348,25 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await watch
             await self.shutdown()
+            if frozen:
+                gc.unfreeze()
             if not client.done():
                 client.cancel()
             with contextlib.suppress(asyncio.CancelledError, DiscordStartError):
                 await client
+
+    def _freeze_heap(self) -> bool:
+        """Move what start-up built (modules, config, sessions: ~70,000 objects) out of full collections.
+
+        A full collection walks every object the interpreter tracks; with the start-up
+        heap that takes ~45 ms, a stall for whatever message is in flight when one comes
+        due. Collected first, so no garbage is kept; handed back at shutdown.
+        """
+        if not self.settings.freeze_heap:
+            return False
+        gc.collect()
+        gc.freeze()
+        return True
 
     async def _end_orphaned_direct_runs(self) -> None:
         """End the direct runs a killed gateway left going, before Discord connects: none

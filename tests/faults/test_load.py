@@ -9,6 +9,7 @@ Every run reports a tool step, so each gets a status line; none may be left behi
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import Counter
 
 from tests.faults.conftest import StartWorld, World
@@ -52,3 +53,13 @@ async def test_a_burst_of_200_messages_across_50_threads_is_answered_once_each_i
     assert statuses, "no run posted a status line: the test would prove nothing"
     left = [m["content"] for tid, _ in threads for m in world.sandbox.messages(tid) if m["content"].startswith("⚙️")]
     assert left == []
+
+
+async def test_the_heap_built_at_start_up_is_kept_out_of_full_collections_while_the_gateway_serves(
+    start_world: StartWorld,
+) -> None:
+    before = gc.get_freeze_count()
+    world = await start_world({"busy": {}})
+    assert gc.get_freeze_count() > before  # modules, config, sessions: not walked by every full collection
+    posted = await world.chat.post(world.channel("busy"), "[[reply:still-answers]] hello")
+    await world.chat.wait(lambda a: a.kind == "message_sent" and a.text == "still-answers", posted.seq)

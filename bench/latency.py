@@ -275,13 +275,13 @@ async def in_process(root: Path, n: int) -> tuple[list[Scenario], Floor]:
     return scenarios, floor
 
 
-async def separate_process(root: Path, n: int) -> list[Scenario]:
+async def separate_process(root: Path, n: int, *, new_thread: bool = True) -> list[Scenario]:
     world = make_world(root / "process", 1, timed=True, defaults=ONE_TURN)
     async with SandboxServer(world.spec) as sandbox, GatewayProcess(world, sandbox):
-        return [
-            await run_scenario("existing thread", sandbox, world, "existing", n),
-            await run_scenario("new thread", sandbox, world, "new", n),
-        ]
+        scenarios = [await run_scenario("existing thread", sandbox, world, "existing", n)]
+        if new_thread:
+            scenarios.append(await run_scenario("new thread", sandbox, world, "new", n))
+        return scenarios
 
 
 class BareBotProcess(GatewayProcess):
@@ -443,15 +443,39 @@ def journal_only(n: int, json_path: Path | None) -> None:
     emit([journal_table(claims, lives)], json_path)
 
 
+async def against_bare_bot(n: int, rounds: int, json_path: Path | None) -> None:
+    """The gateway as its own process and the bare bot, existing thread, alternating, ``rounds`` times each."""
+    table = Table(
+        "Added p50 (ms), existing thread: `mpg-tui start --no-ui` against the bare discord.py bot, alternating",
+        ["round", "gateway", "bare bot", "gateway's own share"],
+        command_line(),
+        notes=[f"{n} messages a scenario; each round starts both afresh (their own sandbox and world)."],
+    )
+    shares: list[float] = []
+    for index in range(rounds):
+        with tempfile.TemporaryDirectory(prefix="mpg-bench-latency-") as tmp:
+            gateway = (await separate_process(Path(tmp), n, new_thread=False))[0].added().p50
+            bare = (await bare_bot(Path(tmp), n)).added().p50
+        shares.append(gateway - bare)
+        table.add(str(index + 1), fmt_ms(gateway), fmt_ms(bare), fmt_ms(gateway - bare))
+    table.add("median", "", "", fmt_ms(sorted(shares)[len(shares) // 2]))
+    emit([table], json_path)
+
+
 def main() -> None:
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, help="messages per scenario (default 100, 10 with --quick)")
     ap.add_argument("--journal-only", action="store_true", help="only the journal's cost, for 30 times --n messages")
+    ap.add_argument(
+        "--against-bare-bot", type=int, metavar="ROUNDS", help="only the own-process gateway and the bare bot"
+    )
     args = ap.parse_args()
     quiet_logging()
     n = args.n or (10 if args.quick else 100)
     if args.journal_only:
         journal_only(n * 30, args.json)
+    elif args.against_bare_bot:
+        asyncio.run(against_bare_bot(n, args.against_bare_bot, args.json))
     else:
         asyncio.run(main_async(n, args.json))
 

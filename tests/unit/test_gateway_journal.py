@@ -86,6 +86,35 @@ async def test_a_message_is_answered_once_and_its_journal_entry_ends_answered(ma
     assert entry is not None and (entry.state, entry.thread_id, entry.session_key) == ("answered", "1000", "1000")
 
 
+def state_of(rig: Rig, message_id: str) -> str | None:
+    entry = rig.journal.entry(message_id)
+    return entry.state if entry is not None else None
+
+
+async def test_a_message_is_running_with_its_session_once_its_turn_starts_and_queued_while_it_waits(
+    make_rig: MakeRig,
+) -> None:
+    rig = make_rig()
+    held = rig.runner.hold()
+    first = asyncio.create_task(rig.gateway.handle_message(message("1000", "first")))
+    await rig.runner.wait_running()
+    second = asyncio.create_task(rig.gateway.handle_message(message("1001", "second", thread="1000")))
+    # "running" is written on the loop's pass right after the spawn; "queued" once the second
+    # turn finds the session busy. A few passes of the loop, no time.
+    for _ in range(100):
+        if state_of(rig, "1000") == "running" and state_of(rig, "1001") == "queued":
+            break
+        await asyncio.sleep(0)
+
+    running, waiting = rig.journal.entry("1000"), rig.journal.entry("1001")
+    assert running is not None and (running.state, running.session_key) == ("running", "1000")
+    assert waiting is not None and (waiting.state, waiting.thread_id, waiting.session_key) == ("queued", "1000", "1000")
+    held.release()
+    await asyncio.gather(first, second)
+    states = [entry.state for m in ("1000", "1001") if (entry := rig.journal.entry(m))]
+    assert states == ["answered", "answered"]
+
+
 async def test_leftovers_are_run_again_or_told_once_and_live_messages_are_not_leftovers(
     tmp_path: Path, make_rig: MakeRig
 ) -> None:

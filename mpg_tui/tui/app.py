@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import os
 import shutil
@@ -102,6 +103,7 @@ class CockpitApp(App[None]):
         refresh_interval: float = 0.1,
         attached_to: str | None = None,
         elsewhere: Callable[[str], tuple[str, str] | None] | None = None,
+        freeze_heap: bool = True,
     ) -> None:
         """
         Args:
@@ -120,6 +122,8 @@ class CockpitApp(App[None]):
                 (quitting then stops nothing but the cockpit).
             elsewhere: for a session whose gateway runs on another machine, that machine's
                 host and the gateway's own key for it (jump and attach say what to run there).
+            freeze_heap: once the panes show the first snapshot, exempt every object alive then
+                from the garbage collector's scans until the app exits (see :meth:`_freeze_heap`).
         """
         super().__init__()
         self.core = core
@@ -139,6 +143,9 @@ class CockpitApp(App[None]):
         self._panes_ready = False
         self._last_flush = float("-inf")
         self._stop_listening: Callable[[], None] | None = None
+        self._freeze_heap = freeze_heap
+        self.heap_frozen = False
+        """Whether the objects of the first snapshot are out of the garbage collector's scans."""
         self.ready = asyncio.Event()
         """Set once the panes show the core's first snapshot (scripts wait for it)."""
         self.batches_applied = 0
@@ -169,6 +176,8 @@ class CockpitApp(App[None]):
         # Only now can events be applied and gateway failures shown: start the gateway.
         self._panes_ready = True
         self.ready.set()
+        if self._freeze_heap:
+            self._freeze()
         if self._pending:
             self.post_message(FlushEvents())
         if self._run_core is not None:
@@ -178,6 +187,24 @@ class CockpitApp(App[None]):
         if self._stop_listening is not None:
             self._stop_listening()
             self._stop_listening = None
+        if self.heap_frozen:
+            gc.unfreeze()
+            self.heap_frozen = False
+
+    def _freeze(self) -> None:
+        """Keep the garbage collector's full collections off the objects of the first snapshot.
+
+        With a thousand sessions the panes hold hundreds of thousands of objects (rows,
+        options, styles, cached lines), and the gateway in this process as many again. Every
+        full collection walked all of them: a stall of 150 to 500 ms at irregular times, the
+        largest pauses between a keypress and the screen. Frozen, they are left out of every
+        collection (they are still freed when nothing refers to them), so a full collection
+        only walks what was made since. They are handed back to the collector when the app
+        exits; until then a cycle among them that became garbage stays in memory, at most
+        the size of the heap at start.
+        """
+        gc.freeze()
+        self.heap_frozen = True
 
     # -- core events ---------------------------------------------------------------------
 

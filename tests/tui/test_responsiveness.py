@@ -7,7 +7,9 @@ The sessions are real ones: a thousand threads the gateway opened and answered.
 
 from __future__ import annotations
 
+import gc
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from textual.geometry import Region
@@ -175,3 +177,27 @@ async def test_a_row_changed_on_screen_is_drawn_new(clock: FakeClock, launches: 
         row = next(line for line in drawn_rows(app).splitlines() if mark in line)
         assert f"${world.session(key).cost_usd:.3f}" in row
     await world.close()
+
+
+async def test_the_first_snapshot_is_kept_out_of_garbage_collections_while_the_app_runs(
+    make_app: Callable[..., CockpitApp],
+) -> None:
+    app = make_app()
+    frozen_before = gc.get_freeze_count()
+    async with app.run_test():
+        await app.ready.wait()
+        assert app.heap_frozen
+        assert gc.get_freeze_count() > frozen_before
+        table = app.main.table
+        assert not any(obj is table for obj in gc.get_objects())  # frozen: out of the collector's scans
+    assert not app.heap_frozen
+    assert gc.get_freeze_count() == frozen_before  # handed back to the collector when the app exits
+
+
+async def test_the_heap_is_left_alone_when_asked(make_app: Callable[..., CockpitApp]) -> None:
+    app = make_app(freeze_heap=False)
+    frozen_before = gc.get_freeze_count()
+    async with app.run_test():
+        await app.ready.wait()
+        assert not app.heap_frozen
+        assert gc.get_freeze_count() == frozen_before

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from textual.widgets import RichLog, Select
+import pytest
+from textual.widgets import Select
 
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.sandbox.demo_world import (
@@ -23,6 +24,7 @@ from mpg_tui.tui.app import CockpitApp
 from mpg_tui.tui.screens.main_screen import CONVERSATION_REST_S
 from mpg_tui.tui.widgets.chain_pane import ChainPane
 from mpg_tui.tui.widgets.conversation_view import ConversationView
+from mpg_tui.tui.widgets.event_log import LogLines
 from mpg_tui.tui.widgets.projects_pane import ProjectsPane
 from mpg_tui.tui.widgets.session_detail import SessionDetail
 from mpg_tui.tui.widgets.sessions_table import SessionsTable
@@ -244,14 +246,14 @@ async def test_event_log_toggles_and_filters_by_level(
 
         assert log.display
         assert log.shown_lines() == shown_at("info", "warn", "error")
-        assert len(log.query_one(RichLog).lines) == len(log.shown_lines())
+        assert [e.text for e in log.query_one(LogLines).entries] == log.shown_lines()
 
         log.query_one("#log-level", Select).value = "warn"
         await pilot.pause()
         assert log.shown_lines() == shown_at("warn", "error")
         assert "refused a message from mallory: missing role" in log.shown_lines()
         assert f"{key} failed: broken" in log.shown_lines()
-        assert len(log.query_one(RichLog).lines) == len(log.shown_lines())
+        assert [e.text for e in log.query_one(LogLines).entries] == log.shown_lines()
 
         log.set_level("debug")
         await pilot.pause()
@@ -263,6 +265,47 @@ async def test_event_log_toggles_and_filters_by_level(
         assert not log.display
         await pilot.press("l")
         assert log.display
+
+
+def log_on_screen(app: CockpitApp) -> list[str]:
+    """The event log's lines as drawn, top to bottom, without the time and level columns."""
+    lines = app.main.event_log.query_one(LogLines)
+    return [lines.render_line(y).text.rstrip() for y in range(lines.scrollable_content_region.height)]
+
+
+async def test_event_log_shows_the_newest_at_the_bottom_without_laying_out_the_screen(
+    make_app: Callable[..., CockpitApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        for i in range(40):  # more than the log shows: its scrollbar appears (a layout)
+            app.main.log_entry("info", f"first {i}")
+        await pilot.pause()
+        layouts: list[bool] = []
+        refresh_layout = app.main._refresh_layout
+
+        def counted(*args: object, **kwargs: object) -> None:
+            layouts.append(True)
+            refresh_layout(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(app.main, "_refresh_layout", counted)
+        for i in range(25):
+            app.main.log_entry("warn", f"then {i}")
+            await pilot.pause()
+
+        assert layouts == []
+        shown = log_on_screen(app)
+        assert shown[-1].endswith("then 24")
+        assert shown[-2].endswith("then 23")
+        assert " WARN " in shown[-1]
+
+        lines = app.main.event_log.query_one(LogLines)
+        lines.scroll_to(y=0, animate=False, immediate=True)  # the operator reads back: new lines leave the view be
+        await pilot.pause()
+        app.main.log_entry("info", "while reading")
+        await pilot.pause()
+        assert log_on_screen(app)[0].endswith("first 0")
+        assert lines.entries[-1].text == "while reading"
 
 
 async def test_the_conversation_follows_the_cursor_once_it_rests_on_a_thread(

@@ -44,10 +44,9 @@ from mpg_tui.tui.widgets.threads_pane import ThreadsPane
 TICK_S = 1.0
 """How often relative times, uptime and running durations are brought up to date."""
 LOG_WRITE_S = 0.5
-"""The shortest time between two writes to the event log (each lays the screen out again)."""
+"""The shortest time between two writes to the event log (each repaints it)."""
 CONVERSATION_REST_S = 0.25
 """How long the session cursor rests on a thread before its conversation is read and shown."""
-"""The shortest time between two writes to the event log (each lays the screen out again)."""
 
 
 class MainScreen(Screen[None]):

@@ -7,6 +7,7 @@ The sessions are real ones: a thousand threads the gateway opened and answered.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import random
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from mpg_tui.core.clock import FakeClock
 from mpg_tui.sandbox.demo_world import crowded
 from mpg_tui.sandbox.world import World
 from mpg_tui.tui.app import CockpitApp
+from mpg_tui.tui.frame_timer import FrameTimer
 from tests.tui.conftest import Launches, settle, until
 
 SESSIONS = 1000
@@ -201,3 +203,32 @@ async def test_the_heap_is_left_alone_when_asked(make_app: Callable[..., Cockpit
         await app.ready.wait()
         assert not app.heap_frozen
         assert gc.get_freeze_count() == frozen_before
+
+
+async def test_the_screen_draws_as_soon_as_it_needs_to_and_at_most_once_a_period(
+    make_app: Callable[..., CockpitApp],
+) -> None:
+    app = make_app()
+    async with app.run_test():
+        await app.ready.wait()
+        assert isinstance(app.main._update_timer, FrameTimer)
+        ticks: list[int] = []
+        ticked = asyncio.Event()
+
+        def tick() -> None:
+            ticks.append(len(ticks))
+            timer.pause()  # as the screen does after each frame
+            ticked.set()
+
+        timer = FrameTimer(app.main, 3600.0, callback=tick, pause=True)
+        timer._start()
+        try:
+            timer.resume()
+            # At once, not after a period (an hour here); the limit only turns a hang into a failure.
+            await asyncio.wait_for(ticked.wait(), timeout=60)
+            timer.resume()
+            for _ in range(50):
+                await asyncio.sleep(0)
+            assert ticks == [0]  # the next one waits for the period to end
+        finally:
+            timer.stop()

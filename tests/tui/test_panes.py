@@ -334,3 +334,30 @@ async def test_the_conversation_follows_the_cursor_once_it_rests_on_a_thread(
 
         clock.advance(CONVERSATION_REST_S)
         await until(pilot, lambda: view.thread_id == moved_to)
+
+
+async def test_moving_the_thread_highlight_repaints_the_two_threads_not_the_pane(
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await play_demo(world)
+        await settle(pilot, clock)
+        projects = app.main.query_one(ProjectsPane)
+        projects.focus()
+        projects.highlighted = projects.get_option_index(SHOP)
+        await until(pilot, lambda: app.main.selected_project == SHOP)
+        pane = app.main.query_one(ThreadsPane)
+        shop_threads = {s.thread_id for s in world.gateway.sessions() if s.project_key == SHOP}
+        await until(pilot, lambda: set(pane.thread_ids) == shop_threads)
+        first, second = pane.thread_ids
+        pane.highlight_thread(first)
+        await pilot.pause()
+        assert not pane._repaint_regions
+
+        pane.highlight_thread(second)
+        top = pane.content_offset.y
+        repainted = sorted((region.y - top, region.height) for region in pane._repaint_regions)
+        assert repainted == [(0, 2), (2, 2)]  # the lines of the two threads, not the pane
+        await pilot.pause()
+        assert pane.selected_thread == second

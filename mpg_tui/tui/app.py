@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -56,6 +56,13 @@ from mpg_tui.tui.widgets.chat_box import ChatBox
 from mpg_tui.tui.widgets.sessions_table import SessionsTable
 
 log = logging.getLogger(__name__)
+
+FULL_COLLECTION_AFTER = 10
+"""Young collections after which a full one is due (CPython's own default pacing)."""
+FULL_COLLECTION_LATEST = 1000
+"""... and after which one happens even while keys are pressed."""
+QUIET_S = 2.0
+"""How long after the last keypress the cockpit counts as quiet (for a full collection)."""
 
 CORE_WORKER = "gateway"
 COMMAND_GROUP = "command"
@@ -146,6 +153,10 @@ class CockpitApp(App[None]):
         self._freeze_heap = freeze_heap
         self.heap_frozen = False
         """Whether the objects of the first snapshot are out of the garbage collector's scans."""
+        self._thresholds = gc.get_threshold()
+        self._last_key = float("-inf")
+        self.quiet_collections = 0
+        """Full garbage collections run while no key was pressed (tests read it)."""
         self.ready = asyncio.Event()
         """Set once the panes show the core's first snapshot (scripts wait for it)."""
         self.batches_applied = 0
@@ -188,6 +199,7 @@ class CockpitApp(App[None]):
             self._stop_listening()
             self._stop_listening = None
         if self.heap_frozen:
+            gc.set_threshold(*self._thresholds)
             gc.unfreeze()
             self.heap_frozen = False
 
@@ -202,9 +214,32 @@ class CockpitApp(App[None]):
         only walks what was made since. They are handed back to the collector when the app
         exits; until then a cycle among them that became garbage stays in memory, at most
         the size of the heap at start.
+
+        What was made since still costs a full collection tens of milliseconds or more, and
+        under load one came every second or two. They are now put off while the operator
+        presses keys: the collector runs them only after 100 times as many young
+        collections as it waits for by default, and the cockpit runs one itself at the next
+        tick when it is due and no key was pressed for :data:`QUIET_S`.
         """
         gc.freeze()
+        self._thresholds = gc.get_threshold()
+        young, middle, _ = self._thresholds
+        gc.set_threshold(young, middle, FULL_COLLECTION_LATEST)
         self.heap_frozen = True
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._last_key = self.clock.monotonic()
+        await super().on_event(event)
+
+    @on(MainScreen.Tick)
+    def _collect_when_quiet(self) -> None:
+        """Run a due full collection now, while no key waits for the screen."""
+        if not self.heap_frozen or self.clock.monotonic() - self._last_key < QUIET_S:
+            return
+        if gc.get_count()[2] >= FULL_COLLECTION_AFTER:
+            gc.collect()
+            self.quiet_collections += 1
 
     # -- core events ---------------------------------------------------------------------
 

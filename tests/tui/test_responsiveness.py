@@ -18,7 +18,7 @@ from textual.geometry import Region
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.sandbox.demo_world import crowded
 from mpg_tui.sandbox.world import World
-from mpg_tui.tui.app import CockpitApp
+from mpg_tui.tui.app import FULL_COLLECTION_AFTER, FULL_COLLECTION_LATEST, QUIET_S, CockpitApp
 from mpg_tui.tui.frame_timer import FrameTimer
 from tests.tui.conftest import Launches, settle, until
 
@@ -232,3 +232,25 @@ async def test_the_screen_draws_as_soon_as_it_needs_to_and_at_most_once_a_period
             assert ticks == [0]  # the next one waits for the period to end
         finally:
             timer.stop()
+
+
+async def test_a_due_full_collection_waits_until_no_key_was_pressed_for_a_while(
+    make_app: Callable[..., CockpitApp], clock: FakeClock
+) -> None:
+    thresholds = gc.get_threshold()
+    app = make_app()
+    async with app.run_test() as pilot:
+        await app.ready.wait()
+        assert gc.get_threshold()[2] == FULL_COLLECTION_LATEST  # the collector itself waits far longer
+
+        await pilot.press("down")
+        for _ in range(FULL_COLLECTION_AFTER):
+            gc.collect(1)  # young collections enough for a full one to be due
+        clock.advance(1.0)  # the next tick, a second after the key
+        await pilot.pause()
+        assert app.quiet_collections == 0
+
+        clock.advance(QUIET_S)  # a tick with no key pressed for a while
+        await pilot.pause()
+        assert app.quiet_collections == 1
+    assert gc.get_threshold() == thresholds

@@ -7,8 +7,11 @@ after a resume came 17 to 33 ms after the previous one, even when the screen had
 ready long before. A keypress draws twice (the cursor's row, then the panes that follow
 the selection), so every press waited for that second frame.
 
-This timer keeps the limit (one frame per period, counted from the start of the last
-one) and otherwise draws as soon as it is resumed.
+This timer draws as soon as it is resumed, once a frame period has passed since the end
+of the last frame. Counted from the end, not the start: under load a frame takes 20 to
+100 ms, and a limit counted from its start let the next frame follow at once, leaving
+keypresses and batches of events no time between frames (the loaded press-to-handled
+p99 rose from ~80-120 to ~180 ms in bench/cockpit.py).
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ class FrameTimer(Timer):
             if wait > 0:
                 await asyncio.sleep(wait)
                 await self._active.wait()
-            last = _time.get_time()
             try:
-                await self._tick(next_timer=last, count=0)
+                await self._tick(next_timer=_time.get_time(), count=0)
             except EventTargetGone:
                 break
+            last = _time.get_time()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from textual.widgets import Select
+from textual.widgets import Select, Static
 
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.sandbox.demo_world import (
@@ -83,7 +83,7 @@ async def test_a_failed_run_is_marked_and_its_error_shown(
         assert cell(app, RESTORED, "state") == "✗ idle"
         app.main.select_session(RESTORED)
         await pilot.pause()
-        head = plain(app.main.query_one("#detail-head").content)  # type: ignore[attr-defined]
+        head = " ".join(plain(app.main.query_one("#detail-head", Static).content).split())
         assert "API Error: 529 overloaded" in head
         assert app.main.header.totals.failures == 1
         assert app.main.header.totals == world.gateway.totals()
@@ -126,9 +126,32 @@ async def test_detail_shows_cwd_and_the_resume_command(make_app: Callable[..., C
     async with app.run_test(size=SIZE) as pilot:
         app.main.select_session(RESTORED)
         await pilot.pause()
-        head = plain(app.main.query_one("#detail-head").content)  # type: ignore[attr-defined]
+        # Drawn for the pane's width: the command may fold over two lines.
+        head = " ".join(plain(app.main.query_one("#detail-head", Static).content).split())
         assert "/srv/mpg/docs-site" in head
         assert f"cd /srv/mpg/docs-site && claude --resume {RESTORED_SESSION_ID}" in head
+
+
+async def test_the_detail_head_is_drawn_again_for_a_new_width(make_app: Callable[..., CockpitApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.main.select_session(RESTORED)
+        await pilot.pause()
+        head = app.main.query_one("#detail-head", Static)
+
+        def drawn() -> list[str]:
+            return [line.rstrip() for line in plain(head.content, width=500).splitlines()]
+
+        wide = drawn()
+        assert max(len(line) for line in wide) > 40
+
+        await pilot.resize_terminal(100, 40)
+        await pilot.pause()
+        narrow = drawn()
+        assert head.content_region.width < 40
+        assert max(len(line) for line in narrow) <= head.content_region.width
+        assert len(narrow) > len(wide)  # the long values folded over more lines
+        assert "".join(narrow).replace(" ", "").count("--resume") == 1
 
 
 async def test_selecting_a_project_lists_only_its_threads(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import os
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -55,6 +56,13 @@ from mpg_tui.tui.widgets.chat_box import ChatBox
 from mpg_tui.tui.widgets.sessions_table import SessionsTable
 
 log = logging.getLogger(__name__)
+
+FULL_COLLECTION_AFTER = 10
+"""Young collections after which a full one is due (CPython's own default pacing)."""
+FULL_COLLECTION_LATEST = 1000
+"""... and after which one happens even while keys are pressed."""
+QUIET_S = 2.0
+"""How long after the last keypress the cockpit counts as quiet (for a full collection)."""
 
 CORE_WORKER = "gateway"
 COMMAND_GROUP = "command"
@@ -102,6 +110,7 @@ class CockpitApp(App[None]):
         refresh_interval: float = 0.1,
         attached_to: str | None = None,
         elsewhere: Callable[[str], tuple[str, str] | None] | None = None,
+        freeze_heap: bool = True,
     ) -> None:
         """
         Args:
@@ -120,6 +129,8 @@ class CockpitApp(App[None]):
                 (quitting then stops nothing but the cockpit).
             elsewhere: for a session whose gateway runs on another machine, that machine's
                 host and the gateway's own key for it (jump and attach say what to run there).
+            freeze_heap: once the panes show the first snapshot, exempt every object alive then
+                from the garbage collector's scans until the app exits (see :meth:`_freeze_heap`).
         """
         super().__init__()
         self.core = core
@@ -139,6 +150,13 @@ class CockpitApp(App[None]):
         self._panes_ready = False
         self._last_flush = float("-inf")
         self._stop_listening: Callable[[], None] | None = None
+        self._freeze_heap = freeze_heap
+        self.heap_frozen = False
+        """Whether the objects of the first snapshot are out of the garbage collector's scans."""
+        self._thresholds = gc.get_threshold()
+        self._last_key = float("-inf")
+        self.quiet_collections = 0
+        """Full garbage collections run while no key was pressed (tests read it)."""
         self.ready = asyncio.Event()
         """Set once the panes show the core's first snapshot (scripts wait for it)."""
         self.batches_applied = 0
@@ -169,6 +187,8 @@ class CockpitApp(App[None]):
         # Only now can events be applied and gateway failures shown: start the gateway.
         self._panes_ready = True
         self.ready.set()
+        if self._freeze_heap:
+            self._freeze()
         if self._pending:
             self.post_message(FlushEvents())
         if self._run_core is not None:
@@ -178,6 +198,48 @@ class CockpitApp(App[None]):
         if self._stop_listening is not None:
             self._stop_listening()
             self._stop_listening = None
+        if self.heap_frozen:
+            gc.set_threshold(*self._thresholds)
+            gc.unfreeze()
+            self.heap_frozen = False
+
+    def _freeze(self) -> None:
+        """Keep the garbage collector's full collections off the objects of the first snapshot.
+
+        With a thousand sessions the panes hold hundreds of thousands of objects (rows,
+        options, styles, cached lines), and the gateway in this process as many again. Every
+        full collection walked all of them: a stall of 150 to 500 ms at irregular times, the
+        largest pauses between a keypress and the screen. Frozen, they are left out of every
+        collection (they are still freed when nothing refers to them), so a full collection
+        only walks what was made since. They are handed back to the collector when the app
+        exits; until then a cycle among them that became garbage stays in memory, at most
+        the size of the heap at start.
+
+        What was made since still costs a full collection tens of milliseconds or more, and
+        under load one came every second or two. They are now put off while the operator
+        presses keys: the collector runs them only after 100 times as many young
+        collections as it waits for by default, and the cockpit runs one itself at the next
+        tick when it is due and no key was pressed for :data:`QUIET_S`.
+        """
+        gc.freeze()
+        self._thresholds = gc.get_threshold()
+        young, middle, _ = self._thresholds
+        gc.set_threshold(young, middle, FULL_COLLECTION_LATEST)
+        self.heap_frozen = True
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._last_key = self.clock.monotonic()
+        await super().on_event(event)
+
+    @on(MainScreen.Tick)
+    def _collect_when_quiet(self) -> None:
+        """Run a due full collection now, while no key waits for the screen."""
+        if not self.heap_frozen or self.clock.monotonic() - self._last_key < QUIET_S:
+            return
+        if gc.get_count()[2] >= FULL_COLLECTION_AFTER:
+            gc.collect()
+            self.quiet_collections += 1
 
     # -- core events ---------------------------------------------------------------------
 

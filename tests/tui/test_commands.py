@@ -494,6 +494,9 @@ async def test_demo_chat_box_posts_to_the_chosen_channel(make_app: Callable[...,
     before = len(world.inbound)
     app = make_app(demo_channel_ids=[(SHOP, "#shop-api"), (DOCS, "#docs-site")])
     async with app.run_test(size=SIZE) as pilot:
+        await app.ready.wait()
+        await pilot.pause()  # the demo starts in the chat box: leave it, so "c" is the chat key
+        await pilot.press("escape")
         await pilot.press("c")
         chat_input = app.main.query_one("#chat-input", Input)
         assert app.focused is chat_input

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from textual.widgets import RichLog, Select
+import pytest
+from textual.widgets import Select, Static
 
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.sandbox.demo_world import (
@@ -23,6 +24,7 @@ from mpg_tui.tui.app import CockpitApp
 from mpg_tui.tui.screens.main_screen import CONVERSATION_REST_S
 from mpg_tui.tui.widgets.chain_pane import ChainPane
 from mpg_tui.tui.widgets.conversation_view import ConversationView
+from mpg_tui.tui.widgets.event_log import LogLines
 from mpg_tui.tui.widgets.projects_pane import ProjectsPane
 from mpg_tui.tui.widgets.session_detail import SessionDetail
 from mpg_tui.tui.widgets.sessions_table import SessionsTable
@@ -81,7 +83,7 @@ async def test_a_failed_run_is_marked_and_its_error_shown(
         assert cell(app, RESTORED, "state") == "✗ idle"
         app.main.select_session(RESTORED)
         await pilot.pause()
-        head = plain(app.main.query_one("#detail-head").content)  # type: ignore[attr-defined]
+        head = " ".join(plain(app.main.query_one("#detail-head", Static).content).split())
         assert "API Error: 529 overloaded" in head
         assert app.main.header.totals.failures == 1
         assert app.main.header.totals == world.gateway.totals()
@@ -124,9 +126,32 @@ async def test_detail_shows_cwd_and_the_resume_command(make_app: Callable[..., C
     async with app.run_test(size=SIZE) as pilot:
         app.main.select_session(RESTORED)
         await pilot.pause()
-        head = plain(app.main.query_one("#detail-head").content)  # type: ignore[attr-defined]
+        # Drawn for the pane's width: the command may fold over two lines.
+        head = " ".join(plain(app.main.query_one("#detail-head", Static).content).split())
         assert "/srv/mpg/docs-site" in head
         assert f"cd /srv/mpg/docs-site && claude --resume {RESTORED_SESSION_ID}" in head
+
+
+async def test_the_detail_head_is_drawn_again_for_a_new_width(make_app: Callable[..., CockpitApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.main.select_session(RESTORED)
+        await pilot.pause()
+        head = app.main.query_one("#detail-head", Static)
+
+        def drawn() -> list[str]:
+            return [line.rstrip() for line in plain(head.content, width=500).splitlines()]
+
+        wide = drawn()
+        assert max(len(line) for line in wide) > 40
+
+        await pilot.resize_terminal(100, 40)
+        await pilot.pause()
+        narrow = drawn()
+        assert head.content_region.width < 40
+        assert max(len(line) for line in narrow) <= head.content_region.width
+        assert len(narrow) > len(wide)  # the long values folded over more lines
+        assert "".join(narrow).replace(" ", "").count("--resume") == 1
 
 
 async def test_selecting_a_project_lists_only_its_threads(
@@ -244,14 +269,14 @@ async def test_event_log_toggles_and_filters_by_level(
 
         assert log.display
         assert log.shown_lines() == shown_at("info", "warn", "error")
-        assert len(log.query_one(RichLog).lines) == len(log.shown_lines())
+        assert [e.text for e in log.query_one(LogLines).entries] == log.shown_lines()
 
         log.query_one("#log-level", Select).value = "warn"
         await pilot.pause()
         assert log.shown_lines() == shown_at("warn", "error")
         assert "refused a message from mallory: missing role" in log.shown_lines()
         assert f"{key} failed: broken" in log.shown_lines()
-        assert len(log.query_one(RichLog).lines) == len(log.shown_lines())
+        assert [e.text for e in log.query_one(LogLines).entries] == log.shown_lines()
 
         log.set_level("debug")
         await pilot.pause()
@@ -263,6 +288,47 @@ async def test_event_log_toggles_and_filters_by_level(
         assert not log.display
         await pilot.press("l")
         assert log.display
+
+
+def log_on_screen(app: CockpitApp) -> list[str]:
+    """The event log's lines as drawn, top to bottom, without the time and level columns."""
+    lines = app.main.event_log.query_one(LogLines)
+    return [lines.render_line(y).text.rstrip() for y in range(lines.scrollable_content_region.height)]
+
+
+async def test_event_log_shows_the_newest_at_the_bottom_without_laying_out_the_screen(
+    make_app: Callable[..., CockpitApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        for i in range(40):  # more than the log shows: its scrollbar appears (a layout)
+            app.main.log_entry("info", f"first {i}")
+        await pilot.pause()
+        layouts: list[bool] = []
+        refresh_layout = app.main._refresh_layout
+
+        def counted(*args: object, **kwargs: object) -> None:
+            layouts.append(True)
+            refresh_layout(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(app.main, "_refresh_layout", counted)
+        for i in range(25):
+            app.main.log_entry("warn", f"then {i}")
+            await pilot.pause()
+
+        assert layouts == []
+        shown = log_on_screen(app)
+        assert shown[-1].endswith("then 24")
+        assert shown[-2].endswith("then 23")
+        assert " WARN " in shown[-1]
+
+        lines = app.main.event_log.query_one(LogLines)
+        lines.scroll_to(y=0, animate=False, immediate=True)  # the operator reads back: new lines leave the view be
+        await pilot.pause()
+        app.main.log_entry("info", "while reading")
+        await pilot.pause()
+        assert log_on_screen(app)[0].endswith("first 0")
+        assert lines.entries[-1].text == "while reading"
 
 
 async def test_the_conversation_follows_the_cursor_once_it_rests_on_a_thread(
@@ -291,3 +357,30 @@ async def test_the_conversation_follows_the_cursor_once_it_rests_on_a_thread(
 
         clock.advance(CONVERSATION_REST_S)
         await until(pilot, lambda: view.thread_id == moved_to)
+
+
+async def test_moving_the_thread_highlight_repaints_the_two_threads_not_the_pane(
+    make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await play_demo(world)
+        await settle(pilot, clock)
+        projects = app.main.query_one(ProjectsPane)
+        projects.focus()
+        projects.highlighted = projects.get_option_index(SHOP)
+        await until(pilot, lambda: app.main.selected_project == SHOP)
+        pane = app.main.query_one(ThreadsPane)
+        shop_threads = {s.thread_id for s in world.gateway.sessions() if s.project_key == SHOP}
+        await until(pilot, lambda: set(pane.thread_ids) == shop_threads)
+        first, second = pane.thread_ids
+        pane.highlight_thread(first)
+        await pilot.pause()
+        assert not pane._repaint_regions
+
+        pane.highlight_thread(second)
+        top = pane.content_offset.y
+        repainted = sorted((region.y - top, region.height) for region in pane._repaint_regions)
+        assert repainted == [(0, 2), (2, 2)]  # the lines of the two threads, not the pane
+        await pilot.pause()
+        assert pane.selected_thread == second

@@ -7,7 +7,10 @@ The sessions are real ones: a thousand threads the gateway opened and answered.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from textual.geometry import Region
@@ -15,7 +18,8 @@ from textual.geometry import Region
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.sandbox.demo_world import crowded
 from mpg_tui.sandbox.world import World
-from mpg_tui.tui.app import CockpitApp
+from mpg_tui.tui.app import FULL_COLLECTION_AFTER, FULL_COLLECTION_LATEST, QUIET_S, CockpitApp
+from mpg_tui.tui.frame_timer import FrameTimer
 from tests.tui.conftest import Launches, settle, until
 
 SESSIONS = 1000
@@ -175,3 +179,78 @@ async def test_a_row_changed_on_screen_is_drawn_new(clock: FakeClock, launches: 
         row = next(line for line in drawn_rows(app).splitlines() if mark in line)
         assert f"${world.session(key).cost_usd:.3f}" in row
     await world.close()
+
+
+async def test_the_first_snapshot_is_kept_out_of_garbage_collections_while_the_app_runs(
+    make_app: Callable[..., CockpitApp],
+) -> None:
+    app = make_app()
+    frozen_before = gc.get_freeze_count()
+    async with app.run_test():
+        await app.ready.wait()
+        assert app.heap_frozen
+        assert gc.get_freeze_count() > frozen_before
+        table = app.main.table
+        assert not any(obj is table for obj in gc.get_objects())  # frozen: out of the collector's scans
+    assert not app.heap_frozen
+    assert gc.get_freeze_count() == frozen_before  # handed back to the collector when the app exits
+
+
+async def test_the_heap_is_left_alone_when_asked(make_app: Callable[..., CockpitApp]) -> None:
+    app = make_app(freeze_heap=False)
+    frozen_before = gc.get_freeze_count()
+    async with app.run_test():
+        await app.ready.wait()
+        assert not app.heap_frozen
+        assert gc.get_freeze_count() == frozen_before
+
+
+async def test_the_screen_draws_as_soon_as_it_needs_to_and_at_most_once_a_period(
+    make_app: Callable[..., CockpitApp],
+) -> None:
+    app = make_app()
+    async with app.run_test():
+        await app.ready.wait()
+        assert isinstance(app.main._update_timer, FrameTimer)
+        ticks: list[int] = []
+        ticked = asyncio.Event()
+
+        def tick() -> None:
+            ticks.append(len(ticks))
+            timer.pause()  # as the screen does after each frame
+            ticked.set()
+
+        timer = FrameTimer(app.main, 3600.0, callback=tick, pause=True)
+        timer._start()
+        try:
+            timer.resume()
+            # At once, not after a period (an hour here); the limit only turns a hang into a failure.
+            await asyncio.wait_for(ticked.wait(), timeout=60)
+            timer.resume()
+            for _ in range(50):
+                await asyncio.sleep(0)
+            assert ticks == [0]  # the next one waits for the period to end
+        finally:
+            timer.stop()
+
+
+async def test_a_due_full_collection_waits_until_no_key_was_pressed_for_a_while(
+    make_app: Callable[..., CockpitApp], clock: FakeClock
+) -> None:
+    thresholds = gc.get_threshold()
+    app = make_app()
+    async with app.run_test() as pilot:
+        await app.ready.wait()
+        assert gc.get_threshold()[2] == FULL_COLLECTION_LATEST  # the collector itself waits far longer
+
+        await pilot.press("down")
+        for _ in range(FULL_COLLECTION_AFTER):
+            gc.collect(1)  # young collections enough for a full one to be due
+        clock.advance(1.0)  # the next tick, a second after the key
+        await pilot.pause()
+        assert app.quiet_collections == 0
+
+        clock.advance(QUIET_S)  # a tick with no key pressed for a while
+        await pilot.pause()
+        assert app.quiet_collections == 1
+    assert gc.get_threshold() == thresholds

@@ -15,13 +15,15 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
+from textual.screen import UPDATE_PERIOD, Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input
 
 from mpg_tui.core.api import ApprovalInfo, CoreAPI, HandoffChain, SessionInfo, ThreadCounts
 from mpg_tui.core.clock import Clock, TimerHandle
 from mpg_tui.tui import formatting as fmt
 from mpg_tui.tui.digest import Digest, Level, LogEntry
+from mpg_tui.tui.frame_timer import FrameTimer
 from mpg_tui.tui.model import (
     STATE_RANK,
     ThreadSummary,
@@ -44,10 +46,9 @@ from mpg_tui.tui.widgets.threads_pane import ThreadsPane
 TICK_S = 1.0
 """How often relative times, uptime and running durations are brought up to date."""
 LOG_WRITE_S = 0.5
-"""The shortest time between two writes to the event log (each lays the screen out again)."""
+"""The shortest time between two writes to the event log (each repaints it)."""
 CONVERSATION_REST_S = 0.25
 """How long the session cursor rests on a thread before its conversation is read and shown."""
-"""The shortest time between two writes to the event log (each lays the screen out again)."""
 
 
 class MainScreen(Screen[None]):
@@ -94,6 +95,17 @@ class MainScreen(Screen[None]):
         self._conversation_now = False
         self._message_counts: Mapping[str, ThreadCounts] | None = None
         self._counts_read_at = float("-inf")
+        self._frame_timer: FrameTimer | None = None
+
+    @property
+    def _update_timer(self) -> Timer:
+        """The timer that draws the screen: see :mod:`mpg_tui.tui.frame_timer`."""
+        if self._frame_timer is None:
+            timer = FrameTimer(self, UPDATE_PERIOD, name="screen_update", callback=self._on_timer_update, pause=True)
+            timer._start()
+            self._timers.add(timer)
+            self._frame_timer = timer
+        return self._frame_timer
 
     # -- layout ----------------------------------------------------------------------
 

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from rich.text import Text
 from textual.events import Resize
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import RichLog
 
 from mpg_tui.core.api import MAX_ENTRIES, ConversationEntry
@@ -27,6 +29,15 @@ REPLY_LINES = 12
 
 
 class ConversationView(RichLog):
+    # Writing changes the scrollable size, which by default lays the whole screen out again
+    # (40 to 100 ms with a thousand sessions), for every conversation read. Only the
+    # scrollbar depends on it: that follows here, and a layout happens only when it
+    # appears or goes.
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
+
+    def watch_virtual_size(self, size: Size) -> None:
+        self._scroll_update(size)
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(
             max_lines=MAX_ENTRIES * (REPLY_LINES + 2), min_width=20, wrap=True, markup=False, highlight=False, id=id

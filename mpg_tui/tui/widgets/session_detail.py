@@ -26,6 +26,7 @@ class SessionDetail(VerticalScroll):
         self.waiting: list[ApprovalInfo] = []
         self._reply: str | None = None
         self._shape: tuple[int | None, int | None] | None = None
+        self._shown: tuple[SessionInfo, str, float] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Select a session to see it here.", style=fmt.MUTED), id="detail-head")
@@ -51,15 +52,39 @@ class SessionDetail(VerticalScroll):
         # A layout of the screen costs more than the frame itself (tens of milliseconds with a
         # thousand sessions): pay it only when the height of what is shown changes, not on
         # every selection or progress line.
-        head_lines = self._head(info, project_name, now, self.waiting)
+        self._shown = (info, project_name, now)
+        head_height, head_lines = self._drawn(head, self._head(info, project_name, now, self.waiting))
         progress_lines = self._progress(info)
-        shape = (self._height(head, head_lines), self._height(progress, progress_lines))
+        shape = (head_height, self._height(progress, progress_lines))
         layout = shape != self._shape or None in shape
         self._shape = shape
         head.update(head_lines, layout=layout)
         progress.update(progress_lines, layout=layout)
         reply = info.last_reply or (f"**Error:** {info.last_error}" if info.last_error else "")
         self._set_reply(reply)
+
+    def on_resize(self) -> None:
+        # The head is drawn for a width (below): a new width draws it again.
+        if self._shown is not None and self._shown[0] is self.info:
+            self.show(*self._shown, self.waiting)
+
+    def _drawn(self, static: Static, grid: Table) -> tuple[int | None, Table | Text]:
+        """``grid`` drawn for ``static``'s width as styled text, and its height (None: not laid out yet).
+
+        Measuring the grid (for the layout decision above) already draws it; the frame then
+        drew it again (~5 ms a selection). The lines drawn here are shown as they are.
+        """
+        width = static.content_region.width
+        if width <= 0:
+            return None, grid
+        console = self.app.console
+        lines = console.render_lines(grid, console.options.update_width(width), pad=False)
+        text = Text("\n").join(
+            Text.assemble(*((seg.text, seg.style or "") for seg in line if not seg.control)) for line in lines
+        )
+        text.no_wrap = True
+        text.overflow = "crop"
+        return len(lines), text
 
     def _height(self, static: Static, renderable: Table | Text) -> int | None:
         """How many lines ``renderable`` takes in ``static`` at its current width (None: not laid out yet)."""

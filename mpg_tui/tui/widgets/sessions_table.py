@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from rich.text import Text
 from textual import on
 from textual.binding import Binding
+from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.geometry import Offset, Region, Size
 from textual.message import Message
@@ -51,6 +52,8 @@ COLUMNS = (
     Column("tokens", "Tokens", 7, right=True),
 )
 LAST_COLUMN = [c.key for c in COLUMNS].index("last")
+CACHED_ROWS = 300
+"""Rendered rows (and lines) kept: several screens of scrolling back and forth."""
 
 
 def _same(a: Text, b: Text) -> bool:
@@ -92,6 +95,14 @@ class SessionsTable(DataTable[Text]):
         self._stale_off_screen = False
         self._window: tuple[Offset, Size] | None = None
         """Scroll offset and size at the last render."""
+        # DataTable keeps up to 10,000 rendered cells and 1,000 rendered rows and lines.
+        # With rows changed by events they fill with renderings of rows long off the
+        # screen, or long changed: tens of thousands of objects that every full garbage
+        # collection walks. A few screens' worth is as fast to scroll over.
+        self._cell_render_cache = LRUCache(CACHED_ROWS * len(COLUMNS))
+        self._row_render_cache = LRUCache(CACHED_ROWS)
+        self._row_renderable_cache = LRUCache(CACHED_ROWS)
+        self._line_cache = LRUCache(CACHED_ROWS)
 
     def on_mount(self) -> None:
         for column in COLUMNS:

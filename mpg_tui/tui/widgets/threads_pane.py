@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
 from textual import on
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
@@ -16,6 +17,10 @@ from mpg_tui.tui.model import ThreadSummary
 
 
 class ThreadsPane(OptionList):
+    # Moving the highlight repainted every line of the pane (~5 ms a frame with a few
+    # hundred threads); only the two options whose style changed are repainted now.
+    highlighted: reactive[int | None] = reactive(None, repaint=False)
+
     @dataclass
     class Selected(Message):
         thread_id: str
@@ -24,6 +29,22 @@ class ThreadsPane(OptionList):
         super().__init__(id=id)
         self._shown: list[ThreadSummary] = []
         self._now = 0.0
+
+    def on_mount(self) -> None:
+        self.watch(self, "highlighted", self._highlight_moved, init=False)
+
+    def _highlight_moved(self, old: int | None, new: int | None) -> None:
+        self._repaint_options(index for index in (old, new) if index is not None)
+
+    def _repaint_options(self, indices: Iterable[int]) -> None:
+        """Repaint the lines of these options that are on screen, not the whole pane."""
+        top = self.scroll_offset.y
+        height = self.scrollable_content_region.height
+        lines, heights = self._index_to_line, self._heights
+        for index in indices:
+            y = lines.get(index)
+            if y is not None and y < top + height and y + heights[index] > top:
+                self.refresh_lines(y, heights[index])
 
     @property
     def thread_ids(self) -> list[str]:
@@ -62,7 +83,7 @@ class ThreadsPane(OptionList):
         self.highlight_thread(selected)
 
     def _replace_prompts(self, threads: Sequence[ThreadSummary], now: float) -> None:
-        """New prompts for ``threads``, in one repaint.
+        """New prompts for ``threads``, repainting those on screen.
 
         ``replace_option_prompt`` re-measures every option of the list for each prompt it
         replaces: hundreds of threads whose times moved on made a tick cost seconds. Every
@@ -79,7 +100,8 @@ class ThreadsPane(OptionList):
         cache = self._option_render_cache
         for key in [key for key in tuple(cache.keys()) if key[0] in options]:
             cache.discard(key)
-        self.refresh()
+        # Threads off screen are drawn from their new prompts when scrolled to.
+        self._repaint_options(self.get_option_index(thread.thread_id) for thread in threads)
 
     def highlight_thread(self, thread_id: str | None) -> None:
         """Highlight ``thread_id`` (nothing when it is not listed), without announcing it."""

@@ -8,7 +8,9 @@ ready long before. A keypress draws twice (the cursor's row, then the panes that
 the selection), so every press waited for that second frame.
 
 This timer draws as soon as it is resumed, once a frame period has passed since the end
-of the last frame. Counted from the end, not the start: under load a frame takes 20 to
+of the last frame, after a few passes of the event loop: the press's own messages (the
+selection reaching the screen, the panes following it) are handled by then, and the
+press costs one frame instead of two. Counted from the end, not the start: under load a frame takes 20 to
 100 ms, and a limit counted from its start let the next frame follow at once, leaving
 keypresses and batches of events no time between frames (the loaded press-to-handled
 p99 rose from ~80-120 to ~180 ms in bench/cockpit.py).
@@ -21,6 +23,9 @@ import asyncio
 from textual import _time
 from textual.timer import EventTargetGone, Timer
 
+SETTLE_PASSES = 6
+"""Passes of the event loop a frame that is not held back by the limit waits before it is drawn."""
+
 
 class FrameTimer(Timer):
     async def _run(self) -> None:
@@ -31,6 +36,12 @@ class FrameTimer(Timer):
             if wait > 0:
                 await asyncio.sleep(wait)
                 await self._active.wait()
+            else:
+                # Resumed by the first repaint of a keypress (the cursor's row): let the
+                # messages it set going (the selection, bubbling up to the screen, and the
+                # panes' updates) reach their handlers, so one frame shows them all.
+                for _ in range(SETTLE_PASSES):
+                    await asyncio.sleep(0)
             try:
                 await self._tick(next_timer=_time.get_time(), count=0)
             except EventTargetGone:

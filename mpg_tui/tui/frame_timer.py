@@ -42,6 +42,7 @@ class FrameTimer(Timer):
                 # panes' updates) reach their handlers, so one frame shows them all.
                 for _ in range(SETTLE_PASSES):
                     await asyncio.sleep(0)
+                await self._active.wait()  # still wanted: paused meanwhile, it waits as above
             try:
                 await self._tick(next_timer=_time.get_time(), count=0)
             except EventTargetGone:

@@ -8,9 +8,10 @@ The sessions are real ones: a thousand threads the gateway opened and answered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from textual.geometry import Region
@@ -205,6 +206,30 @@ async def test_the_heap_is_left_alone_when_asked(make_app: Callable[..., Cockpit
         assert gc.get_freeze_count() == frozen_before
 
 
+class Frames:
+    """A :class:`FrameTimer` on the main screen with a period of an hour, and the frames it drew."""
+
+    def __init__(self, app: CockpitApp) -> None:
+        self.count = 0
+        self.drawn = asyncio.Event()
+        self.timer = FrameTimer(app.main, 3600.0, callback=self._frame, pause=True)
+
+    def _frame(self) -> None:
+        self.count += 1
+        self.timer.pause()  # as the screen does after each frame
+        self.drawn.set()
+
+
+@contextlib.asynccontextmanager
+async def hourly_frames(app: CockpitApp) -> AsyncIterator[Frames]:
+    frames = Frames(app)
+    frames.timer._start()
+    try:
+        yield frames
+    finally:
+        frames.timer.stop()
+
+
 async def test_the_screen_draws_as_soon_as_it_needs_to_and_at_most_once_a_period(
     make_app: Callable[..., CockpitApp],
 ) -> None:
@@ -212,26 +237,14 @@ async def test_the_screen_draws_as_soon_as_it_needs_to_and_at_most_once_a_period
     async with app.run_test():
         await app.ready.wait()
         assert isinstance(app.main._update_timer, FrameTimer)
-        ticks: list[int] = []
-        ticked = asyncio.Event()
-
-        def tick() -> None:
-            ticks.append(len(ticks))
-            timer.pause()  # as the screen does after each frame
-            ticked.set()
-
-        timer = FrameTimer(app.main, 3600.0, callback=tick, pause=True)
-        timer._start()
-        try:
-            timer.resume()
+        async with hourly_frames(app) as frames:
+            frames.timer.resume()
             # At once, not after a period (an hour here); the limit only turns a hang into a failure.
-            await asyncio.wait_for(ticked.wait(), timeout=60)
-            timer.resume()
+            await asyncio.wait_for(frames.drawn.wait(), timeout=60)
+            frames.timer.resume()
             for _ in range(50):
                 await asyncio.sleep(0)
-            assert ticks == [0]  # the next one waits for the period to end
-        finally:
-            timer.stop()
+            assert frames.count == 1  # the next one waits for the period to end
 
 
 async def test_a_due_full_collection_waits_until_no_key_was_pressed_for_a_while(
@@ -262,25 +275,13 @@ async def test_a_frame_waits_a_few_passes_of_the_loop_for_the_messages_of_the_ch
     app = make_app()
     async with app.run_test():
         await app.ready.wait()
-        ticks: list[int] = []
-        ticked = asyncio.Event()
-
-        def tick() -> None:
-            ticks.append(len(ticks))
-            timer.pause()
-            ticked.set()
-
-        timer = FrameTimer(app.main, 3600.0, callback=tick, pause=True)
-        timer._start()
-        try:
-            timer.resume()
+        async with hourly_frames(app) as frames:
+            frames.timer.resume()
             # A keypress's selection reaches the screen a few passes after its first repaint
             # (bench/cockpit.py: one frame a press instead of two).
             passes = 0
-            while not ticks and passes < 1000:
+            while not frames.count and passes < 1000:
                 await asyncio.sleep(0)
                 passes += 1
-            assert ticks == [0]
+            assert frames.count == 1
             assert SETTLE_PASSES > 0 and passes >= SETTLE_PASSES
-        finally:
-            timer.stop()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Select, Static
 
 from mpg_tui.core.clock import FakeClock
@@ -154,6 +156,15 @@ async def test_the_detail_head_is_drawn_again_for_a_new_width(make_app: Callable
         assert "".join(narrow).replace(" ", "").count("--resume") == 1
 
 
+async def select_shop(app: CockpitApp, pilot: Pilot[Any], world: World) -> set[str]:
+    """Select the webshop in the projects pane (focused), as the operator would; its threads."""
+    projects = app.main.query_one(ProjectsPane)
+    projects.focus()
+    projects.highlighted = projects.get_option_index(SHOP)
+    await until(pilot, lambda: app.main.selected_project == SHOP)
+    return {s.thread_id for s in world.gateway.sessions() if s.project_key == SHOP}
+
+
 async def test_selecting_a_project_lists_only_its_threads(
     make_app: Callable[..., CockpitApp], world: World, clock: FakeClock
 ) -> None:
@@ -161,12 +172,8 @@ async def test_selecting_a_project_lists_only_its_threads(
     async with app.run_test(size=SIZE) as pilot:
         await play_demo(world)
         await settle(pilot, clock)
-        projects = app.main.query_one(ProjectsPane)
         threads = app.main.query_one(ThreadsPane)
-        projects.focus()
-        projects.highlighted = projects.get_option_index(SHOP)
-        await until(pilot, lambda: app.main.selected_project == SHOP)
-        shop_threads = {s.thread_id for s in world.gateway.sessions() if s.project_key == SHOP}
+        shop_threads = await select_shop(app, pilot, world)
         assert len(shop_threads) == 2
         assert set(threads.thread_ids) == shop_threads
         await pilot.press("down")  # the next project: docs-site
@@ -366,12 +373,8 @@ async def test_moving_the_thread_highlight_repaints_the_two_threads_not_the_pane
     async with app.run_test(size=SIZE) as pilot:
         await play_demo(world)
         await settle(pilot, clock)
-        projects = app.main.query_one(ProjectsPane)
-        projects.focus()
-        projects.highlighted = projects.get_option_index(SHOP)
-        await until(pilot, lambda: app.main.selected_project == SHOP)
+        shop_threads = await select_shop(app, pilot, world)
         pane = app.main.query_one(ThreadsPane)
-        shop_threads = {s.thread_id for s in world.gateway.sessions() if s.project_key == SHOP}
         await until(pilot, lambda: set(pane.thread_ids) == shop_threads)
         first, second = pane.thread_ids
         pane.highlight_thread(first)

@@ -404,10 +404,11 @@ class BareAgent:
     latency benchmarks subtract from the gateway's reply time.
     """
 
-    def __init__(self, world: World, channel_id: str | None = None) -> None:
+    def __init__(self, world: World, channel_id: str | None = None, *, command: Path | None = None) -> None:
+        """``command``: what runs as claude (the stand-in's own shim unless given, e.g. the timing wrapper)."""
         self.view = world.view(channel_id)
         self.cwd = Path(self.view.directory)
-        self.command = (str(world.stand_in),)
+        self.command = (str(command or world.stand_in),)
         self.env = child_env({"CLAUDE_CONFIG_DIR": str(world.claude_home)})
         self.session_id: str | None = None
 

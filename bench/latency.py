@@ -45,6 +45,7 @@ from common import (
     in_process_gateway,
     make_world,
     parser,
+    percentile,
     quiet_logging,
     send_traced,
     spawn_floor,
@@ -56,10 +57,8 @@ from mpg_tui.core.clock import SystemClock
 from mpg_tui.core.events import Event, RunFinished, RunStarted
 from mpg_tui.core.journal import Journal
 from mpg_tui.core.ports import InboundMessage
-from mpg_tui.core.runner import RunRequest
 from mpg_tui.discord_adapter.endpoint import gateway_url_for
 from mpg_tui.fsutil import atomic_write
-from mpg_tui.runners.command import build_argv
 from mpg_tui.sandbox.discord import SandboxServer
 
 Mode = Literal["existing", "new", "agent"]
@@ -291,16 +290,13 @@ class BareBotProcess(GatewayProcess):
 
     def __init__(self, world: World, sandbox: SandboxServer) -> None:
         super().__init__(world, sandbox, name="bare-bot")
-        view = world.view()
-        request = RunRequest(
-            key="bare", cwd=Path(view.directory), prompt="", args=view.claude_args(), command=(str(world.shim),)
-        )
+        agent = BareAgent(world, command=world.shim)  # as the gateway runs it: through the timing wrapper
         config = {
             "api_base": sandbox.api_base,
             "gateway_url": gateway_url_for(sandbox.api_base),
             "token": world.spec.token,
-            "argv": build_argv(request),
-            "cwd": view.directory,
+            "argv": agent.argv(resume=None),
+            "cwd": str(agent.cwd),
             "env": self.env,
         }
         path = self.home / "bare-bot.json"
@@ -458,7 +454,7 @@ async def against_bare_bot(n: int, rounds: int, json_path: Path | None) -> None:
             bare = (await bare_bot(Path(tmp), n)).added().p50
         shares.append(gateway - bare)
         table.add(str(index + 1), fmt_ms(gateway), fmt_ms(bare), fmt_ms(gateway - bare))
-    table.add("median", "", "", fmt_ms(sorted(shares)[len(shares) // 2]))
+    table.add("median", "", "", fmt_ms(percentile(sorted(shares), 50)))
     emit([table], json_path)
 
 

@@ -7,11 +7,11 @@ between: what it schedules here runs on the loop's next pass, after the spawn, i
 of taking the loop ahead of it. Each chat call costs a round trip and as much CPU again
 in discord.py; ahead of the spawn they were most of the gateway's added latency.
 
-The message itself is already in the journal (claimed before anything is said or done
-about it), so acknowledging it later never acknowledges what the journal lacks. Its next
-state, with the session that answers it, is written here too: "queued" when the turn
-waits, "running" right after the spawn. Until then it is "received", which a restarted
-gateway runs again exactly as it would a queued one.
+The message itself was claimed before anything was said or done about it. Its row is
+written by the journal's next write: here, "queued" when the turn waits, "running" right
+after the spawn, each with the session that answers it, and always before the 👀, so an
+acknowledgement never acknowledges what the journal lacks. Until then the message is
+"received", which a restarted gateway runs again exactly as it would a queued one.
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ class Alongside:
         self._done = asyncio.Event()
 
     def started(self) -> None:
-        """The turn is starting: its spawn follows at once, the journal's "running" right after it."""
+        """The turn is starting: its spawn follows at once, the journal's "running" right after
+        it, then the 👀 (scheduled in that order)."""
         if self._message_id is not None:
             asyncio.get_running_loop().call_soon(self._mark, "running")
         self._accompany()
@@ -95,6 +96,7 @@ class Alongside:
         """The turn is over: typing stops (without waiting for it); a message never started is seen all the same."""
         if not self._begun and self._react_to is not None:
             self._begun = True
+            self._journal.write_claims()
             self._spawn(react(self._chat, self._react_to))
         self._done.set()
 

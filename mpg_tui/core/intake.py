@@ -158,6 +158,7 @@ class Intake:
                 project, route.thread_id, command.amount_usd, Member.of(msg), by=by
             )
             await self._delivery.send(msg.channel_id, reply)
+            self._journal.mark(msg.id, "answered")
             return
         if (
             command is None
@@ -165,7 +166,10 @@ class Intake:
             and self._approvals is not None
             and self._approvals.answer_in_thread(route.thread_id, Member.of(msg), msg.author_name, msg.content)
         ):
-            return  # the answer to a question claude asked in this thread, not a new prompt
+            # The answer to a question claude asked in this thread, not a new prompt: settled,
+            # so a restarted gateway does not run it as one.
+            self._journal.mark(msg.id, "answered")
+            return
         if project.rate_limit_per_user:
             decision = self._rate.check(project.key, msg.author_id, project.rate_limit_per_user)
             if decision.reply is not None:
@@ -203,6 +207,7 @@ class Intake:
                 await intake.enter_async_context(self._locks.hold(msg.channel_id))
             await intake.enter_async_context(self._locks.hold(route.thread_id or msg.id))
             if route.thread_id is None:
+                self._journal.write_claims()  # acknowledged only once its row is written
                 await react(self._chat(), msg)  # as MPG: 👀, then the thread, then the reply
                 thread_id = await self._open_thread(msg, project)
                 self._journal.mark(msg.id, "received", thread_id=thread_id)
@@ -217,6 +222,7 @@ class Intake:
             if stop is not None:
                 held = HeldTurn(target.agent_name, prompt, msg.author_id)
                 if route.thread_id is not None:
+                    self._journal.write_claims()
                     self._inflight.spawn(react(self._chat(), msg))
                 await self._spending.pause(project, thread_id, stop, held, requester=msg.author_id)
                 # Kept by the budget ledger, and the thread was told: settled for the journal.

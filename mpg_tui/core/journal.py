@@ -15,17 +15,24 @@ The core uses it directly, as it uses :mod:`~mpg_tui.core.store`: it is the core
 storage, not an outside system, and SQLite needs nothing beyond the standard library.
 Writes are synchronous on the event loop on purpose: a claim must be decided before the
 next await, so a message arriving live and read again by catch-up at the same moment is
-handled once; WAL with ``synchronous=NORMAL`` keeps a write in the tens of microseconds
-(``bench/latency.py``). SQLite's own checkpoints (copying the WAL back into the database,
-with an fsync: 10 to 20 ms) would land on whichever write crossed the threshold, so they
-are turned off and a :class:`_Checkpointer` thread runs them on its own connection. A
-database that cannot be opened or read is moved aside as
+handled once. The decision is a lookup; the claim's row is written a moment later, so
+that its transaction (a few tenths of a millisecond) does not stand between a message
+and claude's spawn: by the journal's next write or read (the turn's "running", written
+right after the spawn), before the message gets its 👀, and at the latest
+:data:`CLAIM_WRITE_AFTER_S` later. A gateway killed in between has not acknowledged the
+message, and its cursor has not moved past it: catch-up reads it again. WAL with
+``synchronous=NORMAL`` keeps other writes in the tens of microseconds
+(``bench/latency.py``). SQLite's own checkpoints (copying the WAL back into the
+database, with an fsync: 10 to 20 ms) would land on whichever write crossed the
+threshold, so they are turned off and a :class:`_Checkpointer` thread runs them on its
+own connection. A database that cannot be opened or read is moved aside as
 ``<name>.corrupt-<ms>`` and a fresh one started; a write that fails later (a full disk)
 is logged and the gateway carries on without it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -43,6 +50,8 @@ from mpg_tui.core.ports import Attachment, InboundMessage
 
 log = logging.getLogger(__name__)
 
+CLAIM_WRITE_AFTER_S = 0.01
+"""The longest a claimed message waits for its row when nothing else writes first."""
 CHECKPOINT_EVERY = 200
 """Writes between two checkpoints (each message makes about five): the WAL stays a few MB."""
 
@@ -91,6 +100,14 @@ class Cursor:
     updated_at: float
 
 
+@dataclass(frozen=True)
+class _Claim:
+    msg: InboundMessage
+    project_key: str
+    thread_id: str | None
+    at: float
+
+
 def _bucket(state: str) -> str:
     """The :class:`ThreadCounts` field a state is counted in."""
     return "waiting" if state in ("received", "queued") else state
@@ -122,6 +139,9 @@ class Journal:
         self._tallies: dict[str, dict[str, int]] | None = None
         self._counts: dict[str, ThreadCounts] = {}
         self._writes = 0
+        self._claims: dict[str, _Claim] = {}
+        """Claimed, not yet written (see :meth:`write_claims`)."""
+        self._claims_timer: asyncio.TimerHandle | None = None
         self.checkpointer = _Checkpointer(path) if path is not None else None
 
     # -- opening --------------------------------------------------------------------------
@@ -164,6 +184,7 @@ class Journal:
         return aside
 
     def close(self) -> None:
+        self.write_claims()
         if self.checkpointer is not None:
             self.checkpointer.stop()
         with contextlib.suppress(sqlite3.Error):
@@ -194,41 +215,72 @@ class Journal:
         """Record ``msg`` as received (in ``thread_id``, when known already); False when it was
         recorded before (handle it no more).
 
-        When the journal cannot be written the message is handled all the same (True):
-        answering without a record beats dropping it.
+        Decided at once; the row follows (see the module docstring). When the journal
+        cannot be read or written the message is handled all the same (True): answering
+        without a record beats dropping it.
         """
-        now = self._clock.now()
-        claimed = True
+        if msg.id in self._claims:
+            return False
+        try:
+            known = self._db.execute("SELECT 1 FROM messages WHERE message_id = ?", (msg.id,)).fetchone()
+        except sqlite3.Error as exc:
+            log.warning("reading the message journal failed: %s", exc)
+            known = None
+        if known is not None:
+            return False
+        self._claims[msg.id] = _Claim(msg, project_key, thread_id, self._clock.now())
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # outside a loop (tests, tools): nothing to wait for
+            self.write_claims()
+        else:
+            if self._claims_timer is None:
+                self._claims_timer = loop.call_later(CLAIM_WRITE_AFTER_S, self.write_claims)
+        return True
+
+    def write_claims(self) -> None:
+        """Write the rows of the messages claimed since the last write (every other read and
+        write of the journal does it first)."""
+        if self._claims_timer is not None:
+            self._claims_timer.cancel()
+            self._claims_timer = None
+        if not self._claims:
+            return
+        claims, self._claims = self._claims, {}
+        written: list[_Claim] = []
         with self._writing("record a message"):
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, NULL, 'received', ?, ?, ?, ?, ?)",
-                    (
-                        msg.id,
-                        msg.channel_id,
-                        project_key,
-                        thread_id,
-                        msg.author_name,
-                        " ".join(msg.content.split())[:PREVIEW_CHARS],
-                        _encode(msg),
-                        now,
-                        now,
-                    ),
-                )
-                claimed = cursor.rowcount == 1
-                if claimed:
-                    self._advance(msg.channel_id, msg.id, msg.parent_channel_id, now)
+                for claim in claims.values():
+                    msg = claim.msg
+                    cursor = self._db.execute(
+                        "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, NULL, 'received', ?, ?, ?, ?, ?)",
+                        (
+                            msg.id,
+                            msg.channel_id,
+                            claim.project_key,
+                            claim.thread_id,
+                            msg.author_name,
+                            " ".join(msg.content.split())[:PREVIEW_CHARS],
+                            _encode(msg),
+                            claim.at,
+                            claim.at,
+                        ),
+                    )
+                    if cursor.rowcount == 1:
+                        self._advance(msg.channel_id, msg.id, msg.parent_channel_id, claim.at)
+                        written.append(claim)
                 self._db.execute("COMMIT")
-                if claimed:
-                    self._count(thread_id if thread_id is not None else msg.channel_id, "received", 1)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return claimed
+            for claim in written:
+                where = claim.thread_id if claim.thread_id is not None else claim.msg.channel_id
+                self._count(where, "received", 1)
 
     def saw(self, channel_id: str, message_id: str, parent_id: str | None = None) -> None:
         """Catch-up in ``channel_id`` starts after ``message_id`` from now on (if it is newer)."""
+        self.write_claims()
         with self._writing("move a channel's cursor"):
             self._advance(channel_id, message_id, parent_id, self._clock.now())
 
@@ -257,6 +309,7 @@ class Journal:
         """Move a message on; a final state is never left again."""
         if state not in get_args(MessageState):
             raise ValueError(f"unknown message state {state!r}")
+        self.write_claims()
         with self._writing("update a message"):
             before = None
             if self._tallies is not None:
@@ -276,6 +329,7 @@ class Journal:
 
     def mark_running_of(self, session_key: str, state: MessageState) -> int:
         """Settle the messages whose run of ``session_key`` was in progress (a recovered tmux run)."""
+        self.write_claims()
         with self._writing("update a session's messages"):
             cursor = self._db.execute(
                 "UPDATE messages SET state = ?, updated_at = ? WHERE session_key = ? AND state = 'running'",
@@ -287,6 +341,7 @@ class Journal:
 
     def prune(self) -> int:
         """Forget finished messages older than :data:`KEEP_FINISHED_MS`."""
+        self.write_claims()
         cutoff = self._clock.now() - KEEP_FINISHED_MS / 1000
         with self._writing("prune"):
             cursor = self._db.execute(
@@ -313,6 +368,7 @@ class Journal:
 
     def counts(self) -> dict[str, ThreadCounts]:
         """Per thread (the channel, for a message answered there): messages by state."""
+        self.write_claims()
         if self._tallies is None:
             tallies: dict[str, dict[str, int]] = {}
             try:
@@ -346,6 +402,7 @@ class Journal:
             self._counts.pop(where, None)
 
     def cursor(self, channel_id: str) -> str | None:
+        self.write_claims()
         try:
             row = self._db.execute("SELECT last_message_id FROM cursors WHERE channel_id = ?", (channel_id,)).fetchone()
         except sqlite3.Error as exc:
@@ -355,6 +412,7 @@ class Journal:
 
     def threads(self, since: float, limit: int) -> list[Cursor]:
         """Threads (cursors with a parent) active since ``since``, most recent first."""
+        self.write_claims()
         try:
             rows = self._db.execute(
                 "SELECT channel_id, last_message_id, parent_id, updated_at FROM cursors "
@@ -368,6 +426,7 @@ class Journal:
 
     def _select(self, where: str, args: tuple[object, ...]) -> list[JournalEntry]:
         # ``where`` is always one of this module's literal clauses; values go through ``args``.
+        self.write_claims()
         query = _SELECT_ENTRIES + where
         try:
             rows = self._db.execute(query, args).fetchall()

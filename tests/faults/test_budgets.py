@@ -71,6 +71,9 @@ async def test_continue_is_refused_to_others_and_the_requester_resumes_the_kept_
     await world.chat.sent(thread_id, "after the pause", allowed.seq)
     assert "never" in world.bot_messages(thread_id, allowed.seq)  # the cut turn ran again
     assert world.runtime.gateway.budgets().paused == []
+    # Settled in the journal: a restarted gateway does not take them for prompts.
+    settled = [world.runtime.gateway.journal.entry(m.id) for m in (refused, allowed)]
+    assert [e.state if e else None for e in settled] == ["answered", "answered"]
 
 
 async def test_a_handoff_chain_stops_at_the_daily_budget_in_the_middle_and_other_threads_wait(

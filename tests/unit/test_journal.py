@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from mpg_tui.core import journal as journal_module
 from mpg_tui.core.api import ThreadCounts
 from mpg_tui.core.clock import FakeClock
 from mpg_tui.core.journal import CHECKPOINT_EVERY, Journal
@@ -33,6 +37,27 @@ def test_a_message_is_claimed_once_and_read_back_whole(tmp_path: Path) -> None:
     assert journal.claim(msg, "p") is False
     entry = journal.entry("1001")
     assert entry is not None and entry.state == "received" and entry.message == msg
+
+
+async def test_on_the_loop_a_claim_is_decided_at_once_and_its_row_written_a_moment_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, clock = tmp_path / "journal.sqlite3", FakeClock()
+    journal, reader = Journal(path, clock), Journal(path, clock)
+    monkeypatch.setattr(journal_module, "CLAIM_WRITE_AFTER_S", 3600)
+    assert journal.claim(message("1001"), "p") is True
+    assert journal.claim(message("1001"), "p") is False  # decided, though not written yet
+    assert reader.entry("1001") is None
+    assert journal.cursor(CHANNEL) == "1001"  # any read or write of the journal writes it first
+    assert (entry := reader.entry("1001")) is not None and entry.state == "received"
+
+    monkeypatch.setattr(journal_module, "CLAIM_WRITE_AFTER_S", 0)
+    assert journal.claim(message("1002"), "p") is True
+    for _ in range(100):  # with nothing else to write it, the timer does: passes of the loop, no time
+        if reader.entry("1002") is not None:
+            break
+        await asyncio.sleep(0)
+    assert reader.entry("1002") is not None
 
 
 def test_states_move_on_and_a_final_state_is_never_left(tmp_path: Path) -> None:

@@ -1,9 +1,12 @@
 """The recent core events, numbered and serialized once, for every control client.
 
-The journal listens to the bus and gives each event the next sequence number. A few
-moments later (``call_soon``: once the code that published it has finished its step) it
-copies the state the event left behind (the session, thread chain and totals it touched)
-and wakes the streams. Each line is serialized once: when a stream first sends it, or by
+The journal listens to the bus and gives each event the next sequence number. A moment
+later it copies the state the event left behind (the session, thread chain and totals it
+touched) and wakes the streams: once the code that published it has finished its step
+(``call_soon``) while a stream waits for it, else after :data:`FLUSH_UNWATCHED_S`, in one
+batch, so that a gateway nobody watches does none of this work between a message and
+claude's spawn, or between claude's exit and the reply. A stream that starts, or starts
+waiting, flushes first. Each line is serialized once: when a stream first sends it, or by
 the journal itself shortly after (see :class:`Entry`). A client resumes with ``since=N`` and
 gets every line after ``N`` still in the ring; if ``N`` fell out of the ring (or comes
 from another gateway instance), it is told to fetch a fresh snapshot instead. Memory is
@@ -36,6 +39,8 @@ from mpg_tui.core.events import (
 log = logging.getLogger(__name__)
 
 RING_SIZE = 4096
+FLUSH_UNWATCHED_S = 0.05
+"""How long events wait for their state to be copied while no stream waits for them."""
 ENCODE_AFTER_S = 0.1
 """How long an event may wait, unread, before the journal serializes it itself."""
 ENCODE_SLICE = 16
@@ -88,7 +93,9 @@ class EventJournal:
         self._seq = 0
         self._published = 0
         self._pending: list[tuple[int, Event]] = []
-        self._flush_scheduled = False
+        self._flushing: asyncio.Handle | None = None
+        self._waiting = 0
+        """Streams waiting in :meth:`wait_newer`."""
         self._unencoded: deque[Entry] = deque()
         self._encoding: asyncio.Handle | None = None
         self._changed = asyncio.Event()
@@ -110,23 +117,31 @@ class EventJournal:
         if self._stop is not None:
             self._stop()
             self._stop = None
-        if self._encoding is not None:
-            self._encoding.cancel()
-            self._encoding = None
+        for handle in (self._encoding, self._flushing):
+            if handle is not None:
+                handle.cancel()
+        self._encoding = self._flushing = None
 
     def _on_event(self, event: Event) -> None:
         self._seq += 1
         self._pending.append((self._seq, event))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # published outside a loop (tests, shutdown): serialize now
-                self.flush()
+        if self._flushing is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # published outside a loop (tests, shutdown): serialize now
+            self.flush()
+            return
+        if self._waiting:
+            self._flushing = loop.call_soon(self.flush)
+        else:
+            self._flushing = loop.call_later(FLUSH_UNWATCHED_S, self.flush)
 
     def flush(self) -> None:
         """Journal what was published since the last flush, with the state it left."""
-        self._flush_scheduled = False
+        if self._flushing is not None:
+            self._flushing.cancel()
+            self._flushing = None
         pending, self._pending = self._pending, []
         # Read once a flush, not once an event: the counts are a query over the whole journal.
         counts: dict[str, ThreadCounts] | None = None
@@ -252,5 +267,11 @@ class EventJournal:
 
     async def wait_newer(self, than: int) -> None:
         """Return once an event newer than ``than`` is serialized."""
-        while self._published <= than:
-            await self._changed.wait()
+        if self._pending:
+            self.flush()  # published while nobody waited: not held back any longer
+        self._waiting += 1
+        try:
+            while self._published <= than:
+                await self._changed.wait()
+        finally:
+            self._waiting -= 1

@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from mpg_tui.control import journal as control_journal
 from mpg_tui.control.client import ControlClient, Endpoint
 from mpg_tui.control.journal import EventJournal
 from mpg_tui.control.protocol import API_PREFIX, MAX_REQUEST_BYTES, ControlError
@@ -176,5 +177,28 @@ async def test_the_journal_serializes_events_itself_a_slice_at_a_time_when_no_st
         assert journal.unencoded == 0 and not journal.encode_pending(16)
         assert [line["seq"] for line in lines] == list(range(1, 41))
         assert lines[39]["event"]["message"] == "line 39 [redacted]"
+    finally:
+        journal.detach()
+
+
+async def test_the_journal_copies_state_at_once_for_a_waiting_stream_and_in_a_batch_when_nobody_waits(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(control_journal, "FLUSH_UNWATCHED_S", 3600)  # never, within this test
+    journal = EventJournal(world.gateway)
+    journal.attach()
+    try:
+        world.bus.publish(LogLine(level="info", logger="test", message="unwatched"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert journal.seq == 0  # nobody waits: nothing done for it on the loop's next passes
+        await asyncio.wait_for(journal.wait_newer(0), 10)  # a stream that starts waiting gets it at once
+        assert journal.seq == 1
+
+        waiting = asyncio.create_task(journal.wait_newer(1))
+        await asyncio.sleep(0)
+        world.bus.publish(LogLine(level="info", logger="test", message="watched"))
+        await asyncio.wait_for(waiting, 10)  # on the next pass, not after FLUSH_UNWATCHED_S
+        assert journal.seq == 2
     finally:
         journal.detach()

@@ -32,7 +32,7 @@ from mpg_tui.core.runner import INTERRUPTED_ERROR, Progress, ProgressCallback, R
 from mpg_tui.runners.approval_tool import ApprovalToolLaunch
 from mpg_tui.runners.command import build_argv, child_env, run_env
 from mpg_tui.runners.parse import OutputParser, missing_cli_result
-from mpg_tui.runners.process import end_group
+from mpg_tui.runners.process import end_group, end_group_now
 from mpg_tui.runners.run_registry import RUN_ID_ENV, RunRegistry, new_run_id
 
 log = logging.getLogger(__name__)
@@ -257,6 +257,8 @@ class DirectRunner(Runner):
         finally:
             stopped.cancel()
         await asyncio.shield(self._end_group(live))
+        if live.protocol.pipes_closed.done():
+            return
         # Every holder of the pipes is gone now, so they close and the output is complete;
         # the bound is for a grandchild that left the group (setsid) and still holds one.
         try:
@@ -267,11 +269,19 @@ class DirectRunner(Runner):
     def _end_group(self, live: _LiveRun) -> asyncio.Future[None]:
         """SIGTERM the run's process group, SIGKILL it after the grace period; unregister it.
 
-        One task per run, however often it is asked for: a caller cancelled while waiting
-        for it must not cut the ending short (the SIGKILL, the registry file).
+        When claude has exited already (the usual end), what is left of its group ends at
+        once: no task, and none of its passes of the loop between claude's exit and the
+        reply. Otherwise one task per run, however often it is asked for: a caller cancelled
+        while waiting for it must not cut the ending short (the SIGKILL, the registry file).
         """
         if live.ending is None:
-            live.ending = asyncio.ensure_future(self._signal_group_until_ended(live))
+            if live.protocol.exited.done():
+                end_group_now(live.transport.get_pid())
+                self._unregister(live)
+                live.ending = asyncio.get_running_loop().create_future()
+                live.ending.set_result(None)
+            else:
+                live.ending = asyncio.ensure_future(self._signal_group_until_ended(live))
         return live.ending
 
     async def _signal_group_until_ended(self, live: _LiveRun) -> None:
@@ -285,6 +295,9 @@ class DirectRunner(Runner):
         # The child leads the group, so the group id is its pid.
         await end_group(live.transport.get_pid(), wait_for_claude)
         await exited
+        self._unregister(live)
+
+    def _unregister(self, live: _LiveRun) -> None:
         if live.registered is not None and self._registry is not None:
             self._registry.unregister(live.registered)
             live.registered = None

@@ -23,7 +23,7 @@ from pathlib import Path
 from common import REPO, Table, command_line, console, machine, print_table
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ("latency", "live", "throughput", "startup", "memory", "cockpit", "control", "store", "scale")
+SCRIPTS = ("latency", "trace_path", "live", "throughput", "startup", "memory", "cockpit", "control", "store", "scale")
 
 
 def load_average() -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bare_textual
 from common import STATS_COLUMNS, Stats, Table, command_line, emit, parser, quiet_logging
 
 from mpg_tui.core.api import SessionInfo
@@ -217,12 +218,28 @@ def latency_rows(table: Table, result: KeyLatency, label: str) -> None:
         load = missed = ""
 
 
-def key_table(title: str, results: Sequence[tuple[str, KeyLatency]], notes: list[str]) -> Table:
+def bare_rows(table: Table, result: bare_textual.BarePresses, label: str) -> None:
+    load = f"{result.updates / result.seconds:.0f} cell updates/s" if result.updates else "no updates"
+    missed = f"{result.lost} / 0"
+    for stage, samples in (("handled", result.handled), ("on screen", result.drawn)):
+        cells = Stats.ms(samples).cells() if samples else ["-", "-", "-", "-", "0"]
+        table.add(f"{label} · {stage}", *cells, missed, load)
+        load = missed = ""
+
+
+def key_table(
+    title: str,
+    results: Sequence[tuple[str, KeyLatency]],
+    notes: list[str],
+    yardstick: Sequence[tuple[str, bare_textual.BarePresses]] = (),
+) -> Table:
     table = Table(
         title, ["cockpit · press to", *STATS_COLUMNS, "lost / slow", "load applied"], command_line(), notes=notes
     )
     for label, result in results:
         latency_rows(table, result, label)
+    for label, bare in yardstick:
+        bare_rows(table, bare, label)
     return table
 
 
@@ -234,6 +251,8 @@ NOTES = [
     "(refresh_interval); 'load applied' is what the app got during the presses.",
     f"lost: presses after which the selection had not moved {PRESS_TIMEOUT_S:g} s later; slow: handled but not "
     f"drawn within {PRESS_TIMEOUT_S:g} s; n counts the others (after {MAX_TIMEOUTS} misses the run stops).",
+    "bare Textual app: the yardstick (bench/bare_textual.py), one 1000-row DataTable and a detail pane, nothing "
+    "else; its cells updated at the step rate in one batch every 100 ms. What it needs is Textual's own cost here.",
 ]
 
 
@@ -244,7 +263,18 @@ async def main_async(quick: bool, json_path: Path | None) -> None:
         (f"{sessions} sessions, {STEP_RATE:.0f} steps/s", await key_latency(sessions, STEP_RATE, presses)),
         (f"{sessions} sessions, idle", await key_latency(sessions, 0.0, presses)),
     ]
-    emit([key_table("Cockpit: keypress to screen (Down/Up in the sessions table)", results, NOTES)], json_path)
+    yardstick = [
+        (
+            f"bare Textual app, {STEP_RATE:.0f} steps/s",
+            await bare_textual.key_latency(sessions, STEP_RATE, presses, size=SIZE, timeout=PRESS_TIMEOUT_S),
+        ),
+        (
+            "bare Textual app, idle",
+            await bare_textual.key_latency(sessions, 0.0, presses, size=SIZE, timeout=PRESS_TIMEOUT_S),
+        ),
+    ]
+    title = "Cockpit: keypress to screen (Down/Up in the sessions table)"
+    emit([key_table(title, results, NOTES, yardstick)], json_path)
 
 
 def main() -> None:
